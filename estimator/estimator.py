@@ -1,0 +1,267 @@
+"""ConcurrencyEstimator: Little's law over CloudWatch metrics, cached in two shared tiers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from estimator.config import Config
+from estimator.exceptions import EstimateUnavailable, LookupFailed
+from estimator.memory import Cached
+from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
+from estimator.shared_cache import TwoTierCache
+from estimator.store import DynamoStore
+from estimator.validation import FunctionRef, check_minutes_back, parse_function
+
+log = logging.getLogger(__name__)
+
+_VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "value": int,
+    "invocations": (int, float),
+    "period_s": int,
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An approximate concurrency of one function and where it came from.
+
+    ``value`` is ``ceil(invocations * avg_duration_ms / (1000 * period_s))`` over the last
+    ``period_s`` seconds of whole minutes. ``source`` is ``"memory"``, ``"dynamodb"`` or
+    ``"cloudwatch"``; ``stale`` is True when a refresh failed and an older value is served.
+    Times are epoch seconds.
+    """
+
+    function_name: str
+    value: int
+    invocations: float
+    avg_duration_ms: float | None
+    period_s: int
+    source: str
+    fetched_at: float
+    expires_at: float
+    stale: bool = False
+
+    def __int__(self) -> int:
+        return self.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of every field."""
+        return asdict(self)
+
+
+class ConcurrencyEstimator:
+    """Estimates Lambda concurrency from CloudWatch with a fleet-wide shared cache.
+
+    One GetMetricData call fetches Invocations (Sum) and Duration (Average); the result is
+    cached in memory and in the shared DynamoDB table for ``config.cache_ttl_seconds``, and
+    only one execution in the fleet refreshes it per window.
+
+    Clients are injected or built from ``session`` (a ``boto3.Session``) on first use.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        session: Any = None,
+        cloudwatch_client: Any = None,
+        store: DynamoStore | None = None,
+        cache: TwoTierCache | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config or Config.from_env()
+        self._session = session
+        self._cloudwatch = cloudwatch_client
+        if cache is None:
+            if store is None and self.config.use_dynamodb:
+                store = DynamoStore(self.config, session=session)
+            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
+        self.cache = cache
+        self.clock = clock
+
+    @property
+    def cloudwatch(self) -> Any:
+        """The CloudWatch client (created on first use)."""
+        if self._cloudwatch is None:
+            import boto3
+
+            session = self._session or boto3.Session()
+            self._cloudwatch = session.client(
+                "cloudwatch",
+                endpoint_url=self.config.endpoint_url,
+                region_name=self.config.region_name or session.region_name,
+                # Standard mode backs off on throttling; a few attempts, then stale/unavailable.
+                config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}),
+            )
+        return self._cloudwatch
+
+    def estimate(
+        self,
+        function_name: str,
+        minutes_back: int | None = None,
+        qualifier: str | None = None,
+        *,
+        use_cache: bool = True,
+    ) -> Estimate:
+        """The approximate concurrent executions of ``function_name`` (a name or ARN).
+
+        Raises :class:`EstimateUnavailable` when CloudWatch fails and no value, fresh or
+        stale, is cached; ``ValueError``/``TypeError`` for bad arguments.
+        """
+        ref = parse_function(function_name, qualifier)
+        return self._estimate_refs([ref], self._minutes(minutes_back), use_cache)[ref]
+
+    def estimate_many(
+        self,
+        function_names: Iterable[str],
+        minutes_back: int | None = None,
+        *,
+        use_cache: bool = True,
+    ) -> dict[str, Estimate]:
+        """Estimates of several functions, keyed by the names given.
+
+        The misses are fetched with one GetMetricData call per 250 functions. Raises
+        :class:`EstimateUnavailable` (for the first function without any value) if some
+        function has none.
+        """
+        if isinstance(function_names, str):
+            raise TypeError("function_names must be an iterable of names, not a single str")
+        names = list(function_names)
+        refs = {name: parse_function(name) for name in names}
+        estimates = self._estimate_refs(list(refs.values()), self._minutes(minutes_back), use_cache)
+        return {name: estimates[ref] for name, ref in refs.items()}
+
+    def _minutes(self, minutes_back: int | None) -> int:
+        return check_minutes_back(self.config.minutes_back if minutes_back is None else minutes_back)
+
+    def _estimate_refs(
+        self, refs: list[FunctionRef], minutes_back: int, use_cache: bool
+    ) -> dict[FunctionRef, Estimate]:
+        unique = list(dict.fromkeys(refs))
+        keys = {_cache_key(ref, minutes_back): ref for ref in unique}
+
+        def load_many(wanted: list[str]) -> Mapping[str, dict[str, Any]]:
+            return self._fetch([keys[key] for key in wanted], minutes_back)
+
+        if not use_cache:
+            try:
+                values = load_many(list(keys))
+            except Exception as exc:
+                raise EstimateUnavailable(unique[0].resource, exc) from exc
+            now = self.clock()
+            outcome: dict[str, Cached | LookupFailed] = {
+                key: Cached(value, "cloudwatch", now, now) for key, value in values.items()
+            }
+        else:
+            outcome = self.cache.get_many(
+                keys,
+                load_many,
+                ttl=self.config.cache_ttl_seconds,
+                origin="cloudwatch",
+                validate=_valid_value,
+            )
+        estimates: dict[FunctionRef, Estimate] = {}
+        for key, ref in keys.items():
+            result = outcome[key]
+            if isinstance(result, LookupFailed):
+                cause = result.cause
+                detail = "" if cause is not None else str(result)
+                raise EstimateUnavailable(ref.resource, cause, detail) from (cause or result)
+            estimates[ref] = _to_estimate(ref, result)
+        return estimates
+
+    def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
+        """Fetch fresh values: one GetMetricData call per 250 functions."""
+        window = aligned_window(datetime.fromtimestamp(self.clock(), tz=UTC), minutes_back)
+        values: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(refs), FUNCTIONS_PER_CALL):
+            chunk = refs[start : start + FUNCTIONS_PER_CALL]
+            try:
+                metrics = fetch_metrics(self.cloudwatch, chunk, window)
+            except (ClientError, BotoCoreError) as exc:
+                log.warning("GetMetricData failed for %d function(s): %s", len(chunk), exc)
+                raise
+            for ref, metric in zip(chunk, metrics, strict=True):
+                values[_cache_key(ref, minutes_back)] = {
+                    "value": metric.concurrency,
+                    "invocations": metric.invocations,
+                    "avg_duration_ms": metric.avg_duration_ms,
+                    "period_s": metric.period_s,
+                }
+        return values
+
+
+def _cache_key(ref: FunctionRef, minutes_back: int) -> str:
+    return f"estimate#{ref.resource}#{minutes_back}"
+
+
+def _valid_value(value: dict[str, Any]) -> bool:
+    """A shared value has our fields with the right types (anything else is foreign)."""
+    for name, kind in _VALUE_FIELDS.items():
+        field_value = value.get(name)
+        if isinstance(field_value, bool) or not isinstance(field_value, kind):
+            return False
+    avg = value.get("avg_duration_ms")
+    return avg is None or (isinstance(avg, int | float) and not isinstance(avg, bool))
+
+
+def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
+    value = cached.value
+    avg = value.get("avg_duration_ms")
+    return Estimate(
+        function_name=ref.resource,
+        value=int(value["value"]),
+        invocations=float(value["invocations"]),
+        avg_duration_ms=float(avg) if avg is not None else None,
+        period_s=int(value["period_s"]),
+        source=cached.source,
+        fetched_at=cached.fetched_at,
+        expires_at=cached.expires_at,
+        stale=cached.stale,
+    )
+
+
+_default_estimators: dict[tuple[Any, ...], ConcurrencyEstimator] = {}
+
+
+def estimate_concurrency(
+    function_name: str,
+    minutes_back: int = 5,
+    *,
+    qualifier: str | None = None,
+    use_cache: bool = True,
+    session: Any = None,
+    **options: Any,
+) -> int:
+    """The approximate concurrent executions of ``function_name``, as an int.
+
+    For scripts and handlers: ``options`` are :class:`Config` fields (``table_name``,
+    ``endpoint_url``, ``cache_ttl_seconds``...), with ``SIBLINGS_*`` env-var defaults.
+    Estimators are reused across calls with the same options, so the in-process tier works
+    in a warm Lambda container. Raises :class:`EstimateUnavailable` when no value exists.
+    """
+    try:
+        key: tuple[Any, ...] | None = (session, tuple(sorted(options.items())))
+        estimator = _default_estimators.get(key)  # type: ignore[arg-type]
+    except TypeError:  # unhashable option values: no reuse
+        key, estimator = None, None
+    if estimator is None:
+        estimator = ConcurrencyEstimator(Config.from_env(**options), session=session)
+        if key is not None:
+            _default_estimators[key] = estimator
+    return estimator.estimate(
+        function_name, minutes_back, qualifier=qualifier, use_cache=use_cache
+    ).value
+
+
+def ensure_table(config: Config | None = None, session: Any = None) -> bool:
+    """Create the shared table with TTL enabled unless it exists; True if it was created."""
+    return DynamoStore(config or Config.from_env(), session=session).ensure_table()

@@ -1,0 +1,309 @@
+"""Two cache tiers with a fleet-wide single flight: memory, then DynamoDB, then the loader.
+
+When the shared item is stale, one caller in the whole fleet takes a short lease with a
+conditional write and runs the loader (CloudWatch, EventBridge...); every other caller
+serves the stale value, or, with no value at all, waits for the leaseholder. A leaseholder
+that dies is replaced when its lease expires. Within one process a per-key lock makes the
+other threads wait for the one refreshing, so they hit memory afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+from estimator.config import Config
+from estimator.exceptions import LookupFailed, StoreUnavailable
+from estimator.memory import Cached, MemoryTier
+from estimator.store import DynamoStore, StoredItem
+
+log = logging.getLogger(__name__)
+
+LoadMany = Callable[[list[str]], Mapping[str, dict[str, Any]]]
+"""Loads fresh values for several keys in one go (e.g. one GetMetricData call)."""
+Validate = Callable[[dict[str, Any]], bool]
+"""Tells whether a value read from DynamoDB has the shape the caller expects."""
+
+_POLL_FIRST_S = 0.05
+_POLL_MAX_S = 0.5
+
+
+class TwoTierCache:
+    """Tier 1 (:class:`MemoryTier`) over tier 2 (:class:`DynamoStore`, optional).
+
+    Thread-safe. ``store=None`` keeps everything in process (one refresh per process per
+    TTL window instead of one per fleet).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: DynamoStore | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.memory = MemoryTier(config.memory_cache_size, timer=clock)
+        self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
+        self._failures: dict[str, tuple[float, LookupFailed]] = {}
+        self._failures_lock = threading.Lock()
+
+    def get(
+        self,
+        key: str,
+        load: Callable[[], dict[str, Any]],
+        *,
+        ttl: float,
+        origin: str,
+        validate: Validate | None = None,
+    ) -> Cached:
+        """The value of ``key``, refreshed through ``load`` at most once per ``ttl`` fleet-wide.
+
+        Shared items that fail ``validate`` are treated as corrupt: ignored and overwritten.
+        Raises :class:`LookupFailed` when the loader fails and no value (even stale) exists.
+        """
+        outcome = self.get_many(
+            [key], lambda keys: {keys[0]: load()}, ttl=ttl, origin=origin, validate=validate
+        )
+        result = outcome[key]
+        if isinstance(result, LookupFailed):
+            raise result
+        return result
+
+    def get_many(
+        self,
+        keys: Iterable[str],
+        load_many: LoadMany,
+        *,
+        ttl: float,
+        origin: str,
+        validate: Validate | None = None,
+    ) -> dict[str, Cached | LookupFailed]:
+        """Like :meth:`get` for several keys; the misses are loaded with one ``load_many`` call.
+
+        Each key maps to its :class:`Cached` value or to the :class:`LookupFailed` error.
+        """
+        wanted = list(dict.fromkeys(keys))
+        results: dict[str, Cached | LookupFailed] = {}
+        pending = []
+        for key in wanted:
+            hit = self.memory.get(key)
+            if hit is not None:
+                results[key] = hit.from_memory()
+            else:
+                pending.append(key)
+        if not pending:
+            return results
+        with ExitStack() as stack:
+            # Sorted, so two threads asking for overlapping sets cannot deadlock.
+            for key in sorted(pending):
+                stack.enter_context(self.memory.key_lock(key))
+            misses = []
+            for key in pending:
+                hit = self.memory.get(key)
+                if hit is not None:
+                    results[key] = hit.from_memory()
+                else:
+                    misses.append(key)
+            if misses:
+                results.update(self._fill(misses, load_many, ttl, origin, validate))
+        return results
+
+    def invalidate(self, key: str) -> None:
+        """Forget ``key`` in this process (the shared item is left to expire)."""
+        self.memory.discard(key)
+        with self._failures_lock:
+            self._failures.pop(key, None)
+
+    # --- the slow path, under the per-key locks ---
+    def _fill(
+        self,
+        keys: list[str],
+        load_many: LoadMany,
+        ttl: float,
+        origin: str,
+        validate: Validate | None,
+    ) -> dict[str, Cached | LookupFailed]:
+        now = self.clock()
+        results: dict[str, Cached | LookupFailed] = {}
+        stale: dict[str, Cached] = {}
+        to_load: list[str] = []
+        to_wait: list[str] = []
+        for key in keys:
+            failure = self._recent_failure(key, now)
+            if failure is not None:
+                results[key] = failure
+                continue
+            last = self.memory.last_known(key)
+            if last is not None:
+                stale[key] = last
+            action, entry = self._consult_store(key, now, stale, validate)
+            if action == "done" and entry is not None:
+                results[key] = entry
+            elif action == "stale":
+                results[key] = self._serve_stale(key, stale[key], now, ttl)
+            elif action == "wait":
+                to_wait.append(key)
+            else:
+                to_load.append(key)
+        if to_load:
+            results.update(self._load(to_load, load_many, ttl, origin, stale))
+        for key in to_wait:
+            results[key] = self._wait_for_refresh(key, load_many, ttl, origin, validate)
+        return results
+
+    def _consult_store(
+        self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None
+    ) -> tuple[str, Cached | None]:
+        """Decide from tier 2: ``done`` (fresh there), ``load`` (we refresh), ``stale`` or ``wait``."""
+        if self.store is None:
+            return "load", None
+        try:
+            item = self.store.get(key)
+            entry = _entry_from_item(item, now, validate)
+            if _is_corrupt(item, entry, now):
+                # Another writer's shape or a damaged item: no lease can be trusted on it.
+                log.warning("cache item %r is corrupt or foreign; overwriting it", key)
+                return "load", None
+            if entry is not None and item is not None and item.is_fresh(now):
+                self.memory.put(key, entry)
+                return "done", replace(entry, source="dynamodb")
+            if entry is not None:
+                previous = stale.get(key)
+                if previous is None or previous.fetched_at < entry.fetched_at:
+                    stale[key] = replace(entry, source="dynamodb", stale=True)
+            if self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
+                return "load", None
+        except StoreUnavailable as exc:
+            log.warning("shared cache unavailable, using memory and the origin only: %s", exc)
+            return "load", None
+        return ("stale", None) if key in stale else ("wait", None)
+
+    def _load(
+        self,
+        keys: list[str],
+        load_many: LoadMany,
+        ttl: float,
+        origin: str,
+        stale: dict[str, Cached],
+    ) -> dict[str, Cached | LookupFailed]:
+        results: dict[str, Cached | LookupFailed] = {}
+        try:
+            values = load_many(keys)
+            error: BaseException | None = None
+        except Exception as exc:  # the loader's own errors are the caller's domain
+            values, error = {}, exc
+        fetched_at = self.clock()
+        for key in keys:
+            value = values.get(key)
+            if value is None:
+                detail = "" if error is not None else "the loader returned no value"
+                log.warning("refresh of %r failed: %s", key, error or detail)
+                if key in stale:
+                    results[key] = self._serve_stale(key, stale[key], fetched_at, ttl)
+                else:
+                    results[key] = self._remember_failure(key, LookupFailed(key, error, detail))
+                continue
+            entry = Cached(value, origin, fetched_at, fetched_at + ttl)
+            self.memory.put(key, entry)
+            self._store_put(key, entry)
+            results[key] = entry
+        return results
+
+    def _wait_for_refresh(
+        self, key: str, load_many: LoadMany, ttl: float, origin: str, validate: Validate | None
+    ) -> Cached | LookupFailed:
+        """No value anywhere and another execution is refreshing: wait for it, or take over."""
+        assert self.store is not None
+        deadline = self.clock() + self.config.lease_wait_seconds
+        delay = _POLL_FIRST_S
+        while True:
+            time.sleep(delay)
+            delay = min(delay * 2, _POLL_MAX_S)
+            now = self.clock()
+            try:
+                item = self.store.get(key)
+                entry = _entry_from_item(item, now, validate)
+                if _is_corrupt(item, entry, now):
+                    return self._load([key], load_many, ttl, origin, {})[key]
+                if entry is not None and item is not None and item.is_fresh(now):
+                    self.memory.put(key, entry)
+                    return replace(entry, source="dynamodb")
+                held = item is not None and item.lease_held(now)
+                if not held and self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
+                    return self._load([key], load_many, ttl, origin, {})[key]
+            except StoreUnavailable as exc:
+                log.warning("shared cache unavailable while waiting for %r: %s", key, exc)
+                return self._load([key], load_many, ttl, origin, {})[key]
+            if now >= deadline:
+                return LookupFailed(
+                    key, None, "timed out waiting for another execution's refresh"
+                )
+
+    def _serve_stale(self, key: str, entry: Cached, now: float, ttl: float) -> Cached:
+        """Serve a stale value from memory for a short while instead of asking again at once."""
+        stale_entry = replace(entry, stale=True)
+        backoff = min(self.config.error_backoff_seconds, ttl)
+        if backoff > 0:
+            self.memory.put(key, stale_entry, serve_until=now + backoff)
+        return stale_entry
+
+    def _store_put(self, key: str, entry: Cached) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.put(
+                key,
+                {"value": entry.value, "fetched_at": entry.fetched_at},
+                fresh_until=entry.expires_at,
+                keep_until=entry.expires_at + self.config.stale_grace_seconds,
+            )
+        except StoreUnavailable as exc:
+            log.warning("could not share the refreshed value of %r: %s", key, exc)
+
+    def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
+        with self._failures_lock:
+            failure = self._failures.get(key)
+            if failure is None:
+                return None
+            if failure[0] <= now:
+                del self._failures[key]
+                return None
+            return failure[1]
+
+    def _remember_failure(self, key: str, error: LookupFailed) -> LookupFailed:
+        # A failing origin is not asked again by this process for a short while (back-off).
+        if self.config.error_backoff_seconds > 0:
+            with self._failures_lock:
+                self._failures[key] = (self.clock() + self.config.error_backoff_seconds, error)
+        return error
+
+
+def _entry_from_item(
+    item: StoredItem | None, now: float, validate: Validate | None
+) -> Cached | None:
+    """The cached entry an item holds, if it is well-formed and not past its TTL."""
+    if item is None or item.value is None or item.fresh_until is None or item.is_gone(now):
+        return None
+    value = item.value.get("value")
+    fetched_at = item.value.get("fetched_at")
+    if not isinstance(value, dict) or not isinstance(fetched_at, int | float):
+        return None
+    if validate is not None and not validate(value):
+        return None
+    return Cached(value, "dynamodb", float(fetched_at), item.fresh_until, stale=False)
+
+
+def _is_corrupt(item: StoredItem | None, entry: Cached | None, now: float) -> bool:
+    """An item that holds something, not past its TTL, that does not decode to an entry."""
+    if item is None or item.is_gone(now):
+        return False
+    return item.corrupt or (item.value is not None and entry is None)

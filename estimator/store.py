@@ -1,0 +1,283 @@
+"""Tier 2: one DynamoDB table, through a pynamodb model, shared by every execution.
+
+Items are keyed by a string ``pk`` (``estimate#fn#...``, ``rules#fn``, ``kill#fn``,
+``spawn#chain#generation``) and hold a JSON value, when it stops being fresh
+(``fresh_until``), when DynamoDB may delete it (``ttl``, the table's TTL attribute) and an
+optional refresh lease. DynamoDB deletes expired items lazily, so readers compare the clock
+with ``fresh_until``/``ttl`` themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.exceptions import PynamoDBException
+from pynamodb.models import Model
+
+from estimator.config import Config
+from estimator.exceptions import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+# What a DynamoDB call can raise: pynamodb's wrappers, and botocore's own (no region,
+# connection refused...) which pynamodb lets through.
+_STORE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+
+
+class CacheItem(Model):
+    """The item schema; :func:`item_model` binds it to a table, region and endpoint."""
+
+    class Meta:
+        table_name = "lambda-siblings"
+
+    pk = UnicodeAttribute(hash_key=True)
+    value = UnicodeAttribute(null=True)
+    fresh_until = NumberAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A decoded item. ``value`` is ``None`` when the item is corrupt or foreign."""
+
+    key: str
+    value: dict[str, Any] | None
+    fresh_until: float | None = None
+    keep_until: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    corrupt: bool = False
+    """Holds attributes of the wrong type or shape (a foreign or damaged item)."""
+
+    def is_fresh(self, now: float) -> bool:
+        """Holds a usable value that has not expired by the reader's own clock."""
+        return (
+            self.value is not None
+            and self.fresh_until is not None
+            and self.fresh_until > now
+            and not self.is_gone(now)
+        )
+
+    def is_gone(self, now: float) -> bool:
+        """Past its TTL: DynamoDB would delete it any time, so treat it as deleted."""
+        return self.keep_until is not None and self.keep_until <= now
+
+    def lease_held(self, now: float) -> bool:
+        """Another refresher holds an unexpired lease."""
+        return self.lease_until is not None and self.lease_until > now
+
+
+def item_model(config: Config, session: Any = None) -> type[CacheItem]:
+    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
+
+    Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
+    default chain.
+    """
+    attrs: dict[str, Any] = {
+        "table_name": config.table_name,
+        "connect_timeout_seconds": config.dynamodb_timeout_seconds,
+        "read_timeout_seconds": config.dynamodb_timeout_seconds,
+        # Few, fast retries: a throttled or failing table degrades to tier 1 + CloudWatch.
+        "max_retry_attempts": 2,
+        "billing_mode": "PAY_PER_REQUEST",
+    }
+    region = config.region_name or (session.region_name if session is not None else None)
+    if region:
+        attrs["region"] = region
+    if config.endpoint_url:
+        attrs["host"] = config.endpoint_url
+    if session is not None:
+        credentials = session.get_credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            attrs["aws_access_key_id"] = frozen.access_key
+            attrs["aws_secret_access_key"] = frozen.secret_key
+            attrs["aws_session_token"] = frozen.token
+    meta = type("Meta", (), attrs)
+    return type("BoundCacheItem", (CacheItem,), {"Meta": meta})
+
+
+def _epoch(moment: datetime | None) -> float | None:
+    return moment.timestamp() if moment is not None else None
+
+
+def _ttl_datetime(epoch: float) -> datetime:
+    # DynamoDB TTL is whole seconds; round up so an item is never deleted before keep_until.
+    return datetime.fromtimestamp(math.ceil(epoch), tz=UTC)
+
+
+class DynamoStore:
+    """Reads and writes cache items in the shared table; every failure is :class:`StoreUnavailable`."""
+
+    def __init__(self, config: Config, session: Any = None, model: type[CacheItem] | None = None):
+        self.config = config
+        self.model = model or item_model(config, session)
+
+    # --- table ---
+    def ensure_table(self) -> bool:
+        """Create the table (on-demand, TTL on ``ttl``) unless it exists; True if created.
+
+        Idempotent: an existing table only gets its TTL switched on if it is off.
+        """
+        try:
+            created = not self.model.exists()
+            if created:
+                self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+                return True
+            client: Any = self.model._get_connection().connection.client
+            status = client.describe_time_to_live(TableName=self.config.table_name)
+            if status["TimeToLiveDescription"].get("TimeToLiveStatus") not in {
+                "ENABLED",
+                "ENABLING",
+            }:
+                self.model.update_ttl(ignore_update_ttl_errors=False)
+            return False
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable("ensure_table", exc) from exc
+
+    # --- items ---
+    def get(self, key: str) -> StoredItem | None:
+        """The item at ``key`` (strongly consistent), ``None`` if absent."""
+        try:
+            raw = self.model._get_connection().get_item(key, consistent_read=True)
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable("GetItem", exc) from exc
+        item = raw.get("Item")
+        if not item:
+            return None
+        return self._decode(key, item)
+
+    def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
+        """Overwrite ``key`` with ``value``; drops any lease."""
+        item = self.model(
+            key,
+            value=_dumps(value),
+            fresh_until=fresh_until,
+            ttl=_ttl_datetime(keep_until),
+        )
+        try:
+            item.save()
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable("PutItem", exc) from exc
+
+    def put_if_absent(
+        self, key: str, value: dict[str, Any], keep_until: float, now: float | None = None
+    ) -> StoredItem | None:
+        """Create ``key`` unless a live item exists: ``None`` if created, else the existing item.
+
+        An item past its TTL that DynamoDB has not deleted yet counts as absent.
+        """
+        model = self.model
+        item = model(key, value=_dumps(value), fresh_until=keep_until, ttl=_ttl_datetime(keep_until))
+        condition = model.pk.does_not_exist()
+        if now is not None:
+            condition = condition | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
+        try:
+            item.save(condition=condition)
+            return None
+        except _STORE_ERRORS as exc:
+            if getattr(exc, "cause_response_code", None) != _CONDITION_FAILED:
+                raise StoreUnavailable("PutItem", exc) from exc
+        existing = self.get(key)
+        if existing is None:  # deleted in between: try once more
+            return self.put_if_absent(key, value, keep_until, now)
+        return existing
+
+    def try_lease(self, key: str, owner: str, now: float, lease_seconds: float) -> bool:
+        """Take the refresh lease of ``key`` if its value is stale or absent and no live lease exists.
+
+        One conditional UpdateItem: exactly one of many concurrent callers wins.
+        """
+        model = self.model
+        # The holder itself may take its lease again (a retry after its own failed refresh).
+        no_live_lease = (
+            model.lease_until.does_not_exist()
+            | (model.lease_until < now)
+            | (model.lease_owner == owner)
+        )
+        stale = model.fresh_until.does_not_exist() | (model.fresh_until <= now)
+        condition = model.pk.does_not_exist() | (no_live_lease & stale)
+        try:
+            model(key).update(
+                actions=[
+                    model.lease_owner.set(owner),
+                    model.lease_until.set(now + lease_seconds),
+                    # A lease on a new key must not outlive its holder forever.
+                    model.ttl.set(model.ttl | _ttl_datetime(now + lease_seconds + 3600)),
+                ],
+                condition=condition,
+            )
+            return True
+        except _STORE_ERRORS as exc:
+            if getattr(exc, "cause_response_code", None) == _CONDITION_FAILED:
+                return False
+            raise StoreUnavailable("UpdateItem", exc) from exc
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (no error if absent)."""
+        try:
+            self.model(key).delete()
+        except _STORE_ERRORS as exc:
+            raise StoreUnavailable("DeleteItem", exc) from exc
+
+    def _decode(self, key: str, item: dict[str, Any]) -> StoredItem:
+        """Decode a raw item; anything malformed gives ``value=None`` rather than an error."""
+        value: dict[str, Any] | None = None
+        text = _scalar(item.get("value"), "S")
+        if text is not None:
+            try:
+                decoded = json.loads(text)
+                value = decoded if isinstance(decoded, dict) else None
+            except ValueError:
+                value = None
+        fresh_until = _number(item.get("fresh_until"))
+        lease_until = _number(item.get("lease_until"))
+        corrupt = (
+            ("value" in item and value is None)
+            or ("fresh_until" in item and fresh_until is None)
+            or ("lease_until" in item and lease_until is None)
+            or ("ttl" in item and _number(item.get("ttl")) is None)
+            or (value is not None and fresh_until is None)
+        )
+        if corrupt:
+            value = None
+        return StoredItem(
+            key=key,
+            value=value,
+            fresh_until=fresh_until,
+            keep_until=_number(item.get("ttl")),
+            lease_owner=_scalar(item.get("lease_owner"), "S"),
+            lease_until=lease_until,
+            corrupt=corrupt,
+        )
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _scalar(attribute: Any, kind: str) -> str | None:
+    if isinstance(attribute, dict) and isinstance(attribute.get(kind), str):
+        return str(attribute[kind])
+    return None
+
+
+def _number(attribute: Any) -> float | None:
+    text = _scalar(attribute, "N")
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,100 @@
+"""An embedded moto server on 127.0.0.1: real HTTP, real boto3 wire protocol, no AWS account."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+Middleware = Callable[[WsgiApp], WsgiApp]
+
+# Fake but well-formed credentials: moto accepts any, and boto3 refuses to sign without some.
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "aws_session_token": "testing",
+}
+LOCAL_REGION = "us-east-1"
+
+
+class LocalAwsServer:
+    """A moto server in a background thread, bound to loopback on a free port.
+
+    ``middleware`` wraps moto's WSGI app (the quota layer, a call recorder, the local Lambda
+    runtime's Invoke hook...). Use as a context manager or call :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, middleware: Middleware | None = None):
+        if host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ValueError(f"LocalAwsServer binds loopback only, got host={host!r}")
+        self.host = host
+        self.port = port
+        self._middleware = middleware
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """``http://127.0.0.1:<port>`` once started."""
+        if self._server is None:
+            raise RuntimeError("LocalAwsServer is not started")
+        return f"http://{self.host}:{self._server.server_port}"
+
+    def start(self) -> LocalAwsServer:
+        """Start serving; returns self. Lambda runs without Docker (moto's simple backend)."""
+        from moto.server import DomainDispatcherApplication, create_backend_app
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class QuietHandler(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                """Per-request logs would drown the caller's output."""
+
+        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        if self._middleware is not None:
+            app = self._middleware(app)
+        self._server = make_server(
+            self.host, self.port, app, threaded=True, request_handler=QuietHandler
+        )
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="local-aws-server", daemon=True
+        )
+        self._thread.start()
+        self.configure({"lambda": {"use_docker": False}})
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and join the thread."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        self._thread = None
+
+    def reset(self) -> None:
+        """Forget every resource the server holds (moto's reset API)."""
+        self._post("/moto-api/reset", b"")
+        self.configure({"lambda": {"use_docker": False}})
+
+    def configure(self, settings: dict[str, Any]) -> None:
+        """Apply moto settings (``/moto-api/config``)."""
+        self._post("/moto-api/config", json.dumps(settings).encode())
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``boto3.client(...)`` that point at this server."""
+        return {"endpoint_url": self.endpoint_url, "region_name": LOCAL_REGION, **LOCAL_CREDENTIALS}
+
+    def _post(self, path: str, body: bytes) -> None:
+        request = urllib.request.Request(self.endpoint_url + path, data=body, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
+    def __enter__(self) -> LocalAwsServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

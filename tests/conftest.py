@@ -1,0 +1,70 @@
+"""Shared fixtures: one real moto server over HTTP on 127.0.0.1 for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from siblings.local.calls import CallRecorder
+from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
+
+# Nothing in the suite may reach real AWS: dummy credentials and region for any client that
+# slips past a fixture, and no instance-metadata lookups.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": LOCAL_CREDENTIALS["aws_session_token"],
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+)
+for _name in list(os.environ):
+    if _name.startswith("SIBLINGS_") or _name.startswith("AWS_ENDPOINT_URL"):
+        del os.environ[_name]
+
+
+@dataclass
+class Aws:
+    """The running moto server, its call recorder, and a session pointed at it."""
+
+    server: LocalAwsServer
+    recorder: CallRecorder
+    session: boto3.Session
+
+    @property
+    def endpoint_url(self) -> str:
+        """The server's ``http://127.0.0.1:<port>``."""
+        return self.server.endpoint_url
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the server."""
+        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+@pytest.fixture(scope="session")
+def aws_server() -> Iterator[tuple[LocalAwsServer, CallRecorder]]:
+    """Start the moto server once per test session, on a free loopback port."""
+    recorder = CallRecorder()
+    server = LocalAwsServer(middleware=recorder.wrap).start()
+    try:
+        yield server, recorder
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(aws_server: tuple[LocalAwsServer, CallRecorder]) -> Iterator[Aws]:
+    """A clean server for each test: state reset, counts zeroed."""
+    server, recorder = aws_server
+    server.reset()
+    recorder.reset()
+    recorder.listeners.clear()
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    yield Aws(server=server, recorder=recorder, session=session)
+    recorder.listeners.clear()

@@ -71,6 +71,10 @@ class Config:
     """Invoke with ``InvocationType='DryRun'``: checks permissions, starts nothing."""
     invoke_max_attempts: int = 5
     """Attempts of the async Invoke before :class:`SpawnFailed`."""
+    invoke_backoff_seconds: float = 0.2
+    """First backoff between Invoke attempts (full jitter, doubling per attempt)."""
+    invoke_backoff_max_seconds: float = 2.0
+    """Longest backoff between Invoke attempts."""
     spawn_record_ttl_seconds: float = 7 * 24 * 3600.0
     """How long spawn records (idempotency) are kept; Lambda retries async events for up to 6 h."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,7 +91,13 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("stale_grace_seconds", "lease_wait_seconds", "error_backoff_seconds"):
+        for name in (
+            "stale_grace_seconds",
+            "lease_wait_seconds",
+            "error_backoff_seconds",
+            "invoke_backoff_seconds",
+            "invoke_backoff_max_seconds",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")

@@ -144,7 +144,7 @@ class TwoTierCache:
                 continue
             last = self.memory.last_known(key)
             if last is not None:
-                stale[key] = last
+                stale[key] = last.from_memory()
             action, entry = self._consult_store(key, now, stale, validate)
             if action == "done" and entry is not None:
                 results[key] = entry

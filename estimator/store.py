@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,12 +78,28 @@ class StoredItem:
         return self.lease_until is not None and self.lease_until > now
 
 
+_models: dict[tuple[Any, ...], type[CacheItem]] = {}
+_models_lock = threading.Lock()
+
+
 def item_model(config: Config, session: Any = None) -> type[CacheItem]:
     """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
 
     Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
-    default chain.
+    default chain. Bound models are reused: each owns a botocore client, which is costly to
+    create and safe to share between threads.
     """
+    attrs = _meta_attributes(config, session)
+    key = tuple(sorted((name, str(value)) for name, value in attrs.items()))
+    with _models_lock:
+        model = _models.get(key)
+        if model is None:
+            meta = type("Meta", (), attrs)
+            model = _models[key] = type("BoundCacheItem", (CacheItem,), {"Meta": meta})
+        return model
+
+
+def _meta_attributes(config: Config, session: Any) -> dict[str, Any]:
     attrs: dict[str, Any] = {
         "table_name": config.table_name,
         "connect_timeout_seconds": config.dynamodb_timeout_seconds,
@@ -103,8 +120,7 @@ def item_model(config: Config, session: Any = None) -> type[CacheItem]:
             attrs["aws_access_key_id"] = frozen.access_key
             attrs["aws_secret_access_key"] = frozen.secret_key
             attrs["aws_session_token"] = frozen.token
-    meta = type("Meta", (), attrs)
-    return type("BoundCacheItem", (CacheItem,), {"Meta": meta})
+    return attrs
 
 
 def _epoch(moment: datetime | None) -> float | None:
@@ -205,7 +221,12 @@ class DynamoStore:
             | (model.lease_until < now)
             | (model.lease_owner == owner)
         )
-        stale = model.fresh_until.does_not_exist() | (model.fresh_until <= now)
+        stale = (
+            model.fresh_until.does_not_exist()
+            | (model.fresh_until <= now)
+            # Past its TTL, DynamoDB may delete it any moment: as good as absent.
+            | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
+        )
         condition = model.pk.does_not_exist() | (no_live_lease & stale)
         try:
             model(key).update(

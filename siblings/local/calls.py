@@ -80,6 +80,25 @@ def attempt(environ: dict[str, Any]) -> int:
     return int(match.group(1)) if match else 1
 
 
+def serialize_dynamodb(app: WsgiApp) -> WsgiApp:
+    """Run DynamoDB requests one at a time, as DynamoDB applies each item write atomically.
+
+    moto checks a ConditionExpression and writes the item in two steps without a lock, so
+    two concurrent conditional writes can both succeed; real DynamoDB never lets them.
+    """
+    lock = threading.Lock()
+
+    def serialized(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB_"):
+            return app(environ, start_response)
+        with lock:
+            # Materialise the body inside the lock: the write happens while it is produced.
+            return list(app(environ, start_response))
+
+    return serialized
+
+
 def read_body(environ: dict[str, Any]) -> bytes:
     """Read the request body and put it back so the wrapped app can read it too."""
     import io

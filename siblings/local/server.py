@@ -52,7 +52,9 @@ class LocalAwsServer:
             def log_request(self, *args: Any, **kwargs: Any) -> None:
                 """Per-request logs would drown the caller's output."""
 
-        app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        from siblings.local.calls import serialize_dynamodb
+
+        app: WsgiApp = serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
         if self._middleware is not None:
             app = self._middleware(app)
         self._server = make_server(

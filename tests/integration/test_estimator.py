@@ -1,0 +1,238 @@
+"""The estimator against a real moto server over HTTP, calls counted at the server."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from estimator import ConcurrencyEstimator, EstimateUnavailable, ensure_table, estimate_concurrency
+from estimator.store import DynamoStore
+from tests.conftest import Aws
+from tests.helpers import local_config, put_lambda_metrics
+
+
+@pytest.fixture
+def table(aws: Aws) -> str:
+    ensure_table(local_config(aws.endpoint_url), aws.session)
+    aws.recorder.reset()
+    return "lambda-siblings"
+
+
+def make(aws: Aws, **overrides: Any) -> ConcurrencyEstimator:
+    return ConcurrencyEstimator(local_config(aws.endpoint_url, **overrides), session=aws.session)
+
+
+def gmd(aws: Aws) -> int:
+    return aws.recorder.count("monitoring", "GetMetricData")
+
+
+def test_littles_law_from_published_metrics(aws: Aws, table: str) -> None:
+    buckets = [(120, 1500), (60, 3000), (300, 500), (0, 0), (90, 2000)]
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [b for b in buckets if b[0]])
+    estimate = make(aws).estimate("worker")
+    invocations = sum(c for c, _ in buckets)
+    avg = sum(c * d for c, d in buckets) / invocations
+    assert estimate.invocations == invocations
+    assert estimate.avg_duration_ms == pytest.approx(avg)
+    assert estimate.value == math.ceil(invocations * avg / (1000 * 300))
+    assert estimate.source == "cloudwatch" and not estimate.stale
+    assert gmd(aws) == 1
+
+
+def test_no_data_gives_zero(aws: Aws, table: str) -> None:
+    estimate = make(aws).estimate("idle-function")
+    assert (estimate.value, estimate.invocations, estimate.avg_duration_ms) == (0, 0, None)
+
+
+def test_qualifier_uses_the_resource_dimension(aws: Aws, table: str) -> None:
+    cloudwatch = aws.client("cloudwatch")
+    put_lambda_metrics(cloudwatch, "worker", [(600, 2000)], qualifier="live")
+    estimator = make(aws, minutes_back=1)
+    assert estimator.estimate("worker", qualifier="live").value == 20
+    arn = "arn:aws:lambda:us-east-1:123456789012:function:worker:live"
+    assert estimator.estimate(arn).function_name == "worker:live"
+
+
+def test_sources_memory_then_dynamodb_for_another_container(aws: Aws, table: str) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(60, 1000)] * 5)
+    first = make(aws)
+    assert first.estimate("worker").source == "cloudwatch"
+    assert first.estimate("worker").source == "memory"
+    other = make(aws)  # a separate warm container: its own memory, the same table
+    shared = other.estimate("worker")
+    assert shared.source == "dynamodb" and shared.value == 1
+    assert gmd(aws) == 1
+
+
+def test_memory_only_mode_skips_dynamodb(aws: Aws, table: str) -> None:
+    estimator = make(aws, use_dynamodb=False)
+    estimator.estimate("worker")
+    estimator.estimate("worker")
+    assert gmd(aws) == 1
+    assert aws.recorder.count("dynamodb") == 0
+
+
+def test_no_cache_always_asks_cloudwatch(aws: Aws, table: str) -> None:
+    estimator = make(aws)
+    for _ in range(3):
+        assert estimator.estimate("worker", use_cache=False).source == "cloudwatch"
+    assert gmd(aws) == 3
+
+
+def test_estimate_many_uses_one_call_per_250_functions(aws: Aws, table: str) -> None:
+    names = [f"fn-{i}" for i in range(260)]
+    put_lambda_metrics(aws.client("cloudwatch"), "fn-7", [(600, 1000)])
+    estimates = make(aws, minutes_back=1).estimate_many(names)
+    assert set(estimates) == set(names)
+    assert estimates["fn-7"].value == 10
+    assert estimates["fn-8"].value == 0
+    assert gmd(aws) == 2
+    again = make(aws, minutes_back=1).estimate_many(names[:5])
+    assert {e.source for e in again.values()} == {"dynamodb"}
+    assert gmd(aws) == 2
+
+
+def test_standalone_function(aws: Aws, table: str) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "script-fn", [(300, 1000)])
+    value = estimate_concurrency(
+        "script-fn", minutes_back=1, endpoint_url=aws.endpoint_url, region_name="us-east-1"
+    )
+    assert value == 5
+
+
+def test_fifty_containers_one_window_one_cloudwatch_call(aws: Aws, table: str) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "hot", [(6000, 1000)] * 5)
+    estimators = [make(aws) for _ in range(50)]
+    values: list[int] = []
+    lock = threading.Lock()
+    start = threading.Barrier(50)
+
+    def run(estimator: ConcurrencyEstimator) -> None:
+        start.wait()
+        for _ in range(20):
+            value = estimator.estimate("hot").value
+            with lock:
+                values.append(value)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in estimators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(values) == 1000 and set(values) == {100}
+    assert gmd(aws) == 1
+
+
+def test_three_ttl_windows_at_most_four_calls(aws: Aws, table: str) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "hot", [(600, 1000)] * 5)
+    ttl = 1.0
+    estimators = [make(aws, cache_ttl_seconds=ttl, error_backoff_seconds=0.2) for _ in range(20)]
+    deadline = time.time() + 3 * ttl
+    sources: list[str] = []
+    lock = threading.Lock()
+
+    def run(estimator: ConcurrencyEstimator) -> None:
+        while time.time() < deadline:
+            source = estimator.estimate("hot").source
+            with lock:
+                sources.append(source)
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in estimators]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert 2 <= gmd(aws) <= 4, f"{gmd(aws)} GetMetricData calls over 3 windows"
+    assert sources.count("cloudwatch") == gmd(aws)
+
+
+def _raw_put(aws: Aws, item: dict[str, Any]) -> None:
+    aws.client("dynamodb").put_item(TableName="lambda-siblings", Item=item)
+
+
+def test_expired_item_still_returned_is_not_fresh(aws: Aws, table: str) -> None:
+    now = time.time()
+    key = "estimate#worker#5"
+    value = {"value": {"value": 999, "invocations": 1.0, "avg_duration_ms": 1.0, "period_s": 300},
+             "fetched_at": now - 600}
+    # Past its freshness, inside its DynamoDB TTL: usable only as a stale fallback.
+    _raw_put(aws, {"pk": {"S": key}, "value": {"S": json.dumps(value)},
+                   "fresh_until": {"N": str(now - 540)}, "ttl": {"N": str(int(now + 3000))}})
+    estimate = make(aws).estimate("worker")
+    assert estimate.source == "cloudwatch" and estimate.value == 0
+    # Past its TTL but not yet deleted by DynamoDB, even with a "fresh" stamp: never served.
+    _raw_put(aws, {"pk": {"S": key}, "value": {"S": json.dumps(value)},
+                   "fresh_until": {"N": str(now + 60)}, "ttl": {"N": str(int(now - 10))}})
+    estimate = make(aws).estimate("worker")
+    assert estimate.source == "cloudwatch" and estimate.value == 0
+    assert gmd(aws) == 2
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"value": {"N": "3"}, "fresh_until": {"S": "soon"}},
+        {"value": {"S": "not json"}, "fresh_until": {"N": "9999999999"}},
+        {"value": {"S": json.dumps({"value": {"foreign": True}, "fetched_at": 1})},
+         "fresh_until": {"N": "9999999999"}},
+        {"value": {"S": json.dumps({"value": {"value": "1", "invocations": 1, "period_s": 300},
+                                    "fetched_at": 1})}, "fresh_until": {"N": "9999999999"}},
+        {"lease_until": {"S": "forever"}},
+    ],
+)
+def test_corrupt_or_foreign_item_is_ignored_and_overwritten(
+    aws: Aws, table: str, item: dict[str, Any]
+) -> None:
+    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, **item})
+    estimate = make(aws).estimate("worker")
+    assert estimate.source == "cloudwatch" and estimate.value == 0
+    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get("estimate#worker#5")
+    assert stored is not None and not stored.corrupt
+    assert stored.value is not None and stored.value["value"]["value"] == 0
+
+
+def test_dead_leaseholder_is_replaced_after_its_lease_expires(aws: Aws, table: str) -> None:
+    now = time.time()
+    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, "lease_owner": {"S": "dead-container"},
+                   "lease_until": {"N": str(now + 1.0)}})
+    estimate = make(aws, lease_wait_seconds=5).estimate("worker")
+    assert estimate.source == "cloudwatch"
+    assert time.time() >= now + 1.0  # it could only refresh once the lease had run out
+    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get("estimate#worker#5")
+    assert stored is not None and stored.lease_owner is None and stored.value is not None
+    assert gmd(aws) == 1
+
+
+def test_live_lease_and_no_value_times_out_as_unavailable(aws: Aws, table: str) -> None:
+    now = time.time()
+    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, "lease_owner": {"S": "busy"},
+                   "lease_until": {"N": str(now + 60)}})
+    with pytest.raises(EstimateUnavailable, match="timed out waiting"):
+        make(aws, lease_wait_seconds=0.3).estimate("worker")
+    assert gmd(aws) == 0
+
+
+def test_stale_value_is_served_while_another_execution_refreshes(aws: Aws, table: str) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    make(aws, cache_ttl_seconds=0.5).estimate("worker")
+    time.sleep(0.6)
+    store = DynamoStore(local_config(aws.endpoint_url), aws.session)
+    assert store.try_lease("estimate#worker#5", "someone-else", time.time(), 30)
+    estimate = make(aws, cache_ttl_seconds=0.5).estimate("worker")
+    assert estimate.stale and estimate.source == "dynamodb" and estimate.value == 10
+    assert gmd(aws) == 1
+
+
+def test_ensure_table_is_idempotent_and_enables_ttl(aws: Aws) -> None:
+    config = local_config(aws.endpoint_url, table_name="fresh-table")
+    assert ensure_table(config, aws.session) is True
+    assert ensure_table(config, aws.session) is False
+    ttl = aws.client("dynamodb").describe_time_to_live(TableName="fresh-table")
+    assert ttl["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+    assert ttl["TimeToLiveDescription"]["AttributeName"] == "ttl"

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PKGS   := estimator siblings
 
-.PHONY: test demo bench lint typecheck clean
+.PHONY: test demo bench bench-latency lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ demo: $(VENV)/.local-installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/throttle_load.py
+	$(BIN)/python benchmarks/estimator_latency.py
+
+bench-latency: $(VENV)/.local-installed
+	$(BIN)/python benchmarks/estimator_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,211 @@
+"""The ``siblings`` command: estimates, the shared table, the kill switch, the local demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from estimator.config import Config
+from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table
+from estimator.exceptions import SiblingsError
+
+
+def _config(args: argparse.Namespace) -> Config:
+    overrides = {
+        name: getattr(args, name)
+        for name in ("table_name", "endpoint_url", "region_name")
+        if getattr(args, name, None) is not None
+    }
+    return Config.from_env(**overrides)
+
+
+def _session(config: Config) -> Any:
+    import boto3
+
+    return boto3.Session(region_name=config.region_name) if config.region_name else boto3.Session()
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+    """A rich table when rich is installed, aligned plain text otherwise."""
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
+                  for i, c in enumerate(columns)]
+        print(title)
+        print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+        for row in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        return
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="right" if index else "left")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """``siblings estimate FN [FN ...]``."""
+    config = _config(args)
+    estimator = ConcurrencyEstimator(config, session=_session(config))
+    estimates: dict[str, Estimate] = estimator.estimate_many(
+        args.functions, args.minutes_back, use_cache=not args.no_cache
+    )
+    if args.json:
+        print(json.dumps({name: e.to_dict() for name, e in estimates.items()}, indent=2))
+        return 0
+    rows = [
+        [
+            name,
+            str(e.value),
+            f"{e.invocations:g}",
+            "-" if e.avg_duration_ms is None else f"{e.avg_duration_ms:.1f}",
+            e.source + (" (stale)" if e.stale else ""),
+            _when(e.fetched_at),
+        ]
+        for name, e in estimates.items()
+    ]
+    minutes = args.minutes_back or config.minutes_back
+    _print_table(
+        f"Approximate concurrency over the last {minutes} min",
+        ["function", "concurrency", "invocations", "avg ms", "source", "fetched"],
+        rows,
+    )
+    return 0
+
+
+def cmd_create_table(args: argparse.Namespace) -> int:
+    """``siblings create-table``."""
+    config = _config(args)
+    created = ensure_table(config, _session(config))
+    verb = "created" if created else "already exists; TTL checked"
+    print(f"table {config.table_name!r} {verb}")
+    return 0
+
+
+def cmd_kill_switch(args: argparse.Namespace) -> int:
+    """``siblings disable|enable|status FN``."""
+    from siblings.killswitch import disable_spawning, enable_spawning, spawning_status
+
+    config = _config(args)
+    session = _session(config)
+    if args.command == "status":
+        status = spawning_status(args.function, config=config, session=session)
+        if args.json:
+            print(json.dumps(status.to_dict(), indent=2))
+            return 0
+        kill = status.kill
+        state = "DISABLED" if kill.disabled else "enabled"
+        print(f"spawning of {kill.function_name}: {state}")
+        if kill.changed_at is not None:
+            print(f"  changed {_when(kill.changed_at)} by {kill.changed_by}: {kill.reason or '-'}")
+        if status.rules is None:
+            print("  EventBridge rule state: not cached")
+        else:
+            print(f"  EventBridge rule state (fresh until {_when(status.rules_fresh_until)}): "
+                  f"{json.dumps(status.rules)}")
+        return 0
+    change = disable_spawning if args.command == "disable" else enable_spawning
+    state_after = change(args.function, reason=args.reason or "", config=config, session=session)
+    word = "disabled" if state_after.disabled else "enabled"
+    print(f"spawning of {state_after.function_name} {word}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """``siblings simulate``: the local fleet demo."""
+    from siblings.local import simulate
+
+    return int(simulate.run(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``siblings`` command."""
+    parser = argparse.ArgumentParser(
+        prog="siblings",
+        description="Self-continuing AWS Lambda workers: estimates, kill switch, local demo.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and details")
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument("--table-name", help="shared DynamoDB table (SIBLINGS_TABLE_NAME)")
+    shared.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local moto server")
+    shared.add_argument("--region", dest="region_name", help="AWS region")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    estimate = commands.add_parser(
+        "estimate", parents=[shared], help="approximate concurrent executions of functions"
+    )
+    estimate.add_argument("functions", nargs="+", metavar="FN", help="function names or ARNs")
+    estimate.add_argument("--minutes-back", type=int, help="window in minutes (1-1440)")
+    estimate.add_argument("--json", action="store_true", help="print JSON")
+    estimate.add_argument("--no-cache", action="store_true", help="ask CloudWatch, skip the caches")
+    estimate.set_defaults(handler=cmd_estimate)
+
+    create = commands.add_parser(
+        "create-table", parents=[shared], help="create the shared table with TTL (idempotent)"
+    )
+    create.set_defaults(handler=cmd_create_table)
+
+    for name, text in (
+        ("disable", "stop all spawning of a function (kill switch; applies with force)"),
+        ("enable", "allow spawning of a function again"),
+        ("status", "show the kill switch and cached rule state of a function"),
+    ):
+        sub = commands.add_parser(name, parents=[shared], help=text)
+        sub.add_argument("function", metavar="FN", help="function name or ARN")
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="print JSON")
+        else:
+            sub.add_argument("--reason", help="why (stored with the switch)")
+        sub.set_defaults(handler=cmd_kill_switch)
+
+    simulate = commands.add_parser(
+        "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
+    )
+    try:
+        from siblings.local import simulate as simulation
+    except ImportError:  # the 'local' extra is not installed
+        simulate.set_defaults(handler=_needs_local_extra)
+    else:
+        simulation.add_arguments(simulate)
+        simulate.set_defaults(handler=cmd_simulate)
+    return parser
+
+
+def _needs_local_extra(args: argparse.Namespace) -> int:
+    print("siblings simulate needs: pip install 'lambda-siblings[local]'", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``siblings`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except (SiblingsError, ValueError, TypeError) as exc:
+        print(f"siblings {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

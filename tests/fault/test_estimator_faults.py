@@ -1,0 +1,186 @@
+"""The estimator when AWS fails: throttled or unreachable CloudWatch and DynamoDB, bad input."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+
+from estimator import ConcurrencyEstimator, EstimateUnavailable, ensure_table
+from estimator.store import DynamoStore
+from siblings.local.quota import QuotaLayer
+from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
+from tests.conftest import Aws
+from tests.helpers import local_config, put_lambda_metrics
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: every call to it fails to connect."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class SwitchableCloudWatch:
+    """Delegates to a real client that a test can swap for a failing one."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get_metric_data(self, **kwargs: Any) -> Any:
+        return self.client.get_metric_data(**kwargs)
+
+
+def unreachable_cloudwatch() -> Any:
+    return boto3.client(
+        "cloudwatch",
+        endpoint_url=closed_port_url(),
+        region_name=LOCAL_REGION,
+        config=BotoConfig(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=1),
+        **LOCAL_CREDENTIALS,
+    )
+
+
+@pytest.fixture
+def table(aws: Aws) -> None:
+    ensure_table(local_config(aws.endpoint_url), aws.session)
+
+
+def test_unreachable_cloudwatch_without_cache_is_a_documented_error(aws: Aws, table: None) -> None:
+    estimator = ConcurrencyEstimator(
+        local_config(aws.endpoint_url), session=aws.session, cloudwatch_client=unreachable_cloudwatch()
+    )
+    with pytest.raises(EstimateUnavailable) as caught:
+        estimator.estimate("worker")
+    assert caught.value.function_name == "worker"
+    assert "EndpointConnectionError" in type(caught.value.cause).__name__ + str(caught.value)
+    # Back-off: the same process does not hammer a failing CloudWatch.
+    with pytest.raises(EstimateUnavailable):
+        estimator.estimate("worker")
+
+
+def test_failing_cloudwatch_serves_the_stale_value_from_memory(aws: Aws, table: None) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    cloudwatch = SwitchableCloudWatch(aws.client("cloudwatch"))
+    estimator = ConcurrencyEstimator(
+        local_config(aws.endpoint_url, cache_ttl_seconds=0.3, use_dynamodb=False),
+        session=aws.session,
+        cloudwatch_client=cloudwatch,
+    )
+    assert estimator.estimate("worker").value == 10
+    cloudwatch.client = unreachable_cloudwatch()
+    time.sleep(0.35)
+    stale = estimator.estimate("worker")
+    assert stale.stale and stale.value == 10 and stale.source == "memory"
+
+
+def test_failing_cloudwatch_serves_the_stale_value_from_dynamodb(aws: Aws, table: None) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    config = local_config(aws.endpoint_url, cache_ttl_seconds=0.3)
+    ConcurrencyEstimator(config, session=aws.session).estimate("worker")
+    time.sleep(0.35)
+    other = ConcurrencyEstimator(config, session=aws.session, cloudwatch_client=unreachable_cloudwatch())
+    stale = other.estimate("worker")
+    assert stale.stale and stale.value == 10 and stale.source == "dynamodb"
+
+
+def test_unreachable_dynamodb_degrades_to_memory_and_cloudwatch(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    broken_store = DynamoStore(
+        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session
+    )
+    estimator = ConcurrencyEstimator(
+        local_config(aws.endpoint_url), session=aws.session, store=broken_store
+    )
+    with caplog.at_level(logging.WARNING, logger="estimator"):
+        first = estimator.estimate("worker")
+        second = estimator.estimate("worker")
+    assert (first.source, first.value) == ("cloudwatch", 10)
+    assert second.source == "memory"
+    assert any("shared cache unavailable" in r.getMessage() for r in caplog.records)
+    assert aws.recorder.count("monitoring", "GetMetricData") == 1
+
+
+def test_missing_table_degrades_too(aws: Aws) -> None:
+    estimator = ConcurrencyEstimator(
+        local_config(aws.endpoint_url, table_name="no-such-table"), session=aws.session
+    )
+    assert estimator.estimate("worker").source == "cloudwatch"
+
+
+@pytest.fixture
+def throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
+    # GetMetricData allowed at 50 * 0.001 = 0.05 calls/s: one call, then throttled.
+    layer = QuotaLayer(quota_scale=0.001)
+    server = LocalAwsServer(middleware=layer.wrap).start()
+    try:
+        yield server, layer
+    finally:
+        server.stop()
+
+
+def test_throttled_cloudwatch_is_retried_then_unavailable(
+    throttling_server: tuple[LocalAwsServer, QuotaLayer],
+) -> None:
+    server, layer = throttling_server
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    config = local_config(server.endpoint_url)
+    ensure_table(config, session)
+    ConcurrencyEstimator(config, session=session).estimate("first")  # spends the only token
+    with pytest.raises(EstimateUnavailable) as caught:
+        ConcurrencyEstimator(config, session=session).estimate("second")
+    assert "Throttling" in str(caught.value)
+    assert layer.throttled("monitoring", "GetMetricData") == 4  # 1 attempt + 3 retries
+    assert layer.retries("monitoring", "GetMetricData") == 3
+
+
+def test_throttled_cloudwatch_with_a_stale_value_serves_it(
+    throttling_server: tuple[LocalAwsServer, QuotaLayer],
+) -> None:
+    server, layer = throttling_server
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    config = local_config(server.endpoint_url, cache_ttl_seconds=0.2)
+    ensure_table(config, session)
+    put_lambda_metrics(
+        session.client("cloudwatch", endpoint_url=server.endpoint_url), "worker", [(600, 1000)] * 5
+    )
+    assert ConcurrencyEstimator(config, session=session).estimate("worker").value == 10
+    time.sleep(0.25)
+    stale = ConcurrencyEstimator(config, session=session).estimate("worker")
+    assert stale.stale and stale.value == 10
+    assert layer.throttled("monitoring", "GetMetricData") >= 1
+
+
+@pytest.mark.parametrize(
+    ("args", "error", "match"),
+    [
+        (("bad name!",), ValueError, "function_name"),
+        ((42,), TypeError, "function_name"),
+        (("fn", 0), ValueError, "minutes_back"),
+        (("fn", 1441), ValueError, "minutes_back"),
+        (("fn", "5"), TypeError, "minutes_back"),
+        (("fn", 5, "bad/qualifier"), ValueError, "qualifier"),
+    ],
+)
+def test_bad_arguments_name_the_argument(
+    aws: Aws, args: tuple[Any, ...], error: type[Exception], match: str
+) -> None:
+    estimator = ConcurrencyEstimator(local_config(aws.endpoint_url), session=aws.session)
+    with pytest.raises(error, match=match):
+        estimator.estimate(*args)
+    assert aws.recorder.count() == 0
+
+
+def test_estimate_many_rejects_a_single_string(aws: Aws) -> None:
+    estimator = ConcurrencyEstimator(local_config(aws.endpoint_url), session=aws.session)
+    with pytest.raises(TypeError, match="function_names"):
+        estimator.estimate_many("worker")

@@ -55,6 +55,9 @@ class TwoTierCache:
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
         self._failures: dict[str, tuple[float, LookupFailed]] = {}
         self._failures_lock = threading.Lock()
+        # After a DynamoDB failure the store is skipped for a while, so that every call does
+        # not pay a connect timeout while the table is unreachable.
+        self._store_down_until = 0.0
 
     def get(
         self,
@@ -164,7 +167,7 @@ class TwoTierCache:
         self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None
     ) -> tuple[str, Cached | None]:
         """Decide from tier 2: ``done`` (fresh there), ``load`` (we refresh), ``stale`` or ``wait``."""
-        if self.store is None:
+        if self.store is None or now < self._store_down_until:
             return "load", None
         try:
             item = self.store.get(key)
@@ -183,7 +186,7 @@ class TwoTierCache:
             if self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
                 return "load", None
         except StoreUnavailable as exc:
-            log.warning("shared cache unavailable, using memory and the origin only: %s", exc)
+            self._mark_store_down(exc)
             return "load", None
         return ("stale", None) if key in stale else ("wait", None)
 
@@ -256,8 +259,16 @@ class TwoTierCache:
             self.memory.put(key, stale_entry, serve_until=now + backoff)
         return stale_entry
 
+    def _mark_store_down(self, exc: StoreUnavailable) -> None:
+        log.warning(
+            "shared cache unavailable, using memory and the origin only for %.0f s: %s",
+            self.config.error_backoff_seconds,
+            exc,
+        )
+        self._store_down_until = self.clock() + self.config.error_backoff_seconds
+
     def _store_put(self, key: str, entry: Cached) -> None:
-        if self.store is None:
+        if self.store is None or self.clock() < self._store_down_until:
             return
         try:
             self.store.put(
@@ -267,7 +278,7 @@ class TwoTierCache:
                 keep_until=entry.expires_at + self.config.stale_grace_seconds,
             )
         except StoreUnavailable as exc:
-            log.warning("could not share the refreshed value of %r: %s", key, exc)
+            self._mark_store_down(exc)
 
     def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
         with self._failures_lock:

@@ -184,3 +184,23 @@ def test_estimate_many_rejects_a_single_string(aws: Aws) -> None:
     estimator = ConcurrencyEstimator(local_config(aws.endpoint_url), session=aws.session)
     with pytest.raises(TypeError, match="function_names"):
         estimator.estimate_many("worker")
+
+
+def test_unreachable_dynamodb_is_skipped_for_a_while_after_a_failure(
+    aws: Aws, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken_store = DynamoStore(
+        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session
+    )
+    estimator = ConcurrencyEstimator(
+        local_config(aws.endpoint_url, cache_ttl_seconds=0.1, error_backoff_seconds=60),
+        session=aws.session,
+        store=broken_store,
+    )
+    with caplog.at_level(logging.WARNING, logger="estimator"):
+        for _ in range(3):
+            assert estimator.estimate("worker").source == "cloudwatch"
+            time.sleep(0.15)
+    warnings = [r for r in caplog.records if "shared cache unavailable" in r.getMessage()]
+    assert len(warnings) == 1
+    assert aws.recorder.count("monitoring", "GetMetricData") == 3

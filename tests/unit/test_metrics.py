@@ -1,0 +1,75 @@
+"""GetMetricData request building and response parsing, with a scripted client."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, build_queries, fetch_metrics
+from estimator.validation import parse_function
+
+NOW = datetime(2026, 3, 1, 10, 30, 15, tzinfo=UTC)
+
+
+class ScriptedCloudWatch:
+    """Returns the given pages in order and records the requests."""
+
+    def __init__(self, pages: list[dict[str, Any]]) -> None:
+        self.pages = pages
+        self.requests: list[dict[str, Any]] = []
+
+    def get_metric_data(self, **request: Any) -> dict[str, Any]:
+        self.requests.append(dict(request))
+        return self.pages[len(self.requests) - 1]
+
+
+def minute(n: int) -> datetime:
+    return datetime(2026, 3, 1, 10, 25, tzinfo=UTC) + timedelta(minutes=n)
+
+
+def test_queries_carry_both_metrics_and_the_resource_dimension() -> None:
+    queries = build_queries([parse_function("a"), parse_function("b", "live")])
+    assert [q["Id"] for q in queries] == ["i0", "d0", "i1", "d1"]
+    assert queries[0]["MetricStat"]["Stat"] == "Sum"
+    assert queries[1]["MetricStat"]["Metric"]["MetricName"] == "Duration"
+    assert queries[1]["MetricStat"]["Stat"] == "Average"
+    dims = queries[2]["MetricStat"]["Metric"]["Dimensions"]
+    assert {"Name": "Resource", "Value": "b:live"} in dims
+
+
+def test_pages_are_followed_and_buckets_combined() -> None:
+    window = aligned_window(NOW, 5)
+    pages = [
+        {
+            "MetricDataResults": [
+                {"Id": "i0", "Timestamps": [minute(0), minute(1)], "Values": [100, 300]},
+                {"Id": "d0", "Timestamps": [minute(0)], "Values": [1000]},
+            ],
+            "NextToken": "page-2",
+        },
+        {
+            "MetricDataResults": [
+                {"Id": "d0", "Timestamps": [minute(1)], "Values": [3000]},
+                {"Id": "i1", "Timestamps": [], "Values": []},
+                {"Id": "d1", "Timestamps": [], "Values": []},
+            ]
+        },
+    ]
+    client = ScriptedCloudWatch(pages)
+    first, second = fetch_metrics(client, [parse_function("a"), parse_function("b")], window)
+    assert len(client.requests) == 2
+    assert client.requests[1]["NextToken"] == "page-2"
+    assert client.requests[0]["StartTime"] == datetime(2026, 3, 1, 10, 25, tzinfo=UTC)
+    assert client.requests[0]["EndTime"] == datetime(2026, 3, 1, 10, 30, tzinfo=UTC)
+    assert first.invocations == 400
+    assert first.avg_duration_ms == pytest.approx((100 * 1000 + 300 * 3000) / 400)
+    assert first.concurrency == 4  # ceil(400 * 2500 / 300000) = ceil(3.33)
+    assert (second.invocations, second.avg_duration_ms, second.concurrency) == (0, None, 0)
+
+
+def test_too_many_functions_for_one_call() -> None:
+    refs = [parse_function(f"f{i}") for i in range(FUNCTIONS_PER_CALL + 1)]
+    with pytest.raises(ValueError, match="at most 250"):
+        fetch_metrics(ScriptedCloudWatch([]), refs, aligned_window(NOW, 5))

@@ -67,14 +67,22 @@ class TwoTierCache:
         ttl: float,
         origin: str,
         validate: Validate | None = None,
+        max_wait: float | None = None,
     ) -> Cached:
         """The value of ``key``, refreshed through ``load`` at most once per ``ttl`` fleet-wide.
 
         Shared items that fail ``validate`` are treated as corrupt: ignored and overwritten.
-        Raises :class:`LookupFailed` when the loader fails and no value (even stale) exists.
+        ``max_wait`` bounds the wait for another execution's refresh (default
+        ``lease_wait_seconds``). Raises :class:`LookupFailed` when the loader fails and no value
+        (even stale) exists, or the wait runs out.
         """
         outcome = self.get_many(
-            [key], lambda keys: {keys[0]: load()}, ttl=ttl, origin=origin, validate=validate
+            [key],
+            lambda keys: {keys[0]: load()},
+            ttl=ttl,
+            origin=origin,
+            validate=validate,
+            max_wait=max_wait,
         )
         result = outcome[key]
         if isinstance(result, LookupFailed):
@@ -89,6 +97,7 @@ class TwoTierCache:
         ttl: float,
         origin: str,
         validate: Validate | None = None,
+        max_wait: float | None = None,
     ) -> dict[str, Cached | LookupFailed]:
         """Like :meth:`get` for several keys; the misses are loaded with one ``load_many`` call.
 
@@ -117,7 +126,8 @@ class TwoTierCache:
                 else:
                     misses.append(key)
             if misses:
-                results.update(self._fill(misses, load_many, ttl, origin, validate))
+                wait = self.config.lease_wait_seconds if max_wait is None else max(0.0, max_wait)
+                results.update(self._fill(misses, load_many, ttl, origin, validate, wait))
         return results
 
     def invalidate(self, key: str) -> None:
@@ -134,6 +144,7 @@ class TwoTierCache:
         ttl: float,
         origin: str,
         validate: Validate | None,
+        wait: float,
     ) -> dict[str, Cached | LookupFailed]:
         now = self.clock()
         results: dict[str, Cached | LookupFailed] = {}
@@ -151,6 +162,10 @@ class TwoTierCache:
             action, entry = self._consult_store(key, now, stale, validate)
             if action == "done" and entry is not None:
                 results[key] = entry
+            elif action == "failed":
+                results[key] = self._remember_failure(
+                    key, LookupFailed(key, None, "another execution's refresh just failed")
+                )
             elif action == "stale":
                 results[key] = self._serve_stale(key, stale[key], now, ttl)
             elif action == "wait":
@@ -160,7 +175,7 @@ class TwoTierCache:
         if to_load:
             results.update(self._load(to_load, load_many, ttl, origin, stale))
         for key in to_wait:
-            results[key] = self._wait_for_refresh(key, load_many, ttl, origin, validate)
+            results[key] = self._wait_for_refresh(key, load_many, ttl, origin, validate, wait)
         return results
 
     def _consult_store(
@@ -188,7 +203,11 @@ class TwoTierCache:
         except StoreUnavailable as exc:
             self._mark_store_down(exc)
             return "load", None
-        return ("stale", None) if key in stale else ("wait", None)
+        if key in stale:
+            return "stale", None
+        if item is not None and item.recently_failed(now):
+            return "failed", None  # waiting would only wait out the fleet's back-off
+        return "wait", None
 
     def _load(
         self,
@@ -210,6 +229,7 @@ class TwoTierCache:
             if value is None:
                 detail = "" if error is not None else "the loader returned no value"
                 log.warning("refresh of %r failed: %s", key, error or detail)
+                self._share_failure(key, fetched_at, error or detail)
                 if key in stale:
                     results[key] = self._serve_stale(key, stale[key], fetched_at, ttl)
                 else:
@@ -222,11 +242,17 @@ class TwoTierCache:
         return results
 
     def _wait_for_refresh(
-        self, key: str, load_many: LoadMany, ttl: float, origin: str, validate: Validate | None
+        self,
+        key: str,
+        load_many: LoadMany,
+        ttl: float,
+        origin: str,
+        validate: Validate | None,
+        wait: float,
     ) -> Cached | LookupFailed:
         """No value anywhere and another execution is refreshing: wait for it, or take over."""
         assert self.store is not None
-        deadline = self.clock() + self.config.lease_wait_seconds
+        deadline = self.clock() + wait
         delay = _POLL_FIRST_S
         while True:
             time.sleep(delay)
@@ -240,6 +266,11 @@ class TwoTierCache:
                 if entry is not None and item is not None and item.is_fresh(now):
                     self.memory.put(key, entry)
                     return replace(entry, source="dynamodb")
+                if item is not None and item.recently_failed(now):
+                    return self._remember_failure(
+                        key,
+                        LookupFailed(key, None, f"another execution's refresh failed: {item.last_error}"),
+                    )
                 held = item is not None and item.lease_held(now)
                 if not held and self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
                     return self._load([key], load_many, ttl, origin, {})[key]
@@ -247,9 +278,7 @@ class TwoTierCache:
                 log.warning("shared cache unavailable while waiting for %r: %s", key, exc)
                 return self._load([key], load_many, ttl, origin, {})[key]
             if now >= deadline:
-                return LookupFailed(
-                    key, None, "timed out waiting for another execution's refresh"
-                )
+                return LookupFailed(key, None, "timed out waiting for another execution's refresh")
 
     def _serve_stale(self, key: str, entry: Cached, now: float, ttl: float) -> Cached:
         """Serve a stale value from memory for a short while instead of asking again at once."""
@@ -258,6 +287,21 @@ class TwoTierCache:
         if backoff > 0:
             self.memory.put(key, stale_entry, serve_until=now + backoff)
         return stale_entry
+
+    def _share_failure(self, key: str, now: float, error: BaseException | str) -> None:
+        """Tell the fleet this refresh failed, so that nobody retries or waits for it."""
+        if self.store is None or now < self._store_down_until:
+            return
+        try:
+            self.store.mark_failed(
+                key,
+                self.owner,
+                now,
+                self.config.error_backoff_seconds,
+                f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error),
+            )
+        except StoreUnavailable as exc:
+            self._mark_store_down(exc)
 
     def _mark_store_down(self, exc: StoreUnavailable) -> None:
         log.warning(
@@ -298,9 +342,7 @@ class TwoTierCache:
         return error
 
 
-def _entry_from_item(
-    item: StoredItem | None, now: float, validate: Validate | None
-) -> Cached | None:
+def _entry_from_item(item: StoredItem | None, now: float, validate: Validate | None) -> Cached | None:
     """The cached entry an item holds, if it is well-formed and not past its TTL."""
     if item is None or item.value is None or item.fresh_until is None or item.is_gone(now):
         return None

@@ -45,6 +45,8 @@ class CacheItem(Model):
     ttl = TTLAttribute(null=True)
     lease_owner = UnicodeAttribute(null=True)
     lease_until = NumberAttribute(null=True)
+    failed_until = NumberAttribute(null=True)
+    last_error = UnicodeAttribute(null=True)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,10 @@ class StoredItem:
     lease_until: float | None = None
     corrupt: bool = False
     """Holds attributes of the wrong type or shape (a foreign or damaged item)."""
+    failed_until: float | None = None
+    """The last refresh failed; until then nobody in the fleet retries it."""
+    last_error: str | None = None
+    """What that refresh failed with."""
 
     def is_fresh(self, now: float) -> bool:
         """Holds a usable value that has not expired by the reader's own clock."""
@@ -76,6 +82,10 @@ class StoredItem:
     def lease_held(self, now: float) -> bool:
         """Another refresher holds an unexpired lease."""
         return self.lease_until is not None and self.lease_until > now
+
+    def recently_failed(self, now: float) -> bool:
+        """A refresh failed a moment ago and the fleet is backing off."""
+        return self.failed_until is not None and self.failed_until > now
 
 
 _models: dict[tuple[Any, ...], type[CacheItem]] = {}
@@ -96,6 +106,9 @@ def item_model(config: Config, session: Any = None) -> type[CacheItem]:
         if model is None:
             meta = type("Meta", (), attrs)
             model = _models[key] = type("BoundCacheItem", (CacheItem,), {"Meta": meta})
+            # Build the botocore client now, once: pynamodb builds it lazily, and many threads
+            # arriving together would each build (and throw away) their own.
+            model._get_connection().connection.client  # noqa: B018
         return model
 
 
@@ -244,6 +257,28 @@ class DynamoStore:
                 return False
             raise StoreUnavailable("UpdateItem", exc) from exc
 
+    def mark_failed(self, key: str, owner: str, now: float, backoff_seconds: float, error: str) -> None:
+        """Record that ``owner``'s refresh failed: keep the lease for ``backoff_seconds`` (so
+        nobody retries sooner) and tell waiting callers to stop waiting.
+
+        Does nothing unless ``owner`` holds the lease. A later :meth:`put` clears the marker.
+        """
+        model = self.model
+        until = now + backoff_seconds
+        try:
+            model(key).update(
+                actions=[
+                    model.lease_until.set(until),
+                    model.failed_until.set(until),
+                    model.last_error.set(error[:500] or "error"),
+                ],
+                condition=model.lease_owner == owner,
+            )
+        except _STORE_ERRORS as exc:
+            if getattr(exc, "cause_response_code", None) == _CONDITION_FAILED:
+                return
+            raise StoreUnavailable("UpdateItem", exc) from exc
+
     def delete(self, key: str) -> None:
         """Delete ``key`` (no error if absent)."""
         try:
@@ -280,6 +315,8 @@ class DynamoStore:
             lease_owner=_scalar(item.get("lease_owner"), "S"),
             lease_until=lease_until,
             corrupt=corrupt,
+            failed_until=_number(item.get("failed_until")),
+            last_error=_scalar(item.get("last_error"), "S"),
         )
 
 

@@ -204,3 +204,34 @@ def test_unreachable_dynamodb_is_skipped_for_a_while_after_a_failure(
     warnings = [r for r in caplog.records if "shared cache unavailable" in r.getMessage()]
     assert len(warnings) == 1
     assert aws.recorder.count("monitoring", "GetMetricData") == 3
+
+
+def test_a_failed_refresh_stops_the_fleet_from_waiting(aws: Aws, table: None) -> None:
+    config = local_config(aws.endpoint_url, lease_wait_seconds=30, error_backoff_seconds=30)
+    failing = ConcurrencyEstimator(config, session=aws.session, cloudwatch_client=unreachable_cloudwatch())
+    with pytest.raises(EstimateUnavailable):
+        failing.estimate("worker")
+    stored = DynamoStore(config, aws.session).get("estimate#worker#5")
+    assert stored is not None and stored.recently_failed(time.time())
+    assert stored.last_error and "EndpointConnectionError" in stored.last_error
+    # Another container with no value: told at once instead of waiting 30 s for a lease, and
+    # CloudWatch is not asked again during the back-off.
+    started = time.monotonic()
+    with pytest.raises(EstimateUnavailable, match="refresh just failed"):
+        ConcurrencyEstimator(config, session=aws.session).estimate("worker")
+    assert time.monotonic() - started < 25
+    assert aws.recorder.count("monitoring", "GetMetricData") == 0
+
+
+def test_the_wait_for_a_refresh_can_be_bounded(aws: Aws, table: None) -> None:
+    from estimator.exceptions import LookupFailed
+    from estimator.shared_cache import TwoTierCache
+
+    config = local_config(aws.endpoint_url, lease_wait_seconds=30)
+    store = DynamoStore(config, aws.session)
+    assert store.try_lease("rules#worker", "busy-elsewhere", time.time(), 60)
+    cache = TwoTierCache(config, store)
+    started = time.monotonic()
+    with pytest.raises(LookupFailed, match="timed out waiting"):
+        cache.get("rules#worker", lambda: {"enabled": True}, ttl=60, origin="test", max_wait=0.3)
+    assert time.monotonic() - started < 25

@@ -1,0 +1,59 @@
+"""Self-continuing AWS Lambda workers: spawn a sibling with the remaining work, safely.
+
+>>> from siblings import SiblingsManager, Invocation, load_payload  # doctest: +SKIP
+
+* :class:`SiblingsManager` - sosw's API (``spawn_sibling``, ``any_events_rules_enabled``,
+  ``get_approximate_concurrent_executions``) with cached loop guards, idempotent spawns and
+  S3 offload of large payloads.
+* :class:`Invocation`, :class:`TimeBudget`, :func:`sufficient_execution_time_left` - handler
+  helpers (:mod:`siblings.handler`).
+* :func:`load_payload` - the payload a sibling was spawned with (reserved key stripped, S3
+  pointer resolved).
+* :func:`disable_spawning`, :func:`enable_spawning`, :func:`spawning_status` - the operator's
+  kill switch (:mod:`siblings.killswitch`).
+"""
+
+from estimator.exceptions import (
+    EstimateUnavailable,
+    LookupFailed,
+    PayloadTooLarge,
+    PayloadUnavailable,
+    SiblingsError,
+    SpawnFailed,
+    StoreUnavailable,
+)
+from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
+from siblings.killswitch import (
+    FunctionStatus,
+    KillState,
+    disable_spawning,
+    enable_spawning,
+    spawning_status,
+)
+from siblings.manager import SiblingsManager
+from siblings.metadata import METADATA_KEY, ChainMetadata
+from siblings.payload import load_payload
+from siblings.result import SpawnResult
+
+__all__ = [
+    "METADATA_KEY",
+    "ChainMetadata",
+    "EstimateUnavailable",
+    "FunctionStatus",
+    "Invocation",
+    "KillState",
+    "LookupFailed",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
+    "SiblingsError",
+    "SiblingsManager",
+    "SpawnFailed",
+    "SpawnResult",
+    "StoreUnavailable",
+    "TimeBudget",
+    "disable_spawning",
+    "enable_spawning",
+    "load_payload",
+    "spawning_status",
+    "sufficient_execution_time_left",
+]

@@ -1,0 +1,87 @@
+"""Read what the manager needs from a Lambda context object, refusing anything malformed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from estimator.validation import parse_function
+
+
+@dataclass(frozen=True)
+class InvocationInfo:
+    """The parts of a Lambda context the siblings manager uses."""
+
+    function_arn: str
+    """``invoked_function_arn`` exactly as given: a sibling is invoked through the same alias or
+    version as the current execution."""
+    unqualified_arn: str
+    """The function's ARN without alias or version."""
+    function_name: str
+    """The bare function name."""
+    qualifier: str | None
+    """Alias or version from the ARN, ``None`` when invoked unqualified."""
+    region: str
+    """Region from the ARN."""
+    account: str
+    """Account id from the ARN."""
+    request_id: str | None
+    """``aws_request_id`` (``None`` when the object has none, e.g. a hand-made test context)."""
+    remaining_ms: Callable[[], int] | None
+    """``get_remaining_time_in_millis`` when the context has it."""
+
+
+def read_context(lambda_context: Any) -> InvocationInfo:
+    """Validate ``lambda_context`` and return its :class:`InvocationInfo`.
+
+    Raises ``TypeError`` when the object is missing or has no string ``invoked_function_arn``,
+    ``ValueError`` when that ARN is not a Lambda function ARN.
+    """
+    if lambda_context is None:
+        raise TypeError("lambda_context is required (the context object of your handler)")
+    arn = getattr(lambda_context, "invoked_function_arn", None)
+    if arn is None:
+        raise TypeError(
+            "lambda_context has no invoked_function_arn: pass the context object your "
+            f"handler received, got {type(lambda_context).__name__}"
+        )
+    if not isinstance(arn, str):
+        raise TypeError(
+            f"lambda_context.invoked_function_arn must be a str, got {type(arn).__name__}"
+        )
+    parts = arn.split(":")
+    # arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]
+    if (
+        len(parts) not in (7, 8)
+        or parts[0] != "arn"
+        or parts[2] != "lambda"
+        or parts[5] != "function"
+    ):
+        raise ValueError(
+            f"lambda_context.invoked_function_arn is not a Lambda function ARN: {arn!r}"
+        )
+    try:
+        ref = parse_function(arn)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"lambda_context.invoked_function_arn {arn!r} is invalid: {exc}") from None
+    if not ref.region or not ref.account:
+        raise ValueError(f"lambda_context.invoked_function_arn lacks region or account: {arn!r}")
+
+    request_id = getattr(lambda_context, "aws_request_id", None)
+    if request_id is not None and (not isinstance(request_id, str) or not request_id):
+        raise TypeError(
+            "lambda_context.aws_request_id must be a non-empty str, "
+            f"got {type(request_id).__name__}"
+        )
+    remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
+    return InvocationInfo(
+        function_arn=arn,
+        unqualified_arn=":".join(parts[:7]),
+        function_name=ref.name,
+        qualifier=ref.qualifier,
+        region=ref.region,
+        account=ref.account,
+        request_id=request_id,
+        remaining_ms=remaining if callable(remaining) else None,
+    )

@@ -1,0 +1,150 @@
+"""The four loop guards, each answered from a cache or one cheap read, each giving a Verdict.
+
+1. Kill switch (:mod:`siblings.killswitch`): applies even with ``force``.
+2. Generation limit: a sibling past ``max_generations`` is refused, even with ``force``.
+3. EventBridge: some rule targeting the function is enabled (:mod:`siblings.rules`, cached in
+   both tiers), or ``auto_spawning`` is on, as in sosw.
+4. Concurrency: with ``max_concurrency`` set, the cached estimate must be below it.
+
+A guard that cannot be answered (``LookupFailed``, ``EstimateUnavailable``,
+``StoreUnavailable`` with no value to fall back on) follows ``on_guard_error``: ``refuse``
+(the default) gives a ``guard_error`` refusal, ``allow`` lets the spawn through and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from estimator.config import Config
+from estimator.estimator import ConcurrencyEstimator
+from estimator.exceptions import EstimateUnavailable, LookupFailed, StoreUnavailable
+from estimator.memory import Cached
+from estimator.shared_cache import TwoTierCache
+from siblings import result as reasons
+from siblings.context import InvocationInfo
+from siblings.killswitch import KillSwitch
+from siblings.rules import RuleLookup, cache_key
+
+GuardFailure = LookupFailed | EstimateUnavailable | StoreUnavailable
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One guard's answer."""
+
+    allowed: bool
+    reason: str = ""
+    """Refusal reason (one of :data:`siblings.result.REFUSALS`) when not allowed."""
+    detail: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the guard saw (value, source, error), copied into ``SpawnResult.guards``."""
+
+
+def _valid_rules(value: dict[str, Any]) -> bool:
+    return isinstance(value.get("enabled"), bool)
+
+
+class Guards:
+    """Evaluates the guards for one manager; the expensive parts are built on first use."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        cache: TwoTierCache,
+        kill_switch: KillSwitch | None,
+        rule_lookup: Callable[[], RuleLookup],
+        estimator: Callable[[], ConcurrencyEstimator],
+    ) -> None:
+        self.config = config
+        self.cache = cache
+        self.kill_switch = kill_switch
+        self._rule_lookup = rule_lookup
+        self._estimator = estimator
+
+    def on_error(self, guard: str, exc: BaseException) -> Verdict:
+        """Apply ``on_guard_error`` to a guard that could not be answered."""
+        info = {"error": f"{type(exc).__name__}: {exc}", "policy": self.config.on_guard_error}
+        if self.config.on_guard_error == "allow":
+            return Verdict(True, info=info)
+        return Verdict(False, reasons.GUARD_ERROR, f"{guard} guard unavailable: {exc}", info)
+
+    def check_kill_switch(self, info: InvocationInfo) -> Verdict:
+        """Refuse while an operator has disabled spawning of the function."""
+        if self.kill_switch is None:
+            return Verdict(True, info={"source": "none (no shared table)"})
+        try:
+            state = self.kill_switch.state(info.function_name)
+            source = "dynamodb"
+        except StoreUnavailable as exc:
+            last = self.kill_switch.last_known(info.function_name)
+            if last is None:
+                return self.on_error("kill_switch", exc)
+            state, source = last, "memory (dynamodb unavailable)"
+        detail = f"disabled by {state.changed_by}: {state.reason}" if state.disabled else ""
+        verdict_info = {"disabled": state.disabled, "source": source}
+        if state.disabled:
+            return Verdict(False, reasons.KILL_SWITCH, detail, verdict_info)
+        return Verdict(True, info=verdict_info)
+
+    def check_generation(self, generation: int) -> Verdict:
+        """Refuse a sibling whose generation would exceed ``max_generations``."""
+        limit = self.config.max_generations
+        verdict_info = {"generation": generation, "max_generations": limit}
+        if generation > limit:
+            detail = f"generation {generation} is over max_generations={limit}"
+            return Verdict(False, reasons.MAX_GENERATIONS, detail, verdict_info)
+        return Verdict(True, info=verdict_info)
+
+    def rules_state(self, info: InvocationInfo) -> Cached:
+        """The cached rule state of the function (raises :class:`LookupFailed`)."""
+        return self.cache.get(
+            cache_key(info),
+            lambda: self._rule_lookup().state(info),
+            ttl=self.config.rules_cache_ttl_seconds,
+            origin="eventbridge",
+            validate=_valid_rules,
+        )
+
+    def check_rules(self, info: InvocationInfo) -> Verdict:
+        """Allow when an EventBridge rule targeting the function is enabled, or
+        ``auto_spawning`` is on (then no lookup is made at all)."""
+        if self.config.auto_spawning:
+            return Verdict(True, info={"auto_spawning": True})
+        try:
+            cached = self.rules_state(info)
+        except LookupFailed as exc:
+            return self.on_error("eventbridge", exc)
+        value = cached.value
+        verdict_info = {
+            "enabled": value.get("enabled"),
+            "rule": value.get("rule"),
+            "source": cached.source,
+            "stale": cached.stale,
+        }
+        if value.get("enabled"):
+            return Verdict(True, info=verdict_info)
+        detail = "no enabled EventBridge rule targets the function and auto_spawning is off"
+        return Verdict(False, reasons.RULES_DISABLED, detail, verdict_info)
+
+    def check_concurrency(self, info: InvocationInfo) -> Verdict:
+        """Refuse while the estimated concurrency is at or above ``max_concurrency``."""
+        limit = self.config.max_concurrency
+        if limit is None:
+            return Verdict(True, info={"max_concurrency": None})
+        try:
+            estimate = self._estimator().estimate(info.function_name)
+        except EstimateUnavailable as exc:
+            return self.on_error("concurrency", exc)
+        verdict_info = {
+            "estimate": estimate.value,
+            "max_concurrency": limit,
+            "source": estimate.source,
+            "stale": estimate.stale,
+        }
+        if estimate.value >= limit:
+            detail = f"estimated concurrency {estimate.value} >= max_concurrency={limit}"
+            return Verdict(False, reasons.MAX_CONCURRENCY, detail, verdict_info)
+        return Verdict(True, info=verdict_info)

@@ -1,0 +1,73 @@
+"""The IAM actions lambda-siblings needs, for a least-privilege role (see ``template.yaml``).
+
+A function that uses :class:`~siblings.SiblingsManager` (and the estimator behind it) calls
+exactly the actions in :data:`RUNTIME_ACTIONS`; ``tests/integration/test_template.py`` records
+the calls the library makes against a local AWS and checks the template's policy against them.
+Resources, as the template scopes them:
+
+* ``cloudwatch:GetMetricData``, ``events:ListRuleNamesByTarget``: ``*`` (no resource-level
+  permissions exist for them);
+* ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
+  ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
+* ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
+* ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``: the shared table
+  (``DeleteItem`` only when an Invoke fails and a spawn claim is undone);
+* ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``.
+
+Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
+``siblings create-table``; ``siblings disable/enable/status`` use ``GetItem``/``PutItem`` on the
+table; ``siblings estimate`` uses ``GetMetricData`` and ``GetItem``/``PutItem``/``UpdateItem``.
+"""
+
+from __future__ import annotations
+
+RUNTIME_ACTIONS: frozenset[str] = frozenset(
+    {
+        "cloudwatch:GetMetricData",
+        "lambda:InvokeFunction",
+        "events:ListRuleNamesByTarget",
+        "events:DescribeRule",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "s3:PutObject",
+        "s3:GetObject",
+    }
+)
+"""Every IAM action a function using the library needs at run time."""
+
+CREATE_TABLE_ACTIONS: frozenset[str] = frozenset(
+    {
+        "dynamodb:DescribeTable",
+        "dynamodb:CreateTable",
+        "dynamodb:DescribeTimeToLive",
+        "dynamodb:UpdateTimeToLive",
+    }
+)
+"""What ``siblings create-table`` (:func:`estimator.ensure_table`) calls: operators only."""
+
+# SigV4 signing name -> IAM service prefix, where they differ.
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+# API operations authorised under another action's name.
+_RENAMED = {
+    ("lambda", "Invoke"): "InvokeFunction",
+    ("s3", "HeadObject"): "GetObject",
+}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action that authorises an API call, e.g. ``("monitoring", "GetMetricData")`` ->
+    ``"cloudwatch:GetMetricData"``, ``("lambda", "Invoke")`` -> ``"lambda:InvokeFunction"``.
+
+    ``service`` is the SigV4 signing name (what :class:`siblings.local.calls.CallRecorder`
+    records). DynamoDB transactions have no action of their own: each item is authorised as
+    ``UpdateItem``, ``PutItem``, ``DeleteItem`` or ``ConditionCheckItem``, which the operation
+    name alone cannot tell, so they raise ``ValueError``.
+    """
+    if not service or not operation:
+        raise ValueError(f"service and operation are required, got {service!r}, {operation!r}")
+    if service == "dynamodb" and operation.startswith("Transact"):
+        raise ValueError(f"dynamodb:{operation} is authorised per item; inspect the request")
+    name = _RENAMED.get((service, operation), operation)
+    return f"{_IAM_PREFIX.get(service, service)}:{name}"

@@ -1,0 +1,196 @@
+"""The operator's kill switch: one item per function in the shared table stops all spawning.
+
+``siblings disable FN`` writes ``kill#FN`` with ``{"disabled": true, ...}``; every
+``spawn_sibling`` of that function (any alias or version) then refuses, even with
+``force=True``, until ``siblings enable FN``. The item is read on every spawn (one strongly
+consistent GetItem), so a switch takes effect at the next spawn, fleet-wide. When DynamoDB
+cannot be read, the last state this process saw is used; with none, ``on_guard_error`` decides.
+
+The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawning_status`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from estimator.config import Config
+from estimator.store import DynamoStore
+from estimator.validation import parse_function
+from siblings.breaker import ItemStore
+
+# The switch must outlive any TTL sweep: keep it for a century.
+_FOREVER_S = 100 * 365 * 24 * 3600.0
+
+
+def kill_key(function_name: str) -> str:
+    """Shared-table key of a function's kill switch."""
+    return f"kill#{function_name}"
+
+
+@dataclass(frozen=True)
+class KillState:
+    """Whether spawning is disabled for a function, and who said so."""
+
+    function_name: str
+    disabled: bool
+    reason: str = ""
+    changed_at: float | None = None
+    changed_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return asdict(self)
+
+
+class KillSwitch:
+    """Reads and flips the kill switch items of a :class:`DynamoStore`."""
+
+    def __init__(self, store: ItemStore, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, KillState] = {}
+
+    def state(self, function_name: str) -> KillState:
+        """The current state (raises :class:`StoreUnavailable` when DynamoDB fails)."""
+        item = self.store.get(kill_key(function_name))
+        value = item.value if item is not None and not item.is_gone(self.clock()) else None
+        if not value:
+            state = KillState(function_name, disabled=False)
+        else:
+            state = KillState(
+                function_name,
+                disabled=bool(value.get("disabled")),
+                reason=str(value.get("reason") or ""),
+                changed_at=_float(value.get("changed_at")),
+                changed_by=value.get("changed_by")
+                if isinstance(value.get("changed_by"), str)
+                else None,
+            )
+        with self._lock:
+            self._last[function_name] = state
+        return state
+
+    def last_known(self, function_name: str) -> KillState | None:
+        """The state this process read last, for when DynamoDB is unavailable."""
+        with self._lock:
+            return self._last.get(function_name)
+
+    def set(
+        self, function_name: str, disabled: bool, reason: str = "", changed_by: str | None = None
+    ) -> KillState:
+        """Write the switch (kept, not deleted, on enable: the item records who enabled it)."""
+        now = self.clock()
+        state = KillState(function_name, disabled, reason, now, changed_by)
+        value = {k: v for k, v in state.to_dict().items() if k != "function_name"}
+        self.store.put(
+            kill_key(function_name),
+            value,
+            fresh_until=now + _FOREVER_S,
+            keep_until=now + _FOREVER_S,
+        )
+        with self._lock:
+            self._last[function_name] = state
+        return state
+
+
+@dataclass(frozen=True)
+class FunctionStatus:
+    """What ``siblings status FN`` shows: the kill switch and the cached rule state."""
+
+    kill: KillState
+    rules: dict[str, Any] | None
+    """The cached EventBridge answer (``enabled``, ``rule``...) or ``None`` when not cached."""
+    rules_fresh_until: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        return {
+            "function_name": self.kill.function_name,
+            "spawning_disabled": self.kill.disabled,
+            "kill_switch": self.kill.to_dict(),
+            "rules": self.rules,
+            "rules_fresh_until": self.rules_fresh_until,
+        }
+
+
+def _store(config: Config | None, session: Any, store: DynamoStore | None) -> DynamoStore:
+    if store is not None:
+        return store
+    return DynamoStore(config or Config.from_env(), session=session)
+
+
+def _name(function_name: str) -> str:
+    # The switch covers every alias and version: key on the bare name.
+    return parse_function(function_name).name
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{os.uname().nodename}"
+
+
+def disable_spawning(
+    function_name: str,
+    *,
+    reason: str = "",
+    config: Config | None = None,
+    session: Any = None,
+    store: DynamoStore | None = None,
+) -> KillState:
+    """Stop every future spawn of ``function_name`` (name or ARN), even forced ones.
+
+    Raises :class:`StoreUnavailable` when the table cannot be written, ``ValueError`` for a
+    bad name.
+    """
+    switch = KillSwitch(_store(config, session, store))
+    return switch.set(_name(function_name), True, reason, _operator())
+
+
+def enable_spawning(
+    function_name: str,
+    *,
+    reason: str = "",
+    config: Config | None = None,
+    session: Any = None,
+    store: DynamoStore | None = None,
+) -> KillState:
+    """Allow spawning of ``function_name`` again (the other guards still apply)."""
+    switch = KillSwitch(_store(config, session, store))
+    return switch.set(_name(function_name), False, reason, _operator())
+
+
+def spawning_status(
+    function_name: str,
+    *,
+    config: Config | None = None,
+    session: Any = None,
+    store: DynamoStore | None = None,
+) -> FunctionStatus:
+    """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
+    table = _store(config, session, store)
+    name = _name(function_name)
+    kill = KillSwitch(table).state(name)
+    rules_item = table.get(f"rules#{name}")
+    rules: dict[str, Any] | None = None
+    fresh_until: float | None = None
+    if rules_item is not None and rules_item.value is not None:
+        cached = rules_item.value.get("value")
+        rules = cached if isinstance(cached, dict) else None
+        fresh_until = rules_item.fresh_until
+    return FunctionStatus(kill=kill, rules=rules, rules_fresh_until=fresh_until)
+
+
+def _float(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

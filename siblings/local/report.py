@@ -1,0 +1,212 @@
+"""What ``siblings simulate`` shows: the live view, the summary table and the PNG timeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from siblings.local.fleet import Fleet, Sample
+
+
+def live_view(fleet: Fleet, sample: Sample) -> Group:
+    """The progress panel, rebuilt at every sample."""
+    settings = fleet.settings
+    total = settings.chains * settings.records
+    spawns = fleet.spawn_stats()
+    calls = fleet.recorder.counts()
+    runtime = fleet.runtime.stats()
+    refused = _refusals(spawns)
+    metric_calls = calls.get(("monitoring", "GetMetricData"), 0) - fleet.monitor_metric_calls
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    table.add_row(
+        "records",
+        f"{sample.records_done} / {total}  chains done {fleet.chains_done()} / {settings.chains}",
+    )
+    table.add_row(
+        "executions",
+        f"running {sample.running} (true)   estimated {_maybe(sample.estimate)}   "
+        f"max_concurrency {_maybe(settings.max_concurrency)}",
+    )
+    table.add_row(
+        "siblings",
+        f"spawned {spawns['spawned']}   refused {refused or 'none'}   "
+        f"duplicates {spawns['duplicate']}   failed {spawns['failed']}",
+    )
+    table.add_row(
+        "AWS calls",
+        f"GetMetricData {metric_calls} (+{fleet.monitor_metric_calls} monitor)   "
+        f"EventBridge {sum(n for (svc, _), n in calls.items() if svc == 'events')}   "
+        f"Invoke {calls.get(('lambda', 'Invoke'), 0)}   "
+        f"DynamoDB {sum(n for (svc, _), n in calls.items() if svc == 'dynamodb')}",
+    )
+    table.add_row(
+        "throttles",
+        f"quota layer {fleet.quota.throttled()}   injected Invoke "
+        f"{fleet.throttles.injected('lambda', 'Invoke')} GetMetricData "
+        f"{fleet.throttles.injected('monitoring', 'GetMetricData')}   "
+        f"queued over reserved concurrency {runtime.throttled}",
+    )
+    table.add_row(
+        "faults",
+        f"handler crashes {sum(fleet.crashes.crashes.values())}   retries {runtime.retries}   "
+        f"timeouts {runtime.timeouts}   cold starts {runtime.cold_starts}",
+    )
+    title = Text(f"siblings simulate  t={sample.t:5.1f}s", style="bold")
+    bar = ProgressBar(total=total, completed=sample.records_done, width=60)
+    return Group(title, bar, table)
+
+
+def summary_table(document: dict[str, Any]) -> Table:
+    """The end-of-run table, from :func:`siblings.local.fleet.summary`."""
+    verification = document["verification"]
+    table = Table(title="siblings simulate: summary", show_header=False)
+    table.add_column("", style="bold cyan", no_wrap=True)
+    table.add_column("")
+    settings = document["settings"]
+    table.add_row(
+        "workload",
+        f"{settings['chains']} chains x {settings['records']} records, "
+        f"{settings['invocation_seconds']} s per invocation, fault rate {settings['fault_rate']}, "
+        f"seed {settings['seed']}",
+    )
+    table.add_row(
+        "time", f"{document['elapsed_seconds']} s (CloudWatch time x{settings['time_scale']:g})"
+    )
+    executions = document["executions"]
+    table.add_row(
+        "executions",
+        f"{executions['invocations']} invocations, {executions['attempts']} attempts, "
+        f"{executions['retries']} retries, {executions['timeouts']} timeouts, "
+        f"{executions['cold_starts']} cold starts",
+    )
+    concurrency = document["concurrency"]
+    table.add_row(
+        "concurrency",
+        f"true peak {concurrency['true_peak']}, estimated peak "
+        f"{_maybe(concurrency['estimate_peak'])}, max_concurrency "
+        f"{_maybe(settings['max_concurrency'])}",
+    )
+    spawns = document["spawns"]
+    table.add_row(
+        "siblings",
+        f"{spawns['spawned']} spawned, refused {_format_counts(spawns['refused']) or 'none'}, "
+        f"{spawns['duplicates']} duplicates, {spawns['failed']} failed",
+    )
+    calls = document["calls"]
+    table.add_row(
+        "AWS calls",
+        f"GetMetricData {calls['cloudwatch_get_metric_data']} "
+        f"(+{calls['cloudwatch_get_metric_data_by_monitor']} monitor), "
+        f"EventBridge {calls['eventbridge']} ({_format_counts(calls['eventbridge_by_action'])}), "
+        f"Invoke {calls['lambda_invoke']}, DynamoDB {calls['dynamodb']}, "
+        f"PutMetricData {calls['cloudwatch_put_metric_data']}",
+    )
+    throttles = document["throttles"]
+    table.add_row(
+        "faults",
+        f"throttled by quotas {throttles['quota_layer']}, injected throttles "
+        f"{_format_counts(throttles['injected']) or 'none'}, handler crashes "
+        f"{_format_counts(throttles['handler_crashes_injected']) or 'none'}",
+    )
+    records = verification["records"]
+    table.add_row(
+        "records",
+        _check(records["exactly_once"] == records["expected"])
+        + f" {records['exactly_once']} / {records['expected']} exactly once "
+        f"({records['missing']} missing, {records['duplicated']} duplicated)",
+    )
+    generations = verification["generations"]
+    table.add_row(
+        "generations",
+        _check(generations["max_seen"] <= generations["limit"])
+        + f" deepest {generations['max_seen']} (max_generations {generations['limit']})",
+    )
+    lost = verification["spawns"]["lost"]
+    table.add_row(
+        "spawns", _check(lost == 0) + f" {verification['spawns']['reported']} reported, {lost} lost"
+    )
+    table.add_row(
+        "verification",
+        Text("PASSED", style="bold green")
+        if verification["ok"]
+        else Text("FAILED: " + "; ".join(verification["problems"]), style="bold red"),
+    )
+    return table
+
+
+def plot_timeline(fleet: Fleet, path: Path) -> Path:
+    """Write a PNG: true vs estimated concurrency, and siblings spawned, over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # Seconds since the run started (the runtime's clock, shifted past the setup).
+    shift = fleet.started_at - fleet.runtime.started_at
+    timeline = [(t - shift, n) for t, n in fleet.runtime.timeline() if t >= shift]
+    estimates = [(s.t, s.estimate) for s in fleet.samples if s.estimate is not None]
+    spawn_times = sorted(
+        inv.accepted_at - fleet.started_at
+        for inv in fleet.runtime.invocations()
+        if inv.source == "invoke"
+    )
+    figure, axis = plt.subplots(figsize=(10, 5), dpi=100)
+    if timeline:
+        axis.step(
+            [t for t, _ in timeline], [n for _, n in timeline], where="post",
+            label="true concurrency (runtime)", color="tab:blue",
+        )
+    if estimates:
+        axis.step(
+            [t for t, _ in estimates], [e for _, e in estimates], where="post",
+            label="estimated concurrency (CloudWatch, cached)", color="tab:orange",
+        )
+    if fleet.settings.max_concurrency is not None:
+        axis.axhline(
+            fleet.settings.max_concurrency, color="tab:red", linestyle="--", label="max_concurrency"
+        )
+    axis.set_xlabel("seconds")
+    axis.set_ylabel("concurrent executions")
+    spawns_axis = axis.twinx()
+    spawns_axis.plot(
+        spawn_times, range(1, len(spawn_times) + 1), color="tab:green", label="siblings spawned"
+    )
+    spawns_axis.set_ylabel("siblings spawned (cumulative)")
+    lines = axis.get_legend_handles_labels()
+    more = spawns_axis.get_legend_handles_labels()
+    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize="small")
+    settings = fleet.settings
+    axis.set_title(
+        f"{settings.chains} chains x {settings.records} records, fault rate "
+        f"{settings.fault_rate}, CloudWatch time x{settings.time_scale:g}"
+    )
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def _refusals(spawns: Any) -> str:
+    return _format_counts(
+        {k.removeprefix("refused_"): v for k, v in spawns.items() if k.startswith("refused_")}
+    )
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} {value}" for key, value in sorted(counts.items()) if value)
+
+
+def _maybe(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _check(ok: bool) -> str:
+    return "[green]ok[/green]" if ok else "[red]FAIL[/red]"

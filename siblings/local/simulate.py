@@ -1,0 +1,130 @@
+"""``siblings simulate``: a local fleet of self-continuing workers, verified exactly-once.
+
+Everything runs in this process against an embedded moto server on 127.0.0.1, behind AWS's
+default quotas: no AWS account. See :mod:`siblings.local.fleet` for what is emulated and how.
+The command exits non-zero when the verification fails: a record processed zero or two times,
+a chain past ``max_generations``, or a spawn lost.
+
+Also runnable as ``python -m siblings.local.simulate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from siblings.local.fleet import DEFAULT_WORKER_FILE, Fleet, FleetSettings, summary, to_json
+
+_DEFAULTS = FleetSettings()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the command's options to ``parser``."""
+    workload = parser.add_argument_group("workload")
+    workload.add_argument("--chains", type=int, default=_DEFAULTS.chains,
+                          help="independent cursors (default %(default)s)")
+    workload.add_argument("--records", type=int, default=_DEFAULTS.records,
+                          help="records per chain (default %(default)s)")
+    workload.add_argument("--record-seconds", type=float, default=_DEFAULTS.record_seconds,
+                          help="work per record (default %(default)s)")
+    workload.add_argument("--invocation-seconds", type=float,
+                          default=_DEFAULTS.invocation_seconds,
+                          help="each execution's deadline, the function timeout "
+                               "(default %(default)s)")
+    workload.add_argument("--shutdown-seconds", type=float, default=_DEFAULTS.shutdown_seconds,
+                          help="time kept back to commit and spawn (default %(default)s)")
+    guards = parser.add_argument_group("guards and limits")
+    guards.add_argument("--max-concurrency", type=int, default=_DEFAULTS.max_concurrency,
+                        help="refuse to spawn at or above this estimated concurrency; 0 turns "
+                             "the guard off (default %(default)s)")
+    guards.add_argument("--max-generations", type=int, default=_DEFAULTS.max_generations,
+                        help="longest chain of siblings (default %(default)s)")
+    guards.add_argument("--reserved-concurrency", type=int, default=None,
+                        help="the function's reserved concurrency (default: none)")
+    faults = parser.add_argument_group("faults")
+    faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
+                        help="share of Invoke calls answered 429, of GetMetricData calls "
+                             "throttled, and of handler attempts that crash (default %(default)s)")
+    faults.add_argument("--seed", type=int, default=_DEFAULTS.seed,
+                        help="seed of request ids and faults (default %(default)s)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--time-scale", type=float, default=_DEFAULTS.time_scale,
+                     help="CloudWatch time runs this many times faster than the wall clock, so "
+                          "one-minute metrics fit in a short demo (default %(default)s)")
+    run.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_seconds,
+                     help="give up after this many seconds (default %(default)s)")
+    run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--plot", type=Path, metavar="FILE",
+                     help="write a PNG timeline: true vs estimated concurrency, spawns")
+    run.add_argument("--worker-file", type=Path, default=DEFAULT_WORKER_FILE,
+                     help="the handler module to run (default: examples/cursor_worker.py)")
+    # Test hook: plant a lost record, to prove the verification catches it.
+    run.add_argument("--drop-record", metavar="CHAIN:INDEX", help=argparse.SUPPRESS)
+
+
+def settings_from(args: argparse.Namespace) -> FleetSettings:
+    """The :class:`FleetSettings` of parsed arguments."""
+    drop = None
+    if args.drop_record:
+        chain_id, _, index = str(args.drop_record).rpartition(":")
+        drop = (chain_id, int(index))
+    return FleetSettings(
+        chains=args.chains,
+        records=args.records,
+        record_seconds=args.record_seconds,
+        invocation_seconds=args.invocation_seconds,
+        shutdown_seconds=args.shutdown_seconds,
+        max_concurrency=args.max_concurrency or None,
+        max_generations=args.max_generations,
+        reserved_concurrency=args.reserved_concurrency,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        time_scale=args.time_scale,
+        timeout_seconds=args.timeout,
+        worker_file=args.worker_file,
+        drop_record=drop,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the simulation; 0 when the verification passed, 1 when it failed, 2 on bad input."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from siblings.local.report import live_view, plot_timeline, summary_table
+
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        print(f"siblings simulate: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    progress = Console(stderr=True)
+    with Fleet(settings) as fleet:
+        if args.json or not progress.is_terminal:
+            verification = fleet.run()
+        else:
+            with Live(console=progress, refresh_per_second=4, transient=True) as live:
+                verification = fleet.run(lambda f, sample: live.update(live_view(f, sample)))
+        document = summary(fleet, verification)
+        if args.plot:
+            document["plot"] = str(plot_timeline(fleet, args.plot))
+    if args.json:
+        print(to_json(document))
+    else:
+        console.print(summary_table(document))
+        if args.plot:
+            console.print(f"timeline written to {args.plot}")
+    return 0 if verification.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m siblings.local.simulate``."""
+    parser = argparse.ArgumentParser(prog="siblings simulate", description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The reserved key every sibling event carries: chain id, generation, parent request id.
+
+A sibling's event is the caller's payload (a JSON object) plus one key, :data:`METADATA_KEY`::
+
+    {"cursor": 42, "__siblings__": {"v": 1, "chain_id": "9c1e...", "generation": 3,
+                                    "parent_request_id": "5f0a...", "spawned_at": 1767225600.0}}
+
+When the payload was offloaded to S3 the event holds only the key, with a ``payload`` pointer
+(see :mod:`siblings.payload`). ``siblings.load_payload(event)`` strips the key.
+
+The chain id is the ``aws_request_id`` of the execution that started the chain (the root,
+generation 0); every sibling carries it on, one generation more than its parent.
+
+``spawn_sibling`` does not receive the event, so it must learn the incoming metadata some other
+way. In order of precedence: the ``event=`` argument; what ``load_payload(event, context)``
+remembered for the context's request id; the reserved key left inside the payload passed to
+``spawn_sibling`` (when the caller re-sends a modified copy of its event). With none of these
+the execution is treated as a chain root; the generation limit then cannot see the chain.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+METADATA_KEY = "__siblings__"
+"""The one reserved top-level key of a sibling event."""
+METADATA_VERSION = 1
+
+_REMEMBERED_MAX = 256
+
+
+@dataclass(frozen=True)
+class ChainMetadata:
+    """Where an execution sits in its chain."""
+
+    chain_id: str
+    """The root execution's request id, shared by every generation."""
+    generation: int
+    """0 for the root, parent's generation + 1 for each sibling."""
+    parent_request_id: str | None = None
+    """Request id of the execution that spawned this one (``None`` for the root)."""
+    spawned_at: float | None = None
+    """Epoch seconds when the parent invoked this execution."""
+
+    def child(self, parent_request_id: str | None, now: float | None = None) -> ChainMetadata:
+        """The metadata of a sibling spawned by this execution."""
+        return ChainMetadata(
+            chain_id=self.chain_id,
+            generation=self.generation + 1,
+            parent_request_id=parent_request_id,
+            spawned_at=time.time() if now is None else now,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form put under :data:`METADATA_KEY`."""
+        return {
+            "v": METADATA_VERSION,
+            "chain_id": self.chain_id,
+            "generation": self.generation,
+            "parent_request_id": self.parent_request_id,
+            "spawned_at": self.spawned_at,
+        }
+
+
+def root_metadata(request_id: str) -> ChainMetadata:
+    """The metadata of a chain root: the chain id is its own request id, so a retried root
+    (Lambda reuses the request id) maps to the same chain."""
+    return ChainMetadata(chain_id=request_id, generation=0)
+
+
+def parse_metadata(raw: Any) -> ChainMetadata:
+    """Validate the value found under :data:`METADATA_KEY`; ``ValueError`` when malformed.
+
+    A malformed key is an error rather than "no chain": silently restarting at generation 0
+    would defeat the generation limit.
+    """
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"event[{METADATA_KEY!r}] must be an object, got {type(raw).__name__}")
+    chain_id = raw.get("chain_id")
+    generation = raw.get("generation")
+    parent = raw.get("parent_request_id")
+    spawned_at = raw.get("spawned_at")
+    if not isinstance(chain_id, str) or not chain_id:
+        raise ValueError(f"event[{METADATA_KEY!r}]['chain_id'] must be a non-empty string")
+    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
+        raise ValueError(f"event[{METADATA_KEY!r}]['generation'] must be an int >= 0")
+    if parent is not None and not isinstance(parent, str):
+        raise ValueError(f"event[{METADATA_KEY!r}]['parent_request_id'] must be a string")
+    if spawned_at is not None and (
+        isinstance(spawned_at, bool)
+        or not isinstance(spawned_at, int | float)
+        or not math.isfinite(spawned_at)
+    ):
+        raise ValueError(f"event[{METADATA_KEY!r}]['spawned_at'] must be a number")
+    return ChainMetadata(
+        chain_id=chain_id,
+        generation=generation,
+        parent_request_id=parent,
+        spawned_at=None if spawned_at is None else float(spawned_at),
+    )
+
+
+def metadata_of(event: Any) -> ChainMetadata | None:
+    """The chain metadata of an event, ``None`` when the event is not a sibling event."""
+    if not isinstance(event, Mapping) or METADATA_KEY not in event:
+        return None
+    return parse_metadata(event[METADATA_KEY])
+
+
+class _Remembered:
+    """Incoming metadata by request id, so ``spawn_sibling(context)`` finds what
+    ``load_payload(event, context)`` saw. Keyed by request id because a warm container runs
+    many executions one after another: a plain "last event" would leak across them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: OrderedDict[str, ChainMetadata | None] = OrderedDict()
+
+    def put(self, request_id: str, metadata: ChainMetadata | None) -> None:
+        """Record ``metadata`` for ``request_id``, forgetting the oldest beyond the bound."""
+        with self._lock:
+            self._items[request_id] = metadata
+            self._items.move_to_end(request_id)
+            while len(self._items) > _REMEMBERED_MAX:
+                self._items.popitem(last=False)
+
+    def get(self, request_id: str) -> tuple[bool, ChainMetadata | None]:
+        """``(known, metadata)`` for ``request_id``."""
+        with self._lock:
+            if request_id in self._items:
+                return True, self._items[request_id]
+            return False, None
+
+
+_remembered = _Remembered()
+
+
+def remember(request_id: str, metadata: ChainMetadata | None) -> None:
+    """Record the incoming metadata (``None``: a root) of the execution ``request_id``."""
+    _remembered.put(request_id, metadata)
+
+
+def recall(request_id: str) -> tuple[bool, ChainMetadata | None]:
+    """``(known, metadata)`` recorded by :func:`remember` for ``request_id``."""
+    return _remembered.get(request_id)

@@ -1,0 +1,255 @@
+"""Serialise a sibling's payload, offload it to S3 when too large, and read it back.
+
+An event over ``max_payload_bytes`` is written to ``s3://<payload_bucket>/<payload_prefix>
+<function>/<chain id>/<generation>.json`` and the sibling receives only the reserved key with a
+pointer::
+
+    {"__siblings__": {..., "payload": {"s3": {"bucket": "b", "key": "k", "bytes": 2000000,
+                                              "sha256": "..."}}}}
+
+The key is deterministic per chain step, so a retried spawn overwrites rather than piles up.
+Objects are not deleted after reading (Lambda may deliver the sibling's event again); give the
+bucket a lifecycle rule on the prefix.
+
+:func:`load_payload` returns the original payload for every event: inline, offloaded, or not a
+sibling event at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from estimator.config import Config
+from estimator.exceptions import PayloadTooLarge, PayloadUnavailable, SpawnFailed
+from siblings.metadata import METADATA_KEY, ChainMetadata, metadata_of, remember
+
+_default_s3_lock = threading.Lock()
+_default_s3: Any = None
+
+
+def normalize_payload(payload: Any) -> tuple[dict[str, Any], Any]:
+    """Return ``(payload as a dict, reserved key found in it or None)``.
+
+    Accepts ``None`` (empty), a dict, or a string holding a JSON object. Raises ``TypeError``
+    for other types or content that cannot be JSON-serialised, ``ValueError`` for a string
+    that is not a JSON object or for non-finite floats.
+    """
+    if payload is None:
+        data: dict[str, Any] = {}
+    elif isinstance(payload, Mapping):
+        data = dict(payload)
+    elif isinstance(payload, str):
+        try:
+            decoded = json.loads(payload)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"payload string is not valid JSON: {exc}") from None
+        if not isinstance(decoded, dict):
+            raise ValueError(
+                f"payload must be a JSON object, the string decodes to {type(decoded).__name__}"
+            )
+        data = decoded
+    else:
+        raise TypeError(
+            f"payload must be a dict, a JSON string or None, got {type(payload).__name__}"
+        )
+    for key in data:
+        if not isinstance(key, str):
+            raise TypeError(f"payload keys must be strings, got {type(key).__name__} {key!r}")
+    embedded = data.pop(METADATA_KEY, None)
+    _dumps(data)  # fail here, before any guard or AWS call
+    return data, embedded
+
+
+def _dumps(value: Any) -> bytes:
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except TypeError as exc:
+        raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"payload is not valid JSON: {exc}") from None
+
+
+@dataclass(frozen=True)
+class EncodedEvent:
+    """The bytes to send as the sibling's event, and the S3 object to write first, if any."""
+
+    body: bytes
+    """The event, JSON-encoded (the pointer event when offloaded)."""
+    payload_bytes: int
+    """Size of the payload with its metadata, inline (before any offload)."""
+    offload_data: bytes | None = None
+    """The payload to write to S3 before invoking (``None``: sent inline)."""
+    bucket: str | None = None
+    """Bucket of the offloaded payload."""
+    key: str | None = None
+    """Key of the offloaded payload."""
+
+    @property
+    def offloaded(self) -> bool:
+        """The payload goes to S3 and the sibling receives a pointer."""
+        return self.offload_data is not None
+
+
+def payload_key(prefix: str, function_name: str, metadata: ChainMetadata) -> str:
+    """S3 key of the offloaded payload of one chain step."""
+    return f"{prefix}{function_name}/{metadata.chain_id}/{metadata.generation}.json"
+
+
+def build_event(
+    payload: dict[str, Any],
+    metadata: ChainMetadata,
+    *,
+    function_name: str,
+    config: Config,
+) -> EncodedEvent:
+    """Build the sibling's event without any I/O, deciding whether it must be offloaded.
+
+    Raises :class:`PayloadTooLarge` when it is over ``max_payload_bytes`` and no
+    ``payload_bucket`` is configured, so nothing is written or invoked.
+    """
+    meta = metadata.to_dict()
+    inline = _dumps({**payload, METADATA_KEY: meta})
+    if len(inline) <= config.max_payload_bytes:
+        return EncodedEvent(body=inline, payload_bytes=len(inline))
+    if not config.payload_bucket:
+        raise PayloadTooLarge(len(inline), config.max_payload_bytes)
+    data = _dumps(payload)
+    key = payload_key(config.payload_prefix, function_name, metadata)
+    pointer = {
+        "s3": {
+            "bucket": config.payload_bucket,
+            "key": key,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+    }
+    body = _dumps({METADATA_KEY: {**meta, "payload": pointer}})
+    if len(body) > config.max_payload_bytes:
+        raise PayloadTooLarge(len(body), config.max_payload_bytes)
+    return EncodedEvent(
+        body=body,
+        payload_bytes=len(inline),
+        offload_data=data,
+        bucket=config.payload_bucket,
+        key=key,
+    )
+
+
+def upload(encoded: EncodedEvent, s3_client: Any, function_name: str) -> None:
+    """Write an offloaded payload to S3 (no-op when inline).
+
+    Raises :class:`SpawnFailed` when S3 refuses it, so the caller keeps its work.
+    """
+    if encoded.offload_data is None:
+        return
+    try:
+        s3_client.put_object(
+            Bucket=encoded.bucket,
+            Key=encoded.key,
+            Body=encoded.offload_data,
+            ContentType="application/json",
+        )
+    except (BotoCoreError, ClientError) as exc:
+        raise SpawnFailed(function_name, exc, attempts=1) from exc
+
+
+def has_pointer(event: Any) -> bool:
+    """Whether ``event`` is a sibling event whose payload was offloaded to S3."""
+    if not isinstance(event, Mapping):
+        return False
+    meta = event.get(METADATA_KEY)
+    return isinstance(meta, Mapping) and meta.get("payload") is not None
+
+
+def load_payload(
+    event: Any,
+    lambda_context: Any = None,
+    *,
+    s3_client: Any = None,
+    session: Any = None,
+) -> dict[str, Any]:
+    """Return the payload a sibling was spawned with: ``event`` minus the reserved key, with an
+    S3 pointer resolved. Events that are not sibling events come back as a plain copy.
+
+    Pass ``lambda_context`` so that a later ``spawn_sibling(lambda_context, ...)`` in the same
+    execution knows the chain and generation (see :mod:`siblings.metadata`). ``s3_client`` (or
+    ``session``) reads offloaded payloads; by default a client is made from a
+    ``boto3.Session()`` and the ``SIBLINGS_*`` environment. Raises :class:`PayloadUnavailable`
+    when an offloaded payload cannot be read or does not match its checksum, ``ValueError``
+    when the reserved key is malformed, ``TypeError`` when ``event`` is not a JSON object.
+    """
+    if not isinstance(event, Mapping):
+        raise TypeError(f"event must be a dict, got {type(event).__name__}")
+    metadata = metadata_of(event)
+    if lambda_context is not None:
+        request_id = getattr(lambda_context, "aws_request_id", None)
+        if isinstance(request_id, str) and request_id:
+            remember(request_id, metadata)
+    data = {k: v for k, v in event.items() if k != METADATA_KEY}
+    if metadata is None:
+        return data
+    pointer = event[METADATA_KEY].get("payload")
+    if pointer is None:
+        return data
+    s3 = _pointer(pointer)
+    client = s3_client if s3_client is not None else _default_s3_client(session)
+    try:
+        response = client.get_object(Bucket=s3["bucket"], Key=s3["key"])
+        body = response["Body"].read()
+    except (BotoCoreError, ClientError) as exc:
+        raise PayloadUnavailable(
+            f"cannot read offloaded payload s3://{s3['bucket']}/{s3['key']}: {exc}"
+        ) from exc
+    digest = s3.get("sha256")
+    if digest is not None and hashlib.sha256(body).hexdigest() != digest:
+        raise PayloadUnavailable(
+            f"offloaded payload s3://{s3['bucket']}/{s3['key']} does not match its checksum"
+        )
+    try:
+        loaded = json.loads(body)
+    except ValueError as exc:
+        raise PayloadUnavailable(
+            f"offloaded payload s3://{s3['bucket']}/{s3['key']} is not JSON: {exc}"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise PayloadUnavailable(
+            f"offloaded payload s3://{s3['bucket']}/{s3['key']} is not a JSON object"
+        )
+    return loaded
+
+
+def _pointer(raw: Any) -> dict[str, Any]:
+    s3 = raw.get("s3") if isinstance(raw, Mapping) else None
+    if (
+        not isinstance(s3, Mapping)
+        or not isinstance(s3.get("bucket"), str)
+        or not isinstance(s3.get("key"), str)
+    ):
+        raise ValueError(f"event[{METADATA_KEY!r}]['payload'] is not an S3 pointer: {raw!r}")
+    return dict(s3)
+
+
+def _default_s3_client(session: Any) -> Any:
+    """An S3 client from ``session`` (new each call) or a shared one from the environment."""
+    config = Config.from_env()
+    kwargs: dict[str, Any] = {
+        "endpoint_url": config.endpoint_url,
+        "region_name": config.region_name,
+    }
+    if session is not None:
+        return session.client("s3", **kwargs)
+    global _default_s3
+    with _default_s3_lock:
+        if _default_s3 is None:
+            import boto3
+
+            default_session: Any = boto3.Session()
+            _default_s3 = default_session.client("s3", **kwargs)
+        return _default_s3

@@ -1,0 +1,76 @@
+"""``SpawnResult``: what one ``spawn_sibling`` call decided, truthy when a sibling was invoked."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+SPAWNED = "spawned"
+"""Reason of a successful spawn."""
+DUPLICATE = "duplicate"
+"""Reason when this chain step was already spawned (a retry or a racing thread): no new invoke."""
+DRY_RUN = "dry_run"
+"""Reason when ``dry_run`` is configured: Lambda checked the call, nothing was started."""
+KILL_SWITCH = "kill_switch"
+"""Refused: an operator disabled spawning for the function (``siblings disable FN``)."""
+MAX_GENERATIONS = "max_generations"
+"""Refused: the chain already reached ``max_generations``."""
+RULES_DISABLED = "rules_disabled"
+"""Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
+MAX_CONCURRENCY = "max_concurrency"
+"""Refused: the estimated concurrency is at or above ``max_concurrency``."""
+GUARD_ERROR = "guard_error"
+"""Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
+
+REFUSALS = (KILL_SWITCH, MAX_GENERATIONS, RULES_DISABLED, MAX_CONCURRENCY, GUARD_ERROR)
+"""Every refusal reason."""
+
+
+@dataclass(frozen=True)
+class SpawnResult:
+    """The outcome of :meth:`siblings.SiblingsManager.spawn_sibling`.
+
+    ``bool(result)`` is ``result.spawned``: true when a sibling was invoked by this call or,
+    for a duplicate, by the first call of the same chain step. Refusals are results, not
+    exceptions; a spawn that was allowed but failed raises :class:`~siblings.SpawnFailed`.
+    """
+
+    spawned: bool
+    """A sibling exists for this chain step (invoked now, or earlier for a duplicate)."""
+    reason: str
+    """``spawned``, ``duplicate``, ``dry_run`` or one of :data:`REFUSALS`."""
+    function_arn: str
+    """The ARN invoked (alias or version kept from ``invoked_function_arn``)."""
+    chain_id: str
+    """Identifier shared by every execution of one chain (the root's request id)."""
+    generation: int
+    """Generation of the sibling (the root execution is generation 0)."""
+    parent_request_id: str | None = None
+    """``aws_request_id`` of the execution that asked for the spawn."""
+    request_id: str | None = None
+    """Request id of the async Invoke that created the sibling."""
+    forced: bool = False
+    """``force=True`` was given (EventBridge and concurrency guards skipped)."""
+    offloaded: bool = False
+    """The payload went to S3 and the sibling received a pointer."""
+    payload_key: str | None = None
+    """S3 key of the offloaded payload."""
+    duplicate: bool = False
+    """The step was spawned before; this result repeats the first one."""
+    detail: str = ""
+    """Human-readable explanation (which rule, which estimate, which error)."""
+    guards: dict[str, Any] = field(default_factory=dict)
+    """How each guard answered (value and source), for logs and debugging."""
+
+    def __bool__(self) -> bool:
+        return self.spawned
+
+    @property
+    def refused(self) -> bool:
+        """A guard said no."""
+        return self.reason in REFUSALS
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able copy (what the structured log line carries)."""
+        return dataclasses.asdict(self)

@@ -1,0 +1,83 @@
+"""Is any EventBridge rule that targets the function enabled? Asked cheaply and cached.
+
+sosw lists the account's rules (first page only) and then every rule's targets, a number of
+calls that grows with the account. Here the question is asked from the function's side:
+``ListRuleNamesByTarget`` (every page) for the ARN the function was invoked with, then
+``DescribeRule`` on those rules until one is ENABLED. A function invoked through an alias or
+version is looked up under that qualified ARN first, then under its unqualified ARN, so a rule
+that targets ``fn:prod`` counts for executions of ``fn:prod``. Rules that target a *different*
+alias than the one invoked are not seen (finding them would need ``ListAliases``); siblings are
+invoked through the same ARN as their parent, so a chain stays under one ARN.
+
+Only the account's default event bus is searched, where scheduled rules live. The answer is a
+JSON dict cached by :class:`estimator.shared_cache.TwoTierCache` for
+``rules_cache_ttl_seconds``; the common case costs two EventBridge calls per TTL window
+fleet-wide.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from siblings.context import InvocationInfo
+
+
+def cache_key(info: InvocationInfo) -> str:
+    """Shared-cache key of a function's rule state (the qualifier is part of it)."""
+    suffix = f":{info.qualifier}" if info.qualifier else ""
+    return f"rules#{info.function_name}{suffix}"
+
+
+def target_arns(info: InvocationInfo) -> list[str]:
+    """ARNs a rule may target to count for this execution, most specific first."""
+    if info.qualifier:
+        return [info.function_arn, info.unqualified_arn]
+    return [info.unqualified_arn]
+
+
+class RuleLookup:
+    """Answers "is an EventBridge rule targeting this function enabled?" from EventBridge."""
+
+    def __init__(self, events_client: Any) -> None:
+        self._events = events_client
+
+    def rule_names(self, target_arn: str) -> Iterator[str]:
+        """Names of the default bus's rules targeting ``target_arn``, following every page."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"TargetArn": target_arn}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._events.list_rule_names_by_target(**kwargs)
+            yield from page.get("RuleNames", [])
+            token = page.get("NextToken")
+            if not token:
+                return
+
+    def state(self, info: InvocationInfo) -> dict[str, Any]:
+        """The rule state of the function as a JSON-able dict.
+
+        ``{"enabled": bool, "rule": name or None, "target": arn or None, "checked": [names]}``.
+        Stops at the first ENABLED rule. AWS errors propagate (the cache turns them into
+        ``LookupFailed`` or serves a stale answer).
+        """
+        checked: list[str] = []
+        for arn in target_arns(info):
+            for name in self.rule_names(arn):
+                if name in checked:
+                    continue
+                checked.append(name)
+                try:
+                    described = self._events.describe_rule(Name=name)
+                except ClientError as exc:
+                    # Deleted between the two calls: it no longer guards anything.
+                    if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                        continue
+                    raise
+                # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS is enabled too.
+                if str(described.get("State", "")).startswith("ENABLED"):
+                    return {"enabled": True, "rule": name, "target": arn, "checked": checked}
+        return {"enabled": False, "rule": None, "target": None, "checked": checked}

@@ -1,0 +1,149 @@
+"""A moto server of its own with a failure-injecting layer, for the siblings fault tests.
+
+The session server's middleware is fixed, so these tests start a second server (moto's state
+is per process: it is reset before each test) whose WSGI stack is
+``recorder -> FaultInjector -> moto``: every attempt, failed or not, is counted at the server.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from siblings.local.calls import CallRecorder, identify, read_body
+from siblings.local.middleware import compose
+from siblings.local.quota import cbor_encode
+from siblings.local.server import LocalAwsServer, WsgiApp
+from tests.integration.siblings.support import SiblingsEnv, build_env
+
+
+@dataclass
+class Fault:
+    """Let ``after`` matching calls through, then answer ``times`` of them (``None``: all)
+    with ``status`` and error ``code``."""
+
+    service: str
+    action: str | None
+    status: int
+    code: str
+    times: int | None
+    after: int = 0
+
+
+class FaultInjector:
+    """WSGI middleware that answers chosen calls with an AWS error in the service's protocol."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def fail(
+        self,
+        service: str,
+        action: str | None,
+        status: int,
+        code: str,
+        times: int | None = None,
+        after: int = 0,
+    ) -> None:
+        """Make matching calls fail (``action=None`` matches every action of ``service``)."""
+        with self._lock:
+            self._faults.append(Fault(service, action, status, code, times, after))
+
+    def clear(self) -> None:
+        """Stop injecting."""
+        with self._lock:
+            self._faults.clear()
+
+    def _match(self, call: tuple[str, str]) -> Fault | None:
+        with self._lock:
+            for fault in self._faults:
+                if fault.service == call[0] and fault.action in (None, call[1]):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
+                    if fault.times is None:
+                        return fault
+                    if fault.times > 0:
+                        fault.times -= 1
+                        return fault
+        return None
+
+    def wrap(self, app: WsgiApp) -> WsgiApp:
+        """The middleware."""
+
+        def inject(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            body = read_body(environ)
+            fault = self._match(identify(environ, body))
+            if fault is None:
+                return app(environ, start_response)
+            headers, payload = _error(environ, fault)
+            headers.append(("Content-Length", str(len(payload))))
+            start_response(f"{fault.status} Error", headers)
+            return [payload]
+
+        return inject
+
+
+def _error(environ: dict[str, Any], fault: Fault) -> tuple[list[tuple[str, str]], bytes]:
+    request_id = str(uuid.uuid4())
+    headers = [("x-amzn-RequestId", request_id)]
+    message = f"injected {fault.code}"
+    if fault.service == "s3":
+        headers.append(("Content-Type", "application/xml"))
+        body = (
+            f'<?xml version="1.0"?><Error><Code>{fault.code}</Code><Message>{message}'
+            f"</Message><RequestId>{request_id}</RequestId></Error>"
+        ).encode()
+        return headers, body
+    if fault.service == "lambda":
+        headers += [("x-amzn-ErrorType", fault.code), ("Content-Type", "application/json")]
+        return headers, json.dumps({"Type": "Service", "message": message}).encode()
+    if environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
+        headers += [
+            ("smithy-protocol", "rpc-v2-cbor"),
+            ("Content-Type", "application/cbor"),
+            ("x-amzn-query-error", f"{fault.code};Receiver"),
+        ]
+        return headers, cbor_encode({"__type": fault.code, "message": message})
+    headers.append(("Content-Type", environ.get("CONTENT_TYPE") or "application/x-amz-json-1.1"))
+    return headers, json.dumps({"__type": fault.code, "message": message}).encode()
+
+
+@dataclass
+class FaultyAws:
+    """The fault server, its recorder and injector."""
+
+    server: LocalAwsServer
+    recorder: CallRecorder
+    faults: FaultInjector
+
+
+@pytest.fixture(scope="module")
+def faulty_server() -> Iterator[FaultyAws]:
+    """One failure-injecting server per test module."""
+    recorder = CallRecorder()
+    faults = FaultInjector()
+    server = LocalAwsServer(middleware=compose(recorder.wrap, faults.wrap)).start()
+    try:
+        yield FaultyAws(server, recorder, faults)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def faulty(faulty_server: FaultyAws) -> Iterator[tuple[SiblingsEnv, FaultInjector]]:
+    """A clean fault server with the siblings resources; no fault injected yet."""
+    faulty_server.faults.clear()
+    faulty_server.server.reset()
+    faulty_server.recorder.listeners.clear()
+    env = build_env(faulty_server.server.endpoint_url, faulty_server.recorder)
+    yield env, faulty_server.faults
+    faulty_server.faults.clear()
+    faulty_server.recorder.listeners.clear()

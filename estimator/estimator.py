@@ -110,14 +110,17 @@ class ConcurrencyEstimator:
         qualifier: str | None = None,
         *,
         use_cache: bool = True,
+        max_wait: float | None = None,
     ) -> Estimate:
         """The approximate concurrent executions of ``function_name`` (a name or ARN).
 
-        Raises :class:`EstimateUnavailable` when CloudWatch fails and no value, fresh or
-        stale, is cached; ``ValueError``/``TypeError`` for bad arguments.
+        ``max_wait`` bounds the wait for another execution's refresh when nothing is cached
+        (default ``lease_wait_seconds``). Raises :class:`EstimateUnavailable` when CloudWatch
+        fails and no value, fresh or stale, is cached; ``ValueError``/``TypeError`` for bad
+        arguments.
         """
         ref = parse_function(function_name, qualifier)
-        return self._estimate_refs([ref], self._minutes(minutes_back), use_cache)[ref]
+        return self._estimate_refs([ref], self._minutes(minutes_back), use_cache, max_wait)[ref]
 
     def estimate_many(
         self,
@@ -143,7 +146,11 @@ class ConcurrencyEstimator:
         return check_minutes_back(self.config.minutes_back if minutes_back is None else minutes_back)
 
     def _estimate_refs(
-        self, refs: list[FunctionRef], minutes_back: int, use_cache: bool
+        self,
+        refs: list[FunctionRef],
+        minutes_back: int,
+        use_cache: bool,
+        max_wait: float | None = None,
     ) -> dict[FunctionRef, Estimate]:
         unique = list(dict.fromkeys(refs))
         keys = {_cache_key(ref, minutes_back): ref for ref in unique}
@@ -167,6 +174,7 @@ class ConcurrencyEstimator:
                 ttl=self.config.cache_ttl_seconds,
                 origin="cloudwatch",
                 validate=_valid_value,
+                max_wait=max_wait,
             )
         estimates: dict[FunctionRef, Estimate] = {}
         for key, ref in keys.items():

@@ -85,3 +85,13 @@ def read_context(lambda_context: Any) -> InvocationInfo:
         request_id=request_id,
         remaining_ms=remaining if callable(remaining) else None,
     )
+
+
+def remaining_seconds(info: InvocationInfo) -> float | None:
+    """Seconds left in the execution, ``None`` when the context cannot tell."""
+    if info.remaining_ms is None:
+        return None
+    try:
+        return float(info.remaining_ms()) / 1000.0
+    except Exception:  # a broken test double must not block spawning
+        return None

@@ -23,7 +23,7 @@ from estimator.exceptions import EstimateUnavailable, LookupFailed, StoreUnavail
 from estimator.memory import Cached
 from estimator.shared_cache import TwoTierCache
 from siblings import result as reasons
-from siblings.context import InvocationInfo
+from siblings.context import InvocationInfo, remaining_seconds
 from siblings.killswitch import KillSwitch
 from siblings.rules import RuleLookup, cache_key
 
@@ -106,6 +106,7 @@ class Guards:
             ttl=self.config.rules_cache_ttl_seconds,
             origin="eventbridge",
             validate=_valid_rules,
+            max_wait=max_wait(info),
         )
 
     def check_rules(self, info: InvocationInfo) -> Verdict:
@@ -135,7 +136,7 @@ class Guards:
         if limit is None:
             return Verdict(True, info={"max_concurrency": None})
         try:
-            estimate = self._estimator().estimate(info.function_name)
+            estimate = self._estimator().estimate(info.function_name, max_wait=max_wait(info))
         except EstimateUnavailable as exc:
             return self.on_error("concurrency", exc)
         verdict_info = {
@@ -148,3 +149,10 @@ class Guards:
             detail = f"estimated concurrency {estimate.value} >= max_concurrency={limit}"
             return Verdict(False, reasons.MAX_CONCURRENCY, detail, verdict_info)
         return Verdict(True, info=verdict_info)
+
+
+def max_wait(info: InvocationInfo) -> float | None:
+    """How long a guard may wait for another execution's refresh: a quarter of the time left,
+    so that the spawn itself (claim, offload, Invoke with retries) still fits."""
+    remaining = remaining_seconds(info)
+    return None if remaining is None else max(0.0, remaining / 4)

@@ -54,7 +54,7 @@ from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
 from siblings import result as reasons
 from siblings.breaker import StoreBreaker
-from siblings.context import InvocationInfo, read_context
+from siblings.context import InvocationInfo, read_context, remaining_seconds
 from siblings.guards import Guards, Verdict
 from siblings.invoke import InvokeOutcome, Invoker
 from siblings.killswitch import KillSwitch
@@ -451,11 +451,8 @@ class SiblingsManager:
             raise
 
     def _deadline(self, info: InvocationInfo) -> float | None:
-        if info.remaining_ms is None:
-            return None
-        try:
-            remaining = float(info.remaining_ms()) / 1000.0
-        except Exception:  # a broken test double must not block spawning
+        remaining = remaining_seconds(info)
+        if remaining is None:
             return None
         return time.monotonic() + max(remaining - _DEADLINE_MARGIN_S, 0.0)
 

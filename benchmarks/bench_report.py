@@ -368,7 +368,9 @@ def plot(results: Sequence[RunResult], path: Path) -> None:
     axes.minorticks_off()
     axes.set_xlabel("fleet size N (concurrent executions)")
     axes.set_ylabel("AWS control-plane calls per decision")
-    axes.set_title("Control-plane calls per spawn decision\n(CloudWatch + EventBridge + Lambda except Invoke)")
+    axes.set_title(
+        "Control-plane calls per spawn decision\n(CloudWatch + EventBridge + Lambda except Invoke)"
+    )
     axes.grid(True, which="major", alpha=0.3)
     axes.legend()
     figure.tight_layout()

@@ -120,7 +120,12 @@ class ConcurrencyEstimator:
         arguments.
         """
         ref = parse_function(function_name, qualifier)
-        return self._estimate_refs([ref], self._minutes(minutes_back), use_cache, max_wait)[ref]
+        minutes = self._minutes(minutes_back)
+        if use_cache:
+            hit = self.cache.memory.get(_cache_key(ref, minutes))
+            if hit is not None:  # the hot path of a warm container
+                return _to_estimate(ref, hit)
+        return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
 
     def estimate_many(
         self,

@@ -46,7 +46,7 @@ class MemoryTier:
         self._key_locks: LRUCache[str, threading.Lock] = LRUCache(maxsize=maxsize * 4)
 
     def get(self, key: str) -> Cached | None:
-        """The entry for ``key`` while it may be served from memory, else ``None``."""
+        """The entry for ``key`` (``source="memory"``) while it may be served from memory."""
         with self._lock:
             hit = self._fresh.get(key)
         return hit[0] if hit is not None else None
@@ -59,8 +59,10 @@ class MemoryTier:
     def put(self, key: str, entry: Cached, serve_until: float | None = None) -> None:
         """Serve ``entry`` from memory until ``serve_until`` (default: its ``expires_at``)."""
         until = entry.expires_at if serve_until is None else serve_until
+        # Stored as served: hits are the hot path and must not copy the entry.
+        served = entry if entry.source == "memory" else entry.from_memory()
         with self._lock:
-            self._fresh[key] = (entry, until)
+            self._fresh[key] = (served, until)
             previous = self._last.get(key)
             if previous is None or previous.fetched_at <= entry.fetched_at:
                 self._last[key] = entry

@@ -76,6 +76,9 @@ class TwoTierCache:
         ``lease_wait_seconds``). Raises :class:`LookupFailed` when the loader fails and no value
         (even stale) exists, or the wait runs out.
         """
+        hit = self.memory.get(key)
+        if hit is not None:  # the hot path: a warm container, a fresh value
+            return hit
         outcome = self.get_many(
             [key],
             lambda keys: {keys[0]: load()},
@@ -109,7 +112,7 @@ class TwoTierCache:
         for key in wanted:
             hit = self.memory.get(key)
             if hit is not None:
-                results[key] = hit.from_memory()
+                results[key] = hit
             else:
                 pending.append(key)
         if not pending:
@@ -122,7 +125,7 @@ class TwoTierCache:
             for key in pending:
                 hit = self.memory.get(key)
                 if hit is not None:
-                    results[key] = hit.from_memory()
+                    results[key] = hit
                 else:
                     misses.append(key)
             if misses:

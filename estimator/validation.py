@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -52,6 +53,17 @@ def parse_function(name_or_arn: object, qualifier: object = None) -> FunctionRef
     An explicit ``qualifier`` must agree with one embedded in the ARN.
     Raises ``TypeError``/``ValueError`` naming the bad argument.
     """
+    if isinstance(name_or_arn, str) and (qualifier is None or isinstance(qualifier, str)):
+        return _parse_cached(name_or_arn, qualifier)  # the same few names, on every decision
+    return _parse(name_or_arn, qualifier)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(name_or_arn: str, qualifier: str | None) -> FunctionRef:
+    return _parse(name_or_arn, qualifier)
+
+
+def _parse(name_or_arn: object, qualifier: object) -> FunctionRef:
     if not isinstance(name_or_arn, str):
         raise TypeError(f"function_name must be a str, got {type(name_or_arn).__name__}")
     if qualifier is not None and not isinstance(qualifier, str):

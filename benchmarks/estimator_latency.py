@@ -24,7 +24,9 @@ RESULTS = Path(__file__).parent / "results" / "estimator_latency.md"
 KEY = "estimate#bench-fn#5"
 
 
-def measure(run: Callable[[], object], iterations: int, before: Callable[[], None] | None = None) -> list[float]:
+def measure(
+    run: Callable[[], object], iterations: int, before: Callable[[], None] | None = None
+) -> list[float]:
     """Seconds per call of ``run``; ``before`` runs untimed ahead of each call."""
     samples = []
     for _ in range(iterations):

@@ -2,7 +2,8 @@
 
 This is the handler ``siblings simulate`` (``make demo``) runs, and the one the README shows.
 Deploy it as is: ``lambda_handler`` reads its settings from the environment
-(``CURSOR_WORKER_TABLE``, ``CURSOR_WORKER_OUTPUT_TABLE`` and the library's ``SIBLINGS_*``).
+(``CURSOR_WORKER_TABLE``, optionally ``CURSOR_WORKER_OUTPUT_TABLE``, and the library's
+``SIBLINGS_*``).
 
 The job: ``records`` items per chain, processed in order; a chain is one cursor. Each
 execution processes records while time is left, then spawns a sibling with the cursor.
@@ -12,12 +13,13 @@ Exactly once, with crashes and retries
 Lambda retries a failed async event twice, with the same request id and event, and a crashed
 execution may already have done part of its work (or even spawned its sibling). Spawning is
 idempotent in the library (one sibling per chain step). The work is made exactly-once here
-with two DynamoDB tables (key ``pk``) and conditional writes only:
+with DynamoDB (key ``pk``) and conditional writes only:
 
 * the chain table, one item per chain: ``cursor`` (next record), ``epoch`` and ``owner`` (who
   may work on the chain), ``status`` (``running``/``parked``/``done``), a ``heartbeat``;
-* the output table, one item per committed batch, keyed by the chain and the batch's first
-  record: the results of ``count`` consecutive records.
+* the output table (the same table unless ``CURSOR_WORKER_OUTPUT_TABLE`` names another), one
+  item per committed batch, keyed ``<chain>#<first record>``: the results of ``count``
+  consecutive records.
 
 1. **Claim.** An execution carries an ``epoch`` in its payload (the sibling gets ``epoch + 1``)
    and claims the chain with one conditional write: the stored epoch must be lower, or equal
@@ -35,7 +37,8 @@ with two DynamoDB tables (key ``pk``) and conditional writes only:
    stored cursor. A refusal (concurrency, generation limit, kill switch) parks the chain.
 4. **Resume.** The EventBridge schedule that keeps spawning enabled also invokes this function.
    A scheduled execution adopts one parked chain, or one whose heartbeat is older than
-   ``stale_after_seconds`` (every retry of its execution failed), by raising the epoch.
+   ``stale_after_seconds`` (every retry of its execution failed), by raising the epoch; a
+   retried scheduled execution takes back the chain its crashed attempt had adopted.
 """
 
 from __future__ import annotations
@@ -88,17 +91,18 @@ class ChainStore:
         self,
         dynamodb: Any,
         table_name: str,
-        output_table_name: str,
+        output_table_name: str | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.dynamodb = dynamodb
         self.table_name = table_name
-        self.output_table_name = output_table_name
+        # One table can hold both; a separate output table keeps the schedule's scan small.
+        self.output_table_name = output_table_name or table_name
         self.clock = clock
 
     def create_tables(self) -> None:
-        """Create both tables (on-demand)."""
-        for name in (self.table_name, self.output_table_name):
+        """Create the table(s) (on-demand)."""
+        for name in dict.fromkeys((self.table_name, self.output_table_name)):
             self.dynamodb.create_table(
                 TableName=name,
                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
@@ -172,7 +176,8 @@ class ChainStore:
         except ClientError as exc:
             if _code(exc) != "ConditionalCheckFailedException":
                 raise
-            count = int(exc.response["Item"]["count"]["N"])  # written before: keep that one
+            response: dict[str, Any] = dict(exc.response)
+            count = int(response["Item"]["count"]["N"])  # written before: that batch stands
         try:
             self.dynamodb.update_item(
                 TableName=self.table_name,
@@ -200,6 +205,8 @@ class ChainStore:
         pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.output_table_name)
         for page in pages:
             for item in page.get("Items", []):
+                if "count" not in item:
+                    continue  # a chain item, when one table holds both
                 chain_id, _, start = item["pk"]["S"].rpartition("#")
                 for index in range(int(start), int(start) + int(item["count"]["N"])):
                     counts[(chain_id, index)] = counts.get((chain_id, index), 0) + 1
@@ -228,24 +235,33 @@ class ChainStore:
         return True
 
     def adopt(self, owner: str, stale_after_seconds: float) -> Chain | None:
-        """Claim one parked chain, or one abandoned for ``stale_after_seconds``; else ``None``."""
+        """Claim one parked chain, or one abandoned for ``stale_after_seconds``; else ``None``.
+
+        A retry of a scheduled execution first gets back the chain its crashed attempt had
+        adopted (same request id, so same owner): otherwise that chain would wait to go stale.
+        """
         cutoff = self.clock() - stale_after_seconds
         pages = self.dynamodb.get_paginator("scan").paginate(
             TableName=self.table_name,
-            FilterExpression="#s = :parked OR (#s = :running AND heartbeat < :cutoff)",
-            ExpressionAttributeNames={"#s": "status"},
+            FilterExpression="#s = :parked OR (#s = :running AND "
+            "(heartbeat < :cutoff OR #o = :me))",
+            ExpressionAttributeNames={"#s": "status", "#o": "owner"},
             ExpressionAttributeValues={
                 ":parked": {"S": "parked"},
                 ":running": {"S": "running"},
                 ":cutoff": {"N": str(cutoff)},
+                ":me": {"S": owner},
             },
         )
-        for page in pages:
-            for item in page.get("Items", []):
-                found = _chain(item)
-                claimed = self._take_over(found, owner, cutoff)
-                if claimed is not None:
-                    return claimed
+        candidates = [item for page in pages for item in page.get("Items", [])]
+        for item in candidates:
+            if item["owner"]["S"] == owner and item["status"]["S"] == "running":
+                mine = _chain(item)
+                return self.claim(mine.chain_id, mine.epoch, owner)
+        for item in candidates:
+            claimed = self._take_over(_chain(item), owner, cutoff)
+            if claimed is not None:
+                return claimed
         return None
 
     def _take_over(self, seen: Chain, owner: str, cutoff: float) -> Chain | None:
@@ -311,6 +327,8 @@ class CursorWorker:
             chain = self.store.adopt(me, self.stale_after_seconds)
             if chain is None:
                 return {"action": "idle"}
+        elif "chain" not in run.payload or "epoch" not in run.payload:
+            return {"action": "ignored", "reason": "not a chain event"}
         else:
             chain = self.store.claim(run.payload["chain"], int(run.payload["epoch"]), me)
             if chain is None:
@@ -365,7 +383,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             ChainStore(
                 boto3.client("dynamodb"),
                 os.environ["CURSOR_WORKER_TABLE"],
-                os.environ["CURSOR_WORKER_OUTPUT_TABLE"],
+                os.environ.get("CURSOR_WORKER_OUTPUT_TABLE"),
             ),
             shutdown_seconds=float(os.environ.get("CURSOR_WORKER_SHUTDOWN_SECONDS", "10")),
             stale_after_seconds=float(os.environ.get("CURSOR_WORKER_STALE_SECONDS", "3600")),

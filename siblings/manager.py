@@ -454,7 +454,9 @@ class SiblingsManager:
         remaining = remaining_seconds(info)
         if remaining is None:
             return None
-        return time.monotonic() + max(remaining - _DEADLINE_MARGIN_S, 0.0)
+        # Short executions keep back a quarter of what is left, so Invoke retries still fit.
+        margin = min(_DEADLINE_MARGIN_S, remaining / 4)
+        return time.monotonic() + max(remaining - margin, 0.0)
 
     def _duplicate(self, first: dict[str, Any], guards: dict[str, Any]) -> SpawnResult:
         try:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from siblings.local.calls import Call, identify, read_body
-from siblings.local.quota import DEFAULT_QUOTAS, Quota, _Request, _throttle_response
+from siblings.local.quota import DEFAULT_QUOTAS, Quota, throttle_response
 from siblings.local.server import WsgiApp
 
 DEFAULT_TARGETS: Mapping[Call, Quota] = {
@@ -69,7 +69,7 @@ class ThrottleInjector:
                     self._injected[call] += 1
             if not hit:
                 return app(environ, start_response)
-            status, headers, payload = _throttle_response(_Request(environ, body, call), quota, "")
+            status, headers, payload = throttle_response(environ, body, call, quota)
             start_response(status, headers)
             return [payload]
 

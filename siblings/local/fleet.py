@@ -255,8 +255,13 @@ class Fleet:
             self.monitor_metric_calls += 1
 
         cloudwatch.meta.events.register("before-send.cloudwatch.GetMetricData", count)
+        # The monitor keeps its own in-process cache: sharing the fleet's table would do the
+        # fleet's refreshes for it and hide how few CloudWatch calls the fleet makes itself.
         self._monitor_estimator = ConcurrencyEstimator(
-            self.config, session=self.session, cloudwatch_client=cloudwatch, clock=self.clock.now
+            self.config.replace(use_dynamodb=False),
+            session=self.session,
+            cloudwatch_client=cloudwatch,
+            clock=self.clock.now,
         )
         # The run's counts start now, not with the setup calls.
         self.recorder.reset()

@@ -524,6 +524,14 @@ def _dynamodb_items(
 # --- AWS's throttling answers, one per wire protocol ---
 
 
+def throttle_response(
+    environ: dict[str, Any], body: bytes, call: Call, quota: Quota
+) -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers and body with which AWS throttles ``call`` under ``quota``, in the
+    request's own wire protocol (for fault injectors that throttle on purpose)."""
+    return _throttle_response(_Request(environ, body, call), quota, "")
+
+
 def _throttle_response(
     request: _Request, quota: Quota, rw: str
 ) -> tuple[str, list[tuple[str, str]], bytes]:

@@ -123,7 +123,7 @@ class Attempt:
 
 
 @dataclass
-class Invocation:
+class InvocationRecord:
     """An invocation the runtime accepted, with every attempt made for it."""
 
     request_id: str
@@ -203,7 +203,7 @@ class _Function:
 class _Run:
     """An attempt in progress: its deadline moves once a cold start's init is over."""
 
-    invocation: Invocation
+    invocation: InvocationRecord
     attempt: Attempt
     deadline: float
     container: _Container | None
@@ -267,10 +267,10 @@ class LocalLambdaRuntime:
         self._functions: dict[str, _Function] = {}
         self._app: WsgiApp | None = None
         self._cond = threading.Condition()
-        self._queue: list[Invocation] = []
+        self._queue: list[InvocationRecord] = []
         self._running: dict[int, _Run] = {}
         self._running_by_fn: Counter[str] = Counter()
-        self._invocations: dict[str, Invocation] = {}
+        self._invocations: dict[str, InvocationRecord] = {}
         self._counters: Counter[str] = Counter()
         self._peak = 0
         self._started_at = clock()
@@ -405,12 +405,12 @@ class LocalLambdaRuntime:
                 late_finishes=self._counters["late_finishes"],
             )
 
-    def invocations(self) -> list[Invocation]:
+    def invocations(self) -> list[InvocationRecord]:
         """Every invocation accepted so far, oldest first."""
         with self._cond:
             return sorted(self._invocations.values(), key=lambda inv: inv.accepted_at)
 
-    def invocation(self, request_id: str) -> Invocation | None:
+    def invocation(self, request_id: str) -> InvocationRecord | None:
         """The invocation with this request id, if this runtime accepted it."""
         with self._cond:
             return self._invocations.get(request_id)
@@ -564,9 +564,9 @@ class LocalLambdaRuntime:
 
     def _new_invocation(
         self, name: str, qualifier: str | None, described: _Described, payload: bytes, now: float
-    ) -> Invocation:
+    ) -> InvocationRecord:
         arn = described.unqualified_arn + (f":{qualifier}" if qualifier else "")
-        invocation = Invocation(
+        invocation = InvocationRecord(
             request_id=self._request_ids(),
             function_name=name,
             qualifier=qualifier,
@@ -588,7 +588,7 @@ class LocalLambdaRuntime:
         described: _Described,
         payload: bytes,
         source: str = "invoke",
-    ) -> Invocation:
+    ) -> InvocationRecord:
         with self._cond:
             invocation = self._new_invocation(name, qualifier, described, payload, self._clock())
             invocation.source = source
@@ -630,7 +630,7 @@ class LocalLambdaRuntime:
         moments += [inv.ready_at for inv in self._queue if inv.ready_at > now]
         return max(0.005, min(moments, default=now + 0.5) - now)
 
-    def _launch(self, invocation: Invocation, now: float) -> Attempt:
+    def _launch(self, invocation: InvocationRecord, now: float) -> Attempt:
         """Start an attempt on a warm container, or a cold one. Lock held."""
         function = self._functions[invocation.function_name]
         container = function.idle.pop() if function.idle else None

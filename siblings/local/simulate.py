@@ -11,10 +11,21 @@ Also runnable as ``python -m siblings.local.simulate``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import logging
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from siblings.local.fleet import DEFAULT_WORKER_FILE, Fleet, FleetSettings, summary, to_json
+
+# Checked without importing (the CLI imports this module for every command): without the
+# 'local' extra, importing this module fails and the CLI says which extra to install.
+for _required in ("moto", "rich"):
+    if importlib.util.find_spec(_required) is None:
+        raise ImportError(f"siblings simulate needs the 'local' extra: {_required} is missing")
 
 _DEFAULTS = FleetSettings()
 
@@ -101,13 +112,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console = Console()
     progress = Console(stderr=True)
-    with Fleet(settings) as fleet:
+    with _quiet_library_logs() as logged, Fleet(settings) as fleet:
         if args.json or not progress.is_terminal:
             verification = fleet.run()
         else:
             with Live(console=progress, refresh_per_second=4, transient=True) as live:
                 verification = fleet.run(lambda f, sample: live.update(live_view(f, sample)))
         document = summary(fleet, verification)
+        document["library_log"] = dict(logged)
         if args.plot:
             document["plot"] = str(plot_timeline(fleet, args.plot))
     if args.json:
@@ -117,6 +129,37 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             console.print(f"timeline written to {args.plot}")
     return 0 if verification.ok else 1
+
+
+class _CountingHandler(logging.Handler):
+    def __init__(self, counts: Counter[str]) -> None:
+        super().__init__(logging.INFO)
+        self.counts = counts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[record.levelname.lower()] += 1
+
+
+@contextmanager
+def _quiet_library_logs() -> Iterator[Counter[str]]:
+    """Count the library's log lines instead of printing them over the live view.
+
+    Failed spawns are logged at ERROR; in a fault-injected run they are expected (the handler
+    raises and Lambda retries), and the summary counts them.
+    """
+    counts: Counter[str] = Counter()
+    handler = _CountingHandler(counts)
+    loggers = [logging.getLogger(name) for name in ("siblings", "estimator")]
+    saved = [(logger, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
+    try:
+        yield counts
+    finally:
+        for logger, propagate in saved:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from siblings.local.runtime import Invocation
+from siblings.local.runtime import InvocationRecord
 from siblings.metadata import metadata_of
 
 _SHOWN = 10  # offending items listed per problem; the counts are always complete
@@ -54,7 +54,7 @@ def verify(
     *,
     chains: Mapping[str, int],
     record_counts: Mapping[tuple[str, int], int],
-    invocations: Iterable[Invocation],
+    invocations: Iterable[InvocationRecord],
     max_generations: int,
 ) -> Verification:
     """Check a finished run.

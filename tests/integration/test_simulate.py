@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from siblings.local.runtime import Attempt, Invocation
+from siblings.local.runtime import Attempt, InvocationRecord
 from siblings.local.simulate import main
 from siblings.local.verify import verify
 from siblings.metadata import METADATA_KEY
@@ -90,8 +90,8 @@ def test_bad_settings_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "shutdown_seconds" in capsys.readouterr().err
 
 
-def _invocation(request_id: str, event: dict[str, Any], result: Any = None) -> Invocation:
-    invocation = Invocation(
+def _invocation(request_id: str, event: dict[str, Any], result: Any = None) -> InvocationRecord:
+    invocation = InvocationRecord(
         request_id=request_id,
         function_name="fn",
         qualifier=None,
@@ -150,3 +150,125 @@ def test_verify_passes_a_clean_run() -> None:
 
     assert result.ok and result.problems == []
     assert result.to_dict()["records"]["exactly_once"] == 2
+
+
+def test_throttle_injector_answers_like_aws() -> None:
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import ClientError
+
+    from siblings.local.faults import ThrottleInjector
+    from siblings.local.server import LocalAwsServer
+
+    injector = ThrottleInjector(1.0, seed=1)
+    with LocalAwsServer(middleware=injector.wrap) as server:
+        config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
+        kwargs = {**server.client_kwargs(), "config": config}
+        with pytest.raises(ClientError) as invoke:
+            boto3.client("lambda", **kwargs).invoke(FunctionName="fn", InvocationType="Event")
+        with pytest.raises(ClientError) as metrics:
+            boto3.client("cloudwatch", **kwargs).get_metric_data(
+                MetricDataQueries=[], StartTime=0, EndTime=1
+            )
+        boto3.client("s3", **kwargs).list_buckets()  # not a target: passes through
+
+    assert invoke.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert invoke.value.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert metrics.value.response["Error"]["Code"] == "Throttling"
+    assert injector.injected() == 2
+    assert injector.injected("lambda", "Invoke") == 1
+
+
+def test_crash_injector_is_repeatable_and_honours_the_rate() -> None:
+    from siblings.local.faults import CrashInjector, InjectedCrash
+
+    class Context:
+        def __init__(self, request_id: str) -> None:
+            self.aws_request_id = request_id
+
+    def outcomes(seed: int) -> list[str]:
+        injector = CrashInjector(0.3, seed=seed, max_steps=5)
+
+        def handler(event: Any, context: Any) -> str:
+            for _ in range(5):
+                injector.step()
+            return "ok"
+
+        crashing = injector.wrap(handler)
+        results = []
+        for index in range(200):
+            try:
+                results.append(crashing({}, Context(f"req-{index}")))
+            except InjectedCrash as exc:
+                results.append("after" if "after" in str(exc) else "mid")
+        return results
+
+    first, again = outcomes(5), outcomes(5)
+    crashed = sum(result != "ok" for result in first)
+    assert first == again
+    assert 30 <= crashed <= 90  # about 30% of 200
+    assert {"mid", "after"} <= set(first)
+
+
+def test_example_store_commits_each_record_once_across_crashes_and_zombies(aws: Any) -> None:
+    from siblings.local.fleet import DEFAULT_WORKER_FILE, load_worker_module
+
+    worker = load_worker_module(DEFAULT_WORKER_FILE)
+    dynamodb = aws.client("dynamodb")
+    now = [1000.0]
+    store = worker.ChainStore(dynamodb, "chains", "output", clock=lambda: now[0])
+    store.create_tables()
+    store.add_chain("c", 20)
+
+    first = store.claim("c", 1, "A")
+    assert first is not None and (first.cursor, first.epoch) == (0, 1)
+    assert store.claim("c", 1, "A") is not None  # Lambda's retry of A: same request id
+    assert store.commit(first, "A", 0, ["r"] * 5) == 5
+    # A crashed attempt wrote its batch at 5 but never moved the cursor: that batch stands.
+    dynamodb.put_item(
+        TableName="output",
+        Item={**worker.batch_key("c", 5), "count": {"N": "3"},
+              "results": {"L": [{"S": "r"}] * 3}},
+    )
+    assert store.commit(first, "A", 5, ["r"] * 5) == 8
+
+    assert store.claim("c", 1, "intruder") is None  # same epoch, other owner
+    second = store.claim("c", 2, "B")  # the sibling takes over
+    assert second is not None and second.cursor == 8
+    assert store.commit(first, "A", 8, ["zombie"] * 4) is None  # A is a zombie now...
+    assert store.commit(second, "B", 8, ["r"] * 6) == 12  # ...whose write B keeps, once
+    assert store.claim("c", 1, "A") is None  # A's retry cannot come back
+
+    assert store.set_status(second, "B", "parked")
+    assert not store.set_status(first, "A", "done")
+    adopted = store.adopt("C", stale_after_seconds=60)
+    assert adopted is not None and (adopted.epoch, adopted.cursor) == (3, 12)
+    assert store.adopt("D", stale_after_seconds=60) is None  # running, heartbeat fresh
+    now[0] += 120
+    abandoned = store.adopt("D", stale_after_seconds=60)  # C went silent for too long
+    assert abandoned is not None and abandoned.epoch == 4
+    assert store.commit(adopted, "C", 12, ["r"]) is None  # C wrote a batch, lost the cursor
+    assert store.commit(abandoned, "D", 12, ["r"] * 8) == 13  # C's batch of one stands
+    assert store.commit(abandoned, "D", 13, ["r"] * 7) == 20
+
+    coverage = store.coverage()
+    assert sorted(coverage) == [("c", index) for index in range(20)]
+    assert set(coverage.values()) == {1}
+
+
+def test_a_retried_scheduled_execution_gets_back_the_chain_it_adopted(aws: Any) -> None:
+    from siblings.local.fleet import DEFAULT_WORKER_FILE, load_worker_module
+
+    worker = load_worker_module(DEFAULT_WORKER_FILE)
+    store = worker.ChainStore(aws.client("dynamodb"), "chains")  # one table for both
+    store.create_tables()
+    store.add_chain("x", 4)
+
+    adopted = store.adopt("S", stale_after_seconds=60)  # crashes after this...
+    again = store.adopt("S", stale_after_seconds=60)  # ...and Lambda retries the same request
+
+    assert adopted is not None and again is not None
+    assert (again.chain_id, again.epoch) == (adopted.chain_id, adopted.epoch) == ("x", 1)
+    assert store.adopt("T", stale_after_seconds=60) is None  # running, not stale
+    assert store.commit(again, "S", 0, ["r"] * 4) == 4
+    assert store.coverage() == {("x", index): 1 for index in range(4)}

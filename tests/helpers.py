@@ -15,13 +15,19 @@ def put_lambda_metrics(
     buckets: list[tuple[float, float]],
     *,
     qualifier: str | None = None,
-    now: float | None = None,
+    margin_seconds: float = 12.0,
 ) -> None:
     """Publish per-minute (invocations, avg duration ms) buckets ending one minute ago.
 
     Each bucket lands in the middle of a whole minute inside the estimator's aligned window.
+    The window moves at each minute boundary, so this first waits until at least
+    ``margin_seconds`` remain in the current minute: the test's estimates then see the same
+    window the data was written for.
     """
-    current = datetime.fromtimestamp(now or time.time(), tz=UTC).replace(second=0, microsecond=0)
+    left = 60 - time.time() % 60
+    if left < margin_seconds:
+        time.sleep(left + 0.2)
+    current = datetime.fromtimestamp(time.time(), tz=UTC).replace(second=0, microsecond=0)
     dimensions = [{"Name": "FunctionName", "Value": function_name}]
     if qualifier:
         dimensions.append({"Name": "Resource", "Value": f"{function_name}:{qualifier}"})

@@ -86,7 +86,7 @@ def test_no_cache_always_asks_cloudwatch(aws: Aws, table: str) -> None:
 
 def test_estimate_many_uses_one_call_per_250_functions(aws: Aws, table: str) -> None:
     names = [f"fn-{i}" for i in range(260)]
-    put_lambda_metrics(aws.client("cloudwatch"), "fn-7", [(600, 1000)])
+    put_lambda_metrics(aws.client("cloudwatch"), "fn-7", [(600, 1000)], margin_seconds=25)
     estimates = make(aws, minutes_back=1).estimate_many(names)
     assert set(estimates) == set(names)
     assert estimates["fn-7"].value == 10

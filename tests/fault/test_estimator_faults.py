@@ -235,3 +235,38 @@ def test_the_wait_for_a_refresh_can_be_bounded(aws: Aws, table: None) -> None:
     with pytest.raises(LookupFailed, match="timed out waiting"):
         cache.get("rules#worker", lambda: {"enabled": True}, ttl=60, origin="test", max_wait=0.3)
     assert time.monotonic() - started < 25
+
+
+@pytest.fixture
+def ddb_throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
+    from siblings.local.quota import DEFAULT_QUOTAS
+
+    # Only DynamoDB item calls are limited, to a trickle: every table read/write is throttled.
+    table_reads = DEFAULT_QUOTAS["dynamodb.table-read"]._replace(tps=0.001)
+    table_writes = DEFAULT_QUOTAS["dynamodb.table-write"]._replace(tps=0.001)
+    layer = QuotaLayer(quotas={"r": table_reads, "w": table_writes}, burst_seconds=0.001)
+    server = LocalAwsServer(middleware=layer.wrap).start()
+    try:
+        yield server, layer
+    finally:
+        server.stop()
+
+
+def test_throttled_dynamodb_degrades_to_memory_and_cloudwatch(
+    ddb_throttling_server: tuple[LocalAwsServer, QuotaLayer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server, layer = ddb_throttling_server
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    config = local_config(server.endpoint_url, table_name="throttled-table")
+    ensure_table(config, session)
+    put_lambda_metrics(
+        session.client("cloudwatch", endpoint_url=server.endpoint_url), "worker", [(600, 1000)] * 5
+    )
+    estimator = ConcurrencyEstimator(config, session=session)
+    with caplog.at_level(logging.WARNING, logger="estimator"):
+        first = estimator.estimate("worker")
+        second = estimator.estimate("worker")
+    assert (first.source, first.value, second.source) == ("cloudwatch", 10, "memory")
+    assert layer.throttled("dynamodb") >= 1
+    assert any("ProvisionedThroughputExceeded" in r.getMessage() or "RequestLimitExceeded"
+               in r.getMessage() for r in caplog.records)

@@ -117,15 +117,23 @@ def test_missing_table_degrades_too(aws: Aws) -> None:
     assert estimator.estimate("worker").source == "cloudwatch"
 
 
-@pytest.fixture
-def throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
-    # GetMetricData allowed at 50 * 0.001 = 0.05 calls/s: one call, then throttled.
-    layer = QuotaLayer(quota_scale=0.001)
+def serve_behind(layer: QuotaLayer) -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
+    """A moto server of its own behind ``layer``, stopped afterwards."""
     server = LocalAwsServer(middleware=layer.wrap).start()
+    server.reset()  # moto's state is per process, shared with every other server in it
     try:
         yield server, layer
     finally:
         server.stop()
+
+
+@pytest.fixture
+def throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
+    from siblings.local.quota import DEFAULT_QUOTAS
+
+    # Only GetMetricData is limited, at 50 * 0.001 = 0.05 calls/s: one call, then throttled.
+    gmd = DEFAULT_QUOTAS["cloudwatch.GetMetricData"]
+    yield from serve_behind(QuotaLayer(quota_scale=0.001, quotas={"gmd": gmd}))
 
 
 def test_throttled_cloudwatch_is_retried_then_unavailable(
@@ -244,12 +252,9 @@ def ddb_throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
     # Only DynamoDB item calls are limited, to a trickle: every table read/write is throttled.
     table_reads = DEFAULT_QUOTAS["dynamodb.table-read"]._replace(tps=0.001)
     table_writes = DEFAULT_QUOTAS["dynamodb.table-write"]._replace(tps=0.001)
-    layer = QuotaLayer(quotas={"r": table_reads, "w": table_writes}, burst_seconds=0.001)
-    server = LocalAwsServer(middleware=layer.wrap).start()
-    try:
-        yield server, layer
-    finally:
-        server.stop()
+    yield from serve_behind(
+        QuotaLayer(quotas={"r": table_reads, "w": table_writes}, burst_seconds=0.001)
+    )
 
 
 def test_throttled_dynamodb_degrades_to_memory_and_cloudwatch(

@@ -20,6 +20,7 @@ from estimator.exceptions import (
     PayloadUnavailable,
     SiblingsError,
     SpawnFailed,
+    StackDeployFailed,
     StoreUnavailable,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
@@ -49,6 +50,7 @@ __all__ = [
     "SiblingsManager",
     "SpawnFailed",
     "SpawnResult",
+    "StackDeployFailed",
     "StoreUnavailable",
     "TimeBudget",
     "disable_spawning",

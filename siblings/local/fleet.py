@@ -5,6 +5,8 @@ recorder, AWS's default quotas and injected throttles; the local Lambda runtime 
 ``examples/cursor_worker.py`` one container per concurrent execution (each with its own
 :class:`~siblings.SiblingsManager`, so the in-process cache tier is per container as on Lambda);
 the shared table, a payload bucket, the function and an enabled schedule rule targeting it.
+With ``template`` set, the shared table and the payload bucket are those of that SAM template,
+deployed into the server's CloudFormation first (:mod:`siblings.local.stack`).
 
 CloudWatch time can run faster than the wall clock (``time_scale``): the runtime stamps its
 metrics with a clock running ``time_scale`` times faster and scales durations alike, and the
@@ -49,6 +51,10 @@ WORK_TABLE = "cursor-worker-chains"
 OUTPUT_TABLE = "cursor-worker-output"
 PAYLOAD_BUCKET = "cursor-worker-payloads"
 RULE_NAME = "cursor-worker-schedule"
+SHARED_TABLE = "lambda-siblings"
+TEMPLATE_TABLE = "sim-stack-siblings"
+"""The shared table's name given to a ``--template`` stack: not the template's default, so a run
+shows which table it used."""
 DEFAULT_WORKER_FILE = Path(__file__).resolve().parents[2] / "examples" / "cursor_worker.py"
 
 
@@ -72,6 +78,10 @@ class FleetSettings:
     worker_file: Path = DEFAULT_WORKER_FILE
     drop_record: tuple[str, int] | None = None
     """Test hook: delete this record's result after its commit (verification must fail)."""
+    template: Path | None = None
+    """A SAM template to deploy first; its stack's shared table and payload bucket are used."""
+    template_table_name: str = TEMPLATE_TABLE
+    """The template's ``SiblingsTableName`` parameter."""
 
     def __post_init__(self) -> None:
         if self.chains < 1 or self.records < 1:
@@ -177,6 +187,10 @@ class Fleet:
         )
         self.session: boto3.Session | None = None
         self.config: Config | None = None
+        self.stack_outputs: dict[str, str] = {}
+        """The deployed template's outputs (empty without ``template``)."""
+        self.table_created = False
+        """Whether the fleet created the shared table (not when a template's stack did)."""
         self.managers: list[SiblingsManager] = []
         self.samples: list[Sample] = []
         self.monitor_metric_calls = 0
@@ -196,7 +210,12 @@ class Fleet:
         # moto keeps its state per process: start from an empty account.
         self.server.reset()
         self.session = _local_session()
-        self._provision()
+        try:
+            self._provision()
+        except BaseException:
+            # __exit__ is not called when __enter__ fails (e.g. a template that does not deploy).
+            self.server.stop()
+            raise
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -216,18 +235,32 @@ class Fleet:
     def _provision(self) -> None:
         settings = self.settings
         assert self.session is not None
+        table_name, payload_bucket = SHARED_TABLE, PAYLOAD_BUCKET
+        if settings.template is not None:
+            from siblings.local.stack import deploy_template
+
+            self.stack_outputs = deploy_template(
+                self.session,
+                self.server.endpoint_url,
+                settings.template,
+                parameters={"SiblingsTableName": settings.template_table_name},
+            )
+            table_name = self.stack_outputs["SiblingsTableName"]
+            payload_bucket = self.stack_outputs["PayloadBucketName"]
         self.config = Config(
             endpoint_url=self.server.endpoint_url,
             region_name=LOCAL_REGION,
-            table_name="lambda-siblings",
+            table_name=table_name,
             max_concurrency=settings.max_concurrency,
             max_generations=settings.max_generations,
-            payload_bucket=PAYLOAD_BUCKET,
+            payload_bucket=payload_bucket,
         )
-        ensure_table(self.config, session=self.session)
+        # With a stack this finds its table ready (TTL on) and does nothing.
+        self.table_created = ensure_table(self.config, session=self.session)
         store = self.worker.ChainStore(self.client("dynamodb"), WORK_TABLE, OUTPUT_TABLE)
         store.create_tables()
-        self.client("s3").create_bucket(Bucket=PAYLOAD_BUCKET)
+        if settings.template is None:
+            self.client("s3").create_bucket(Bucket=PAYLOAD_BUCKET)
         arn = create_function(
             self.client("lambda"),
             self.client("iam"),
@@ -237,7 +270,7 @@ class Fleet:
                 "CURSOR_WORKER_TABLE": WORK_TABLE,
                 "CURSOR_WORKER_OUTPUT_TABLE": OUTPUT_TABLE,
                 "SIBLINGS_TABLE_NAME": self.config.table_name,
-                "SIBLINGS_PAYLOAD_BUCKET": PAYLOAD_BUCKET,
+                "SIBLINGS_PAYLOAD_BUCKET": payload_bucket,
             },
         )
         create_schedule_rule(self.client("events"), RULE_NAME, arn)
@@ -395,6 +428,16 @@ class Fleet:
             total.update(manager.stats)
         return total
 
+    def shared_table_items(self) -> dict[str, int]:
+        """Items in the shared table by kind (the key's prefix: ``estimate``, ``rules``, ...)."""
+        assert self.config is not None
+        kinds: Counter[str] = Counter()
+        paginator = self.client("dynamodb").get_paginator("scan")
+        pages = paginator.paginate(TableName=self.config.table_name, ProjectionExpression="pk")
+        for page in pages:
+            kinds.update(item["pk"]["S"].split("#", 1)[0] for item in page["Items"])
+        return dict(sorted(kinds.items()))
+
     def record_counts(self) -> dict[tuple[str, int], int]:
         """How many output items cover each record, read from the output table."""
         store = self.worker.ChainStore(self.client("dynamodb"), WORK_TABLE, OUTPUT_TABLE)
@@ -481,6 +524,7 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
     estimates = [s.estimate for s in fleet.samples if s.estimate is not None]
     elapsed = (fleet.finished_at or time.monotonic()) - fleet.started_at
     metric_calls = calls.get(("monitoring", "GetMetricData"), 0)
+    assert fleet.config is not None
     return {
         "settings": {
             "chains": settings.chains,
@@ -493,6 +537,16 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
             "time_scale": settings.time_scale,
             "max_generations": settings.max_generations,
             "reserved_concurrency": settings.reserved_concurrency,
+            "template": str(settings.template) if settings.template else None,
+            "table_name": fleet.config.table_name,
+            "payload_bucket": fleet.config.payload_bucket,
+        },
+        "shared_table": {
+            "name": fleet.config.table_name,
+            "created_by_fleet": fleet.table_created,
+            "stack_outputs": fleet.stack_outputs,
+            # Read after the run's counts above: this scan is not one of the fleet's calls.
+            "items_by_kind": fleet.shared_table_items(),
         },
         "completed": fleet.completed,
         "elapsed_seconds": round(elapsed, 2),

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from estimator.exceptions import StackDeployFailed
 from siblings.local.fleet import DEFAULT_WORKER_FILE, Fleet, FleetSettings, summary, to_json
 
 # Checked without importing (the CLI imports this module for every command): without the
@@ -70,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="write a PNG timeline: true vs estimated concurrency, spawns")
     run.add_argument("--worker-file", type=Path, default=DEFAULT_WORKER_FILE,
                      help="the handler module to run (default: examples/cursor_worker.py)")
+    run.add_argument("--template", type=Path, metavar="PATH",
+                     help="deploy this SAM template (e.g. template.yaml) into the embedded "
+                          "CloudFormation first and use its stack's shared table and payload "
+                          "bucket instead of creating them")
+    run.add_argument("--template-table-name", default=_DEFAULTS.template_table_name,
+                     help="the stack's SiblingsTableName parameter (default %(default)s)")
     # Test hook: plant a lost record, to prove the verification catches it.
     run.add_argument("--drop-record", metavar="CHAIN:INDEX", help=argparse.SUPPRESS)
 
@@ -95,6 +102,8 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         timeout_seconds=args.timeout,
         worker_file=args.worker_file,
         drop_record=drop,
+        template=args.template,
+        template_table_name=args.template_table_name,
     )
 
 
@@ -107,21 +116,27 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from(args)
+        if settings.template is not None and not settings.template.is_file():
+            raise ValueError(f"template not found: {settings.template}")
     except ValueError as exc:
         print(f"siblings simulate: {exc}", file=sys.stderr)
         return 2
     console = Console()
     progress = Console(stderr=True)
-    with _quiet_library_logs() as logged, Fleet(settings) as fleet:
-        if args.json or not progress.is_terminal:
-            verification = fleet.run()
-        else:
-            with Live(console=progress, refresh_per_second=4, transient=True) as live:
-                verification = fleet.run(lambda f, sample: live.update(live_view(f, sample)))
-        document = summary(fleet, verification)
-        document["library_log"] = dict(logged)
-        if args.plot:
-            document["plot"] = str(plot_timeline(fleet, args.plot))
+    try:
+        with _quiet_library_logs() as logged, Fleet(settings) as fleet:
+            if args.json or not progress.is_terminal:
+                verification = fleet.run()
+            else:
+                with Live(console=progress, refresh_per_second=4, transient=True) as live:
+                    verification = fleet.run(lambda f, sample: live.update(live_view(f, sample)))
+            document = summary(fleet, verification)
+            document["library_log"] = dict(logged)
+            if args.plot:
+                document["plot"] = str(plot_timeline(fleet, args.plot))
+    except StackDeployFailed as exc:  # raised only while provisioning, before any run
+        print(f"siblings simulate: {exc}", file=sys.stderr)
+        return 2
     if args.json:
         print(to_json(document))
     else:

@@ -61,6 +61,9 @@ def test_tiny_fleet_processes_every_record_exactly_once(
     assert summary["calls"]["eventbridge"] <= 10
     assert summary["calls"]["lambda_invoke"] == summary["spawns"]["spawned"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Without --template the fleet makes its own shared table.
+    assert summary["settings"]["table_name"] == "lambda-siblings"
+    assert summary["shared_table"]["created_by_fleet"] is True
 
 
 @pytest.mark.slow
@@ -277,3 +280,25 @@ def test_a_retried_scheduled_execution_gets_back_the_chain_it_adopted(aws: Any) 
     assert store.adopt("T", stale_after_seconds=60) is None  # running, not stale
     assert store.commit(again, "S", 0, ["r"] * 4) == 4
     assert store.coverage() == {("x", index): 1 for index in range(4)}
+
+
+@pytest.mark.slow
+def test_fleet_runs_on_the_table_of_the_deployed_template(capsys: pytest.CaptureFixture[str]) -> None:
+    template = Path(__file__).resolve().parents[2] / "template.yaml"
+    code, summary = simulate(capsys, "--template", str(template))
+
+    verification = summary["verification"]
+    assert code == 0, verification["problems"]
+    assert verification["ok"] and verification["records"]["exactly_once"] == 180
+    shared = summary["shared_table"]
+    # The stack's table, named by the parameter the fleet passed (the template's default and the
+    # fleet's own table are both "lambda-siblings"); it existed, so the fleet created nothing.
+    assert summary["settings"]["table_name"] == shared["name"] == "sim-stack-siblings"
+    assert shared["stack_outputs"]["SiblingsTableName"] == "sim-stack-siblings"
+    assert shared["created_by_fleet"] is False
+    assert summary["settings"]["payload_bucket"] == shared["stack_outputs"]["PayloadBucketName"]
+    # What the fleet's guards wrote there during the run.
+    items = shared["items_by_kind"]
+    assert items.get("estimate", 0) >= 1 and items.get("rules", 0) >= 1
+    # One ledger item per spawn (a retried execution's repeat spawn finds it and adds none).
+    assert 1 <= items.get("spawn", 0) <= summary["spawns"]["spawned"]

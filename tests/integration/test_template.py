@@ -2,14 +2,16 @@
 what the code calls.
 
 The SAM template is rendered to plain CloudFormation with aws-sam-translator (what
-``sam deploy`` has CloudFormation do), then created as a stack on the test moto server. The
+``sam deploy`` has CloudFormation do), then created as a stack on the test moto server, by
+:mod:`siblings.local.stack` (what ``siblings simulate --template`` uses too). The
 library and the example worker then run against the stack's own table, bucket, rule and
 function, with the function's environment; every request they make is checked, action *and*
 resource, against the inline policies of the role the stack created.
 
 moto's CloudFormation ignores two properties of the template: ``TimeToLiveSpecification`` of
 the table and ``LifecycleConfiguration`` of the bucket. The TTL spec is applied from the
-rendered template as CloudFormation would (only when moto left TTL off); the lifecycle rule is
+rendered template as CloudFormation would (only when moto left TTL off, by
+:func:`~siblings.local.stack.deploy_template`); the lifecycle rule is
 checked statically. moto also does not attach ``ManagedPolicyArns`` (SAM's
 ``AWSLambdaBasicExecutionRole``, CloudWatch Logs for the runtime), which no checked request
 needs.
@@ -18,15 +20,12 @@ needs.
 from __future__ import annotations
 
 import ast
-import copy
 import importlib.util
-import io
 import json
 import re
 import sys
 import threading
 import uuid
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +38,6 @@ import pytest
 from botocore.exceptions import ClientError
 from cfnlint.api import lint
 from cfnlint.config import ManualArgs
-from cfnlint.decode import cfn_yaml
-from samtranslator.parser.parser import Parser
-from samtranslator.translator.translator import Translator
 
 import siblings.handler
 from estimator import ConcurrencyEstimator, ensure_table
@@ -52,14 +48,13 @@ from siblings.context import read_context
 from siblings.iam import CREATE_TABLE_ACTIONS, RUNTIME_ACTIONS, iam_action
 from siblings.local.calls import Call, credential_scope
 from siblings.local.server import LOCAL_REGION
+from siblings.local.stack import code_bucket_name, deploy_template, load_template, render_template
 from tests.conftest import Aws
 from tests.helpers import put_lambda_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 WORKER_FILE = REPO / "examples" / "cursor_worker.py"
-CODE_BUCKET = "template-test-code"
-CODE_KEY = "cursor-worker.zip"
 STACK = "lambda-siblings-test"
 FUNCTION = "CursorWorkerFunction"
 LIBRARY_POLICY = "CursorWorkerFunctionRolePolicy0"
@@ -80,31 +75,20 @@ SCHEDULED_EVENT = {
 
 
 # --- the template, as written and as CloudFormation gets it ---
-def _plain(node: Any) -> Any:
-    """cfn-lint's YAML nodes (with line numbers) as plain dicts, lists and strings."""
-    return json.loads(json.dumps(node))
-
-
 @pytest.fixture(scope="module")
 def source() -> dict[str, Any]:
     """template.yaml, intrinsic tags decoded (``!Ref x`` -> ``{"Ref": "x"}``)."""
-    return _plain(cfn_yaml.load(str(TEMPLATE)))
+    return load_template(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
 def rendered(source: dict[str, Any]) -> dict[str, Any]:
-    """The SAM transform's output, with the function's code in the test's S3 bucket.
-
-    ``sam deploy`` uploads ``CodeUri`` and points it at S3; the transform needs an S3 URI too.
-    """
-    template = copy.deepcopy(source)
-    template["Resources"][FUNCTION]["Properties"]["CodeUri"] = f"s3://{CODE_BUCKET}/{CODE_KEY}"
-    # The transform reads only the region from the session (for AWS::Region/AWS::Partition).
-    session = boto3.Session(region_name=LOCAL_REGION)
-    translator = Translator(None, Parser(), boto_session=session)
-    result: dict[str, Any] = translator.translate(
-        template, parameter_values={}, get_managed_policy_map=lambda: {}
-    )
+    """The SAM transform's output, with the function's code in the stack's S3 bucket, as
+    :func:`deploy_template` renders it."""
+    result = render_template(source, region=LOCAL_REGION, code_bucket=code_bucket_name(STACK))
+    code_uri = result["Resources"][FUNCTION]["Properties"]["Code"]
+    assert code_uri == {"S3Bucket": code_bucket_name(STACK), "S3Key": f"{FUNCTION}.zip"}
+    assert source["Resources"][FUNCTION]["Properties"]["CodeUri"] == "dist/cursor-worker/"
     return result
 
 
@@ -252,36 +236,13 @@ def _policy_document(raw: Any) -> dict[str, Any]:
     return decoded
 
 
-def _code_zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.write(WORKER_FILE, WORKER_FILE.name)
-    return buffer.getvalue()
-
-
-def _apply_what_moto_ignores(aws: Aws, rendered: dict[str, Any], outputs: dict[str, str]) -> None:
-    """Apply the table's TimeToLiveSpecification as CloudFormation does (moto drops it)."""
-    spec = rendered["Resources"]["SiblingsTable"]["Properties"]["TimeToLiveSpecification"]
-    dynamodb = aws.client("dynamodb")
-    name = outputs["SiblingsTableName"]
-    status = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-    if status["TimeToLiveStatus"] == "DISABLED":
-        dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=spec)
-
-
 @pytest.fixture
-def stack(aws: Aws, rendered: dict[str, Any]) -> Stack:
-    """The rendered template created as a stack; counts start at zero afterwards."""
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket=CODE_BUCKET)
-    s3.put_object(Bucket=CODE_BUCKET, Key=CODE_KEY, Body=_code_zip())
-    cloudformation = aws.client("cloudformation")
-    cloudformation.create_stack(
-        StackName=STACK, TemplateBody=json.dumps(rendered), Capabilities=["CAPABILITY_IAM"]
-    )
-    described = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+def stack(aws: Aws) -> Stack:
+    """template.yaml deployed as a stack; counts start at zero afterwards."""
+    outputs = deploy_template(aws.session, aws.endpoint_url, TEMPLATE, stack_name=STACK)
+    described = aws.client("cloudformation").describe_stacks(StackName=STACK)["Stacks"][0]
     assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+    assert outputs == {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
 
     configuration = aws.client("lambda").get_function(FunctionName=outputs["FunctionArn"])[
         "Configuration"
@@ -293,7 +254,6 @@ def stack(aws: Aws, rendered: dict[str, Any]) -> Stack:
         name: _policy_document(iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
         for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
     }
-    _apply_what_moto_ignores(aws, rendered, outputs)
     aws.recorder.reset()
     return Stack(outputs, environment, policies)
 

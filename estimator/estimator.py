@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -10,7 +9,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
 
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
@@ -19,8 +17,6 @@ from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
-
-log = logging.getLogger(__name__)
 
 _VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "value": int,
@@ -197,11 +193,7 @@ class ConcurrencyEstimator:
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]
-            try:
-                metrics = fetch_metrics(self.cloudwatch, chunk, window)
-            except (ClientError, BotoCoreError) as exc:
-                log.warning("GetMetricData failed for %d function(s): %s", len(chunk), exc)
-                raise
+            metrics = fetch_metrics(self.cloudwatch, chunk, window)
             for ref, metric in zip(chunk, metrics, strict=True):
                 values[_cache_key(ref, minutes_back)] = {
                     "value": metric.concurrency,

@@ -152,8 +152,7 @@ def disable_spawning(
     Raises :class:`StoreUnavailable` when the table cannot be written, ``ValueError`` for a
     bad name.
     """
-    switch = KillSwitch(_store(config, session, store))
-    return switch.set(_name(function_name), True, reason, _operator())
+    return _set_spawning(function_name, True, reason, config, session, store)
 
 
 def enable_spawning(
@@ -165,8 +164,19 @@ def enable_spawning(
     store: DynamoStore | None = None,
 ) -> KillState:
     """Allow spawning of ``function_name`` again (the other guards still apply)."""
+    return _set_spawning(function_name, False, reason, config, session, store)
+
+
+def _set_spawning(
+    function_name: str,
+    disabled: bool,
+    reason: str,
+    config: Config | None,
+    session: Any,
+    store: DynamoStore | None,
+) -> KillState:
     switch = KillSwitch(_store(config, session, store))
-    return switch.set(_name(function_name), False, reason, _operator())
+    return switch.set(_name(function_name), disabled, reason, _operator())
 
 
 def spawning_status(

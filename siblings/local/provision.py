@@ -19,7 +19,7 @@ _TRUST_POLICY = {
 }
 
 
-def _placeholder_zip() -> bytes:
+def placeholder_zip() -> bytes:
     """A deployment package moto accepts; the local runtime runs the registered handler instead."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -53,7 +53,7 @@ def create_function(
         Runtime="python3.11",
         Role=role_arn,
         Handler="placeholder.handler",
-        Code={"ZipFile": _placeholder_zip()},
+        Code={"ZipFile": placeholder_zip()},
         Timeout=max(1, int(timeout_seconds)),
         MemorySize=memory_mb,
         Environment={"Variables": dict(environment or {})},

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from botocore.parsers import ResponseParserError
 
 from estimator.exceptions import StackDeployFailed
-from siblings.local.provision import _placeholder_zip
+from siblings.local.provision import placeholder_zip
 
 DEFAULT_STACK_NAME = "lambda-siblings"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
@@ -102,7 +102,7 @@ def deploy_template(
         s3 = client("s3")
         s3.create_bucket(Bucket=bucket)
         for name in functions:
-            s3.put_object(Bucket=bucket, Key=f"{name}.zip", Body=_placeholder_zip())
+            s3.put_object(Bucket=bucket, Key=f"{name}.zip", Body=placeholder_zip())
 
     cloudformation = client("cloudformation")
     try:

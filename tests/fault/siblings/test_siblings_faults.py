@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from estimator import ConcurrencyEstimator
+from estimator import ConcurrencyEstimator, Config
 from estimator.store import DynamoStore
 from siblings import LookupFailed, PayloadUnavailable, SpawnFailed, disable_spawning, load_payload
 from siblings.ledger import spawn_key
@@ -19,6 +19,12 @@ from tests.integration.siblings.support import FUNCTION, SiblingsEnv
 
 Faulty = tuple[SiblingsEnv, FaultInjector]
 NO_RETRIES = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
+
+
+def estimator_without_retries(env: SiblingsEnv, config: Config) -> ConcurrencyEstimator:
+    """An estimator whose CloudWatch client fails on the first error."""
+    cloudwatch = env.session.client("cloudwatch", endpoint_url=env.endpoint_url, config=NO_RETRIES)
+    return ConcurrencyEstimator(config, session=env.session, cloudwatch_client=cloudwatch)
 
 
 def quick_clients(env: SiblingsEnv) -> dict[str, Any]:
@@ -139,11 +145,7 @@ def test_cloudwatch_failing_follows_on_guard_error(faulty: Faulty) -> None:
 
     def manager(policy: str) -> Any:
         config = env.config(max_concurrency=10, on_guard_error=policy, lease_wait_seconds=0.2)
-        cloudwatch = env.session.client(
-            "cloudwatch", endpoint_url=env.endpoint_url, config=NO_RETRIES
-        )
-        estimator = ConcurrencyEstimator(config, session=env.session, cloudwatch_client=cloudwatch)
-        return env.manager(config=config, estimator=estimator)
+        return env.manager(config=config, estimator=estimator_without_retries(env, config))
 
     refused = manager("refuse").spawn_sibling(env.context())
     assert refused.reason == "guard_error" and "concurrency" in refused.detail
@@ -156,9 +158,7 @@ def test_cloudwatch_failing_serves_the_stale_estimate(faulty: Faulty) -> None:
     env.rule("schedule")
     put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
     config = env.config(max_concurrency=10, cache_ttl_seconds=0.2, error_backoff_seconds=0.0)
-    cloudwatch = env.session.client("cloudwatch", endpoint_url=env.endpoint_url, config=NO_RETRIES)
-    estimator = ConcurrencyEstimator(config, session=env.session, cloudwatch_client=cloudwatch)
-    manager = env.manager(config=config, estimator=estimator)
+    manager = env.manager(config=config, estimator=estimator_without_retries(env, config))
     assert manager.spawn_sibling(env.context())
     time.sleep(0.3)
     faults.fail("monitoring", None, 500, "InternalServiceError")

@@ -133,10 +133,10 @@ class NaiveContender(Contender):
     def execution(self, target: Target) -> Execution:
         """An uncached estimator and a Lambda client of its own."""
         from estimator import ConcurrencyEstimator
-        from estimator.config import Config
+        from siblings.config import SiblingsConfig
 
         session = new_session()
-        config = Config(
+        config = SiblingsConfig(
             endpoint_url=target.endpoint_url, region_name=LOCAL_REGION, use_dynamodb=False
         )
         estimator = ConcurrencyEstimator(config, session=session)
@@ -195,9 +195,9 @@ class OursContender(Contender):
 
     def config(self, target: Target) -> Any:
         """The library configuration every execution of this contender uses."""
-        from estimator.config import Config
+        from siblings.config import SiblingsConfig
 
-        return Config(
+        return SiblingsConfig(
             table_name=self.table_name,
             endpoint_url=target.endpoint_url,
             region_name=LOCAL_REGION,

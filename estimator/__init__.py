@@ -3,14 +3,22 @@
 >>> from estimator import estimate_concurrency
 >>> estimate_concurrency("my-function")  # doctest: +SKIP
 3
+
+The public API is what this module exports. Packages that keep items of their own in the
+shared table build on these modules, the documented extension points:
+:mod:`estimator.store` (the table, :class:`~estimator.store.DynamoStore`),
+:mod:`estimator.shared_cache` (the two tiers with a fleet-wide single flight),
+:mod:`estimator.memory` (tier 1), :mod:`estimator.config` and :mod:`estimator.settings` (a
+config to extend, and its one parser), :mod:`estimator.aws` (the client factory),
+:mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`.
 """
 
 from estimator.config import Config
 from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table, estimate_concurrency
 from estimator.exceptions import (
     EstimateUnavailable,
+    LambdaSiblingsError,
     LookupFailed,
-    SiblingsError,
     StoreUnavailable,
 )
 
@@ -19,8 +27,8 @@ __all__ = [
     "Config",
     "Estimate",
     "EstimateUnavailable",
+    "LambdaSiblingsError",
     "LookupFailed",
-    "SiblingsError",
     "StoreUnavailable",
     "ensure_table",
     "estimate_concurrency",

@@ -8,15 +8,18 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.config import Config as BotoConfig
-
+from estimator.aws import Clients
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
+from estimator.keys import estimate_key
 from estimator.memory import Cached
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
+
+ORIGIN = "cloudwatch"
+"""``Estimate.source`` of a value fetched by this call."""
 
 _VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "value": int,
@@ -75,7 +78,7 @@ class ConcurrencyEstimator:
     ):
         self.config = config or Config.from_env()
         self._session = session
-        self._cloudwatch = cloudwatch_client
+        self._clients = Clients(self.config, session, {"cloudwatch": cloudwatch_client})
         if cache is None:
             if store is None and self.config.use_dynamodb:
                 store = DynamoStore(self.config, session=session)
@@ -86,18 +89,7 @@ class ConcurrencyEstimator:
     @property
     def cloudwatch(self) -> Any:
         """The CloudWatch client (created on first use)."""
-        if self._cloudwatch is None:
-            import boto3
-
-            session = self._session or boto3.Session()
-            self._cloudwatch = session.client(
-                "cloudwatch",
-                endpoint_url=self.config.endpoint_url,
-                region_name=self.config.region_name or session.region_name,
-                # Standard mode backs off on throttling; a few attempts, then stale/unavailable.
-                config=BotoConfig(retries={"mode": "standard", "max_attempts": 3}),
-            )
-        return self._cloudwatch
+        return self._clients.get("cloudwatch")
 
     def estimate(
         self,
@@ -118,7 +110,7 @@ class ConcurrencyEstimator:
         ref = parse_function(function_name, qualifier)
         minutes = self._minutes(minutes_back)
         if use_cache:
-            hit = self.cache.memory.get(_cache_key(ref, minutes))
+            hit = self.cache.memory.get(estimate_key(ref, minutes))
             if hit is not None:  # the hot path of a warm container
                 return _to_estimate(ref, hit)
         return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
@@ -154,7 +146,7 @@ class ConcurrencyEstimator:
         max_wait: float | None = None,
     ) -> dict[FunctionRef, Estimate]:
         unique = list(dict.fromkeys(refs))
-        keys = {_cache_key(ref, minutes_back): ref for ref in unique}
+        keys = {estimate_key(ref, minutes_back): ref for ref in unique}
 
         def load_many(wanted: list[str]) -> Mapping[str, dict[str, Any]]:
             return self._fetch([keys[key] for key in wanted], minutes_back)
@@ -166,14 +158,14 @@ class ConcurrencyEstimator:
                 raise EstimateUnavailable(unique[0].resource, exc) from exc
             now = self.clock()
             outcome: dict[str, Cached | LookupFailed] = {
-                key: Cached(value, "cloudwatch", now, now) for key, value in values.items()
+                key: Cached(value, ORIGIN, now, now) for key, value in values.items()
             }
         else:
             outcome = self.cache.get_many(
                 keys,
                 load_many,
                 ttl=self.config.cache_ttl_seconds,
-                origin="cloudwatch",
+                origin=ORIGIN,
                 validate=_valid_value,
                 max_wait=max_wait,
             )
@@ -195,17 +187,13 @@ class ConcurrencyEstimator:
             chunk = refs[start : start + FUNCTIONS_PER_CALL]
             metrics = fetch_metrics(self.cloudwatch, chunk, window)
             for ref, metric in zip(chunk, metrics, strict=True):
-                values[_cache_key(ref, minutes_back)] = {
+                values[estimate_key(ref, minutes_back)] = {
                     "value": metric.concurrency,
                     "invocations": metric.invocations,
                     "avg_duration_ms": metric.avg_duration_ms,
                     "period_s": metric.period_s,
                 }
         return values
-
-
-def _cache_key(ref: FunctionRef, minutes_back: int) -> str:
-    return f"estimate#{ref.resource}#{minutes_back}"
 
 
 def _valid_value(value: dict[str, Any]) -> bool:

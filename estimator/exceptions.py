@@ -1,13 +1,14 @@
-"""Every exception lambda-siblings raises (``siblings`` re-exports them)."""
+"""The estimator's errors, and the root class every error of the distribution derives from."""
 
 from __future__ import annotations
 
 
-class SiblingsError(Exception):
-    """Base class of the library's own errors."""
+class LambdaSiblingsError(Exception):
+    """Root of every error the ``lambda-siblings`` distribution raises; packages built on the
+    estimator derive their errors from it. Errors caused by AWS carry the original in ``cause``."""
 
 
-class EstimateUnavailable(SiblingsError):
+class EstimateUnavailable(LambdaSiblingsError):
     """No concurrency estimate could be produced: CloudWatch failed and nothing was cached.
 
     The underlying error is in ``cause`` (and ``__cause__``).
@@ -20,36 +21,7 @@ class EstimateUnavailable(SiblingsError):
         super().__init__(f"no concurrency estimate for {function_name!r}: {reason}")
 
 
-class SpawnFailed(SiblingsError):
-    """A sibling could not be invoked after retries; the caller still owns its work."""
-
-    def __init__(self, function_name: str, cause: BaseException | None, attempts: int) -> None:
-        self.function_name = function_name
-        self.cause = cause
-        self.attempts = attempts
-        super().__init__(
-            f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s): "
-            f"{type(cause).__name__ if cause else 'error'}: {cause}"
-        )
-
-
-class PayloadTooLarge(SiblingsError, ValueError):
-    """The payload exceeds ``max_payload_bytes`` and no ``payload_bucket`` is configured."""
-
-    def __init__(self, size: int, limit: int) -> None:
-        self.size = size
-        self.limit = limit
-        super().__init__(
-            f"payload is {size} bytes, over max_payload_bytes={limit}; "
-            "set payload_bucket (SIBLINGS_PAYLOAD_BUCKET) to offload it to S3"
-        )
-
-
-class PayloadUnavailable(SiblingsError):
-    """An offloaded payload could not be read back from S3."""
-
-
-class StoreUnavailable(SiblingsError):
+class StoreUnavailable(LambdaSiblingsError):
     """The shared DynamoDB tier failed (throttled, unreachable, missing table...)."""
 
     def __init__(self, operation: str, cause: BaseException | None) -> None:
@@ -60,7 +32,7 @@ class StoreUnavailable(SiblingsError):
         )
 
 
-class LookupFailed(SiblingsError):
+class LookupFailed(LambdaSiblingsError):
     """A cached value's loader failed and no stale value exists to serve instead."""
 
     def __init__(self, key: str, cause: BaseException | None, detail: str = "") -> None:
@@ -70,7 +42,7 @@ class LookupFailed(SiblingsError):
         super().__init__(f"no value for {key!r}: {reason}")
 
 
-class StackDeployFailed(SiblingsError):
+class StackDeployFailed(LambdaSiblingsError):
     """A template did not deploy on the local server (``siblings simulate --template``)."""
 
     def __init__(self, stack_name: str, status: str, reason: str = "") -> None:

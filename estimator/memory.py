@@ -6,9 +6,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import Any
 
 from cachetools import LRUCache, TLRUCache
+
+
+class Tier(StrEnum):
+    """The cache tier a value was served from (a loader's own origin names the third)."""
+
+    MEMORY = "memory"
+    DYNAMODB = "dynamodb"
 
 
 @dataclass(frozen=True)
@@ -28,7 +36,7 @@ class Cached:
 
     def from_memory(self) -> Cached:
         """The same entry, as served by tier 1."""
-        return replace(self, source="memory")
+        return replace(self, source=Tier.MEMORY)
 
 
 class MemoryTier:
@@ -60,7 +68,7 @@ class MemoryTier:
         """Serve ``entry`` from memory until ``serve_until`` (default: its ``expires_at``)."""
         until = entry.expires_at if serve_until is None else serve_until
         # Stored as served: hits are the hot path and must not copy the entry.
-        served = entry if entry.source == "memory" else entry.from_memory()
+        served = entry if entry.source == Tier.MEMORY else entry.from_memory()
         with self._lock:
             self._fresh[key] = (served, until)
             previous = self._last.get(key)

@@ -15,13 +15,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import replace
+from enum import StrEnum
 from typing import Any
 
 from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
-from estimator.memory import Cached, MemoryTier
+from estimator.memory import Cached, MemoryTier, Tier
+from estimator.polling import Backoff
 from estimator.store import DynamoStore, StoredItem
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,21 @@ LoadMany = Callable[[list[str]], Mapping[str, dict[str, Any]]]
 Validate = Callable[[dict[str, Any]], bool]
 """Tells whether a value read from DynamoDB has the shape the caller expects."""
 
-_POLL_FIRST_S = 0.05
-_POLL_MAX_S = 0.5
+
+
+class Plan(StrEnum):
+    """What the shared tier says to do about one key that missed in memory."""
+
+    DONE = "done"
+    """A fresh value was there (now in memory too)."""
+    LOAD = "load"
+    """This caller refreshes it (it took the lease, or the table is unusable)."""
+    STALE = "stale"
+    """Another execution is refreshing: serve the stale value meanwhile."""
+    WAIT = "wait"
+    """Another execution is refreshing and there is no value at all: wait for it."""
+    FAILED = "failed"
+    """Another execution's refresh just failed: do not wait, do not retry yet."""
 
 
 class TwoTierCache:
@@ -55,9 +70,6 @@ class TwoTierCache:
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
         self._failures: dict[str, tuple[float, LookupFailed]] = {}
         self._failures_lock = threading.Lock()
-        # After a DynamoDB failure the store is skipped for a while, so that every call does
-        # not pay a connect timeout while the table is unreachable.
-        self._store_down_until = 0.0
 
     def get(
         self,
@@ -162,16 +174,16 @@ class TwoTierCache:
             last = self.memory.last_known(key)
             if last is not None:
                 stale[key] = last.from_memory()
-            action, entry = self._consult_store(key, now, stale, validate)
-            if action == "done" and entry is not None:
+            plan, entry = self._consult_store(key, now, stale, validate)
+            if plan is Plan.DONE and entry is not None:
                 results[key] = entry
-            elif action == "failed":
+            elif plan is Plan.FAILED:
                 results[key] = self._remember_failure(
                     key, LookupFailed(key, None, "another execution's refresh just failed")
                 )
-            elif action == "stale":
+            elif plan is Plan.STALE:
                 results[key] = self._serve_stale(key, stale[key], now, ttl)
-            elif action == "wait":
+            elif plan is Plan.WAIT:
                 to_wait.append(key)
             else:
                 to_load.append(key)
@@ -183,34 +195,33 @@ class TwoTierCache:
 
     def _consult_store(
         self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None
-    ) -> tuple[str, Cached | None]:
-        """Decide from tier 2: ``done`` (fresh there), ``load`` (we refresh), ``stale`` or ``wait``."""
-        if self.store is None or now < self._store_down_until:
-            return "load", None
+    ) -> tuple[Plan, Cached | None]:
+        """Decide from tier 2 what to do about ``key`` (see :class:`Plan`)."""
+        if self.store is None:
+            return Plan.LOAD, None
         try:
             item = self.store.get(key)
             entry = _entry_from_item(item, now, validate)
             if _is_corrupt(item, entry, now):
                 # Another writer's shape or a damaged item: no lease can be trusted on it.
                 log.warning("cache item %r is corrupt or foreign; overwriting it", key)
-                return "load", None
+                return Plan.LOAD, None
             if entry is not None and item is not None and item.is_fresh(now):
                 self.memory.put(key, entry)
-                return "done", replace(entry, source="dynamodb")
+                return Plan.DONE, replace(entry, source=Tier.DYNAMODB)
             if entry is not None:
                 previous = stale.get(key)
                 if previous is None or previous.fetched_at < entry.fetched_at:
-                    stale[key] = replace(entry, source="dynamodb", stale=True)
+                    stale[key] = replace(entry, source=Tier.DYNAMODB, stale=True)
             if self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
-                return "load", None
-        except StoreUnavailable as exc:
-            self._mark_store_down(exc)
-            return "load", None
+                return Plan.LOAD, None
+        except StoreUnavailable:
+            return Plan.LOAD, None  # the table's breaker has logged it
         if key in stale:
-            return "stale", None
+            return Plan.STALE, None
         if item is not None and item.recently_failed(now):
-            return "failed", None  # waiting would only wait out the fleet's back-off
-        return "wait", None
+            return Plan.FAILED, None  # waiting would only wait out the fleet's back-off
+        return Plan.WAIT, None
 
     def _load(
         self,
@@ -255,11 +266,8 @@ class TwoTierCache:
     ) -> Cached | LookupFailed:
         """No value anywhere and another execution is refreshing: wait for it, or take over."""
         assert self.store is not None
-        deadline = self.clock() + wait
-        delay = _POLL_FIRST_S
-        while True:
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
+        backoff = Backoff(wait)
+        while backoff.wait():
             now = self.clock()
             try:
                 item = self.store.get(key)
@@ -268,7 +276,7 @@ class TwoTierCache:
                     return self._load([key], load_many, ttl, origin, {})[key]
                 if entry is not None and item is not None and item.is_fresh(now):
                     self.memory.put(key, entry)
-                    return replace(entry, source="dynamodb")
+                    return replace(entry, source=Tier.DYNAMODB)
                 if item is not None and item.recently_failed(now):
                     return self._remember_failure(
                         key,
@@ -277,11 +285,9 @@ class TwoTierCache:
                 held = item is not None and item.lease_held(now)
                 if not held and self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
                     return self._load([key], load_many, ttl, origin, {})[key]
-            except StoreUnavailable as exc:
-                log.warning("shared cache unavailable while waiting for %r: %s", key, exc)
+            except StoreUnavailable:
                 return self._load([key], load_many, ttl, origin, {})[key]
-            if now >= deadline:
-                return LookupFailed(key, None, "timed out waiting for another execution's refresh")
+        return LookupFailed(key, None, "timed out waiting for another execution's refresh")
 
     def _serve_stale(self, key: str, entry: Cached, now: float, ttl: float) -> Cached:
         """Serve a stale value from memory for a short while instead of asking again at once."""
@@ -293,39 +299,24 @@ class TwoTierCache:
 
     def _share_failure(self, key: str, now: float, error: BaseException | str) -> None:
         """Tell the fleet this refresh failed, so that nobody retries or waits for it."""
-        if self.store is None or now < self._store_down_until:
+        if self.store is None:
             return
-        try:
-            self.store.mark_failed(
-                key,
-                self.owner,
-                now,
-                self.config.error_backoff_seconds,
-                f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error),
-            )
-        except StoreUnavailable as exc:
-            self._mark_store_down(exc)
-
-    def _mark_store_down(self, exc: StoreUnavailable) -> None:
-        log.warning(
-            "shared cache unavailable, using memory and the origin only for %.0f s: %s",
-            self.config.error_backoff_seconds,
-            exc,
-        )
-        self._store_down_until = self.clock() + self.config.error_backoff_seconds
+        text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
+        # A table failure here is logged by its breaker; the process still remembers the failure.
+        with suppress(StoreUnavailable):
+            self.store.mark_failed(key, self.owner, now, self.config.error_backoff_seconds, text)
 
     def _store_put(self, key: str, entry: Cached) -> None:
-        if self.store is None or self.clock() < self._store_down_until:
+        if self.store is None:
             return
-        try:
+        # A table failure here is logged by its breaker; memory holds the value meanwhile.
+        with suppress(StoreUnavailable):
             self.store.put(
                 key,
                 {"value": entry.value, "fetched_at": entry.fetched_at},
                 fresh_until=entry.expires_at,
                 keep_until=entry.expires_at + self.config.stale_grace_seconds,
             )
-        except StoreUnavailable as exc:
-            self._mark_store_down(exc)
 
     def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
         with self._failures_lock:
@@ -355,7 +346,7 @@ def _entry_from_item(item: StoredItem | None, now: float, validate: Validate | N
         return None
     if validate is not None and not validate(value):
         return None
-    return Cached(value, "dynamodb", float(fetched_at), item.fresh_until, stale=False)
+    return Cached(value, Tier.DYNAMODB, float(fetched_at), item.fresh_until, stale=False)
 
 
 def _is_corrupt(item: StoredItem | None, entry: Cached | None, now: float) -> bool:

@@ -1,10 +1,12 @@
 """Tier 2: one DynamoDB table, through a pynamodb model, shared by every execution.
 
-Items are keyed by a string ``pk`` (``estimate#fn#...``, ``rules#fn``, ``kill#fn``,
-``spawn#chain#generation``) and hold a JSON value, when it stops being fresh
-(``fresh_until``), when DynamoDB may delete it (``ttl``, the table's TTL attribute) and an
-optional refresh lease. DynamoDB deletes expired items lazily, so readers compare the clock
-with ``fresh_until``/``ttl`` themselves.
+This module is the extension point for other item kinds: any package may keep its own items
+in the same table through :class:`DynamoStore`, with keys of its own prefix (see
+:mod:`estimator.keys` for the estimator's). Items are keyed by a string ``pk`` and hold a JSON
+value, when it stops being fresh (``fresh_until``), when DynamoDB may delete it (``ttl``, the
+table's TTL attribute) and an optional refresh lease. DynamoDB deletes expired items lazily,
+so readers compare the clock with ``fresh_until``/``ttl`` themselves. Every call goes through
+the table's one :class:`~estimator.breaker.Breaker`.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
+from estimator.breaker import Breaker, error_code
 from estimator.config import Config
 from estimator.exceptions import StoreUnavailable
 
@@ -31,6 +35,7 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 # What a DynamoDB call can raise: pynamodb's wrappers, and botocore's own (no region,
 # connection refused...) which pynamodb lets through.
 _STORE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+T = TypeVar("T")
 
 
 class CacheItem(Model):
@@ -146,11 +151,35 @@ def _ttl_datetime(epoch: float) -> datetime:
 
 
 class DynamoStore:
-    """Reads and writes cache items in the shared table; every failure is :class:`StoreUnavailable`."""
+    """Reads and writes cache items in the shared table; every failure is :class:`StoreUnavailable`.
 
-    def __init__(self, config: Config, session: Any = None, model: type[CacheItem] | None = None):
+    ``breaker`` defaults to a new :class:`Breaker` for this store; share one store (or pass the
+    same breaker) between the users of one table so that an outage is detected once.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        session: Any = None,
+        model: type[CacheItem] | None = None,
+        breaker: Breaker | None = None,
+    ):
         self.config = config
         self.model = model or item_model(config, session)
+        self.breaker = breaker or Breaker(
+            f"table {config.table_name!r}", config.error_backoff_seconds
+        )
+
+    def _run(self, operation: str, action: Callable[[], T]) -> T:
+        """Run one DynamoDB call through the breaker, wrapping its errors."""
+
+        def guarded() -> T:
+            try:
+                return action()
+            except _STORE_ERRORS as exc:
+                raise StoreUnavailable(operation, exc) from exc
+
+        return self.breaker.call(operation, guarded)
 
     # --- table ---
     def ensure_table(self) -> bool:
@@ -177,10 +206,9 @@ class DynamoStore:
     # --- items ---
     def get(self, key: str) -> StoredItem | None:
         """The item at ``key`` (strongly consistent), ``None`` if absent."""
-        try:
-            raw = self.model._get_connection().get_item(key, consistent_read=True)
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable("GetItem", exc) from exc
+        raw = self._run(
+            "GetItem", lambda: self.model._get_connection().get_item(key, consistent_read=True)
+        )
         item = raw.get("Item")
         if not item:
             return None
@@ -194,10 +222,7 @@ class DynamoStore:
             fresh_until=fresh_until,
             ttl=_ttl_datetime(keep_until),
         )
-        try:
-            item.save()
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable("PutItem", exc) from exc
+        self._run("PutItem", item.save)
 
     def put_if_absent(
         self, key: str, value: dict[str, Any], keep_until: float, now: float | None = None
@@ -211,12 +236,8 @@ class DynamoStore:
         condition = model.pk.does_not_exist()
         if now is not None:
             condition = condition | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
-        try:
-            item.save(condition=condition)
+        if self._run("PutItem", _conditional(lambda: item.save(condition=condition))):
             return None
-        except _STORE_ERRORS as exc:
-            if getattr(exc, "cause_response_code", None) != _CONDITION_FAILED:
-                raise StoreUnavailable("PutItem", exc) from exc
         existing = self.get(key)
         if existing is None:  # deleted in between: try once more
             return self.put_if_absent(key, value, keep_until, now)
@@ -241,21 +262,15 @@ class DynamoStore:
             | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
         )
         condition = model.pk.does_not_exist() | (no_live_lease & stale)
-        try:
-            model(key).update(
-                actions=[
-                    model.lease_owner.set(owner),
-                    model.lease_until.set(now + lease_seconds),
-                    # A lease on a new key must not outlive its holder forever.
-                    model.ttl.set(model.ttl | _ttl_datetime(now + lease_seconds + 3600)),
-                ],
-                condition=condition,
-            )
-            return True
-        except _STORE_ERRORS as exc:
-            if getattr(exc, "cause_response_code", None) == _CONDITION_FAILED:
-                return False
-            raise StoreUnavailable("UpdateItem", exc) from exc
+        actions: list[Any] = [
+            model.lease_owner.set(owner),
+            model.lease_until.set(now + lease_seconds),
+            # A lease on a new key must not outlive its holder forever.
+            model.ttl.set(model.ttl | _ttl_datetime(now + lease_seconds + 3600)),
+        ]
+        return self._run(
+            "UpdateItem", _conditional(lambda: model(key).update(actions=actions, condition=condition))
+        )
 
     def mark_failed(self, key: str, owner: str, now: float, backoff_seconds: float, error: str) -> None:
         """Record that ``owner``'s refresh failed: keep the lease for ``backoff_seconds`` (so
@@ -265,26 +280,19 @@ class DynamoStore:
         """
         model = self.model
         until = now + backoff_seconds
-        try:
-            model(key).update(
-                actions=[
-                    model.lease_until.set(until),
-                    model.failed_until.set(until),
-                    model.last_error.set(error[:500] or "error"),
-                ],
-                condition=model.lease_owner == owner,
-            )
-        except _STORE_ERRORS as exc:
-            if getattr(exc, "cause_response_code", None) == _CONDITION_FAILED:
-                return
-            raise StoreUnavailable("UpdateItem", exc) from exc
+        actions: list[Any] = [
+            model.lease_until.set(until),
+            model.failed_until.set(until),
+            model.last_error.set(error[:500] or "error"),
+        ]
+        self._run(
+            "UpdateItem",
+            _conditional(lambda: model(key).update(actions=actions, condition=model.lease_owner == owner)),
+        )
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (no error if absent)."""
-        try:
-            self.model(key).delete()
-        except _STORE_ERRORS as exc:
-            raise StoreUnavailable("DeleteItem", exc) from exc
+        self._run("DeleteItem", self.model(key).delete)
 
     def _decode(self, key: str, item: dict[str, Any]) -> StoredItem:
         """Decode a raw item; anything malformed gives ``value=None`` rather than an error."""
@@ -318,6 +326,21 @@ class DynamoStore:
             failed_until=_number(item.get("failed_until")),
             last_error=_scalar(item.get("last_error"), "S"),
         )
+
+
+def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
+    """``write`` as a call returning True when done, False when its condition failed."""
+
+    def attempt() -> bool:
+        try:
+            write()
+            return True
+        except _STORE_ERRORS as exc:
+            if error_code(exc) == _CONDITION_FAILED:
+                return False
+            raise
+
+    return attempt
 
 
 def _dumps(value: dict[str, Any]) -> str:

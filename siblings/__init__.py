@@ -4,23 +4,26 @@
 
 * :class:`SiblingsManager` - sosw's API (``spawn_sibling``, ``any_events_rules_enabled``,
   ``get_approximate_concurrent_executions``) with cached loop guards, idempotent spawns and
-  S3 offload of large payloads.
+  S3 offload of large payloads; configured by :class:`SiblingsConfig`.
 * :class:`Invocation`, :class:`TimeBudget`, :func:`sufficient_execution_time_left` - handler
   helpers (:mod:`siblings.handler`).
 * :func:`load_payload` - the payload a sibling was spawned with (reserved key stripped, S3
   pointer resolved).
 * :func:`disable_spawning`, :func:`enable_spawning`, :func:`spawning_status` - the operator's
   kill switch (:mod:`siblings.killswitch`).
+
+The package builds on :mod:`estimator` and never imports the simulator
+(:mod:`siblings.local`, the ``local`` extra).
 """
 
-from estimator.exceptions import (
+from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.errors import (
     EstimateUnavailable,
     LookupFailed,
     PayloadTooLarge,
     PayloadUnavailable,
     SiblingsError,
     SpawnFailed,
-    StackDeployFailed,
     StoreUnavailable,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
@@ -34,23 +37,25 @@ from siblings.killswitch import (
 from siblings.manager import SiblingsManager
 from siblings.metadata import METADATA_KEY, ChainMetadata
 from siblings.payload import load_payload
-from siblings.result import SpawnResult
+from siblings.result import Reason, SpawnResult
 
 __all__ = [
     "METADATA_KEY",
     "ChainMetadata",
     "EstimateUnavailable",
     "FunctionStatus",
+    "GuardErrorPolicy",
     "Invocation",
     "KillState",
     "LookupFailed",
     "PayloadTooLarge",
     "PayloadUnavailable",
+    "Reason",
+    "SiblingsConfig",
     "SiblingsError",
     "SiblingsManager",
     "SpawnFailed",
     "SpawnResult",
-    "StackDeployFailed",
     "StoreUnavailable",
     "TimeBudget",
     "disable_spawning",

@@ -10,21 +10,21 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from estimator.config import Config
-from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table
-from estimator.exceptions import SiblingsError
+from estimator import ConcurrencyEstimator, Estimate, ensure_table
+from siblings.config import SiblingsConfig
+from siblings.errors import SiblingsError
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace) -> SiblingsConfig:
     overrides = {
         name: getattr(args, name)
         for name in ("table_name", "endpoint_url", "region_name")
         if getattr(args, name, None) is not None
     }
-    return Config.from_env(**overrides)
+    return SiblingsConfig.from_env(**overrides)
 
 
-def _session(config: Config) -> Any:
+def _session(config: SiblingsConfig) -> Any:
     import boto3
 
     return boto3.Session(region_name=config.region_name) if config.region_name else boto3.Session()

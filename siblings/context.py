@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from estimator.validation import parse_function
+from estimator.validation import FunctionRef, parse_function
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,8 @@ class InvocationInfo:
     """``aws_request_id`` (``None`` when the object has none, e.g. a hand-made test context)."""
     remaining_ms: Callable[[], int] | None
     """``get_remaining_time_in_millis`` when the context has it."""
+    ref: FunctionRef
+    """The function as parsed from the ARN (name, qualifier, region, account)."""
 
 
 def read_context(lambda_context: Any) -> InvocationInfo:
@@ -50,23 +52,17 @@ def read_context(lambda_context: Any) -> InvocationInfo:
         raise TypeError(
             f"lambda_context.invoked_function_arn must be a str, got {type(arn).__name__}"
         )
-    parts = arn.split(":")
-    # arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]
-    if (
-        len(parts) not in (7, 8)
-        or parts[0] != "arn"
-        or parts[2] != "lambda"
-        or parts[5] != "function"
-    ):
-        raise ValueError(
-            f"lambda_context.invoked_function_arn is not a Lambda function ARN: {arn!r}"
-        )
     try:
         ref = parse_function(arn)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"lambda_context.invoked_function_arn {arn!r} is invalid: {exc}") from None
+        raise ValueError(
+            f"lambda_context.invoked_function_arn {arn!r} is invalid, not a Lambda function ARN: {exc}"
+        ) from None
     if not ref.region or not ref.account:
-        raise ValueError(f"lambda_context.invoked_function_arn lacks region or account: {arn!r}")
+        raise ValueError(
+            f"lambda_context.invoked_function_arn is not a Lambda function ARN: {arn!r} "
+            "(a full ARN with region and account is needed)"
+        )
 
     request_id = getattr(lambda_context, "aws_request_id", None)
     if request_id is not None and (not isinstance(request_id, str) or not request_id):
@@ -77,13 +73,14 @@ def read_context(lambda_context: Any) -> InvocationInfo:
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
     return InvocationInfo(
         function_arn=arn,
-        unqualified_arn=":".join(parts[:7]),
+        unqualified_arn=ref.unqualified().arn(),
         function_name=ref.name,
         qualifier=ref.qualifier,
         region=ref.region,
         account=ref.account,
         request_id=request_id,
         remaining_ms=remaining if callable(remaining) else None,
+        ref=ref,
     )
 
 

@@ -17,15 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from estimator.config import Config
-from estimator.estimator import ConcurrencyEstimator
-from estimator.exceptions import EstimateUnavailable, LookupFailed, StoreUnavailable
+from estimator import ConcurrencyEstimator
 from estimator.memory import Cached
 from estimator.shared_cache import TwoTierCache
-from siblings import result as reasons
+from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
+from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
+from siblings.keys import rules_key
 from siblings.killswitch import KillSwitch
-from siblings.rules import RuleLookup, cache_key
+from siblings.result import Reason
+from siblings.rules import RuleLookup
 
 GuardFailure = LookupFailed | EstimateUnavailable | StoreUnavailable
 
@@ -35,7 +36,7 @@ class Verdict:
     """One guard's answer."""
 
     allowed: bool
-    reason: str = ""
+    reason: Reason | None = None
     """Refusal reason (one of :data:`siblings.result.REFUSALS`) when not allowed."""
     detail: str = ""
     info: dict[str, Any] = field(default_factory=dict)
@@ -51,7 +52,7 @@ class Guards:
 
     def __init__(
         self,
-        config: Config,
+        config: SiblingsConfig,
         *,
         cache: TwoTierCache,
         kill_switch: KillSwitch | None,
@@ -67,9 +68,9 @@ class Guards:
     def on_error(self, guard: str, exc: BaseException) -> Verdict:
         """Apply ``on_guard_error`` to a guard that could not be answered."""
         info = {"error": f"{type(exc).__name__}: {exc}", "policy": self.config.on_guard_error}
-        if self.config.on_guard_error == "allow":
+        if self.config.on_guard_error is GuardErrorPolicy.ALLOW:
             return Verdict(True, info=info)
-        return Verdict(False, reasons.GUARD_ERROR, f"{guard} guard unavailable: {exc}", info)
+        return Verdict(False, Reason.GUARD_ERROR, f"{guard} guard unavailable: {exc}", info)
 
     def check_kill_switch(self, info: InvocationInfo) -> Verdict:
         """Refuse while an operator has disabled spawning of the function."""
@@ -86,7 +87,7 @@ class Guards:
         detail = f"disabled by {state.changed_by}: {state.reason}" if state.disabled else ""
         verdict_info = {"disabled": state.disabled, "source": source}
         if state.disabled:
-            return Verdict(False, reasons.KILL_SWITCH, detail, verdict_info)
+            return Verdict(False, Reason.KILL_SWITCH, detail, verdict_info)
         return Verdict(True, info=verdict_info)
 
     def check_generation(self, generation: int) -> Verdict:
@@ -95,13 +96,13 @@ class Guards:
         verdict_info = {"generation": generation, "max_generations": limit}
         if generation > limit:
             detail = f"generation {generation} is over max_generations={limit}"
-            return Verdict(False, reasons.MAX_GENERATIONS, detail, verdict_info)
+            return Verdict(False, Reason.MAX_GENERATIONS, detail, verdict_info)
         return Verdict(True, info=verdict_info)
 
     def rules_state(self, info: InvocationInfo) -> Cached:
         """The cached rule state of the function (raises :class:`LookupFailed`)."""
         return self.cache.get(
-            cache_key(info),
+            rules_key(info.ref),
             lambda: self._rule_lookup().state(info),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="eventbridge",
@@ -128,7 +129,7 @@ class Guards:
         if value.get("enabled"):
             return Verdict(True, info=verdict_info)
         detail = "no enabled EventBridge rule targets the function and auto_spawning is off"
-        return Verdict(False, reasons.RULES_DISABLED, detail, verdict_info)
+        return Verdict(False, Reason.RULES_DISABLED, detail, verdict_info)
 
     def check_concurrency(self, info: InvocationInfo) -> Verdict:
         """Refuse while the estimated concurrency is at or above ``max_concurrency``."""
@@ -147,7 +148,7 @@ class Guards:
         }
         if estimate.value >= limit:
             detail = f"estimated concurrency {estimate.value} >= max_concurrency={limit}"
-            return Verdict(False, reasons.MAX_CONCURRENCY, detail, verdict_info)
+            return Verdict(False, Reason.MAX_CONCURRENCY, detail, verdict_info)
         return Verdict(True, info=verdict_info)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
 
-from estimator.exceptions import SpawnFailed
+from estimator.validation import parse_function
+from siblings.errors import SpawnFailed
 
 _RETRYABLE_CODES = {
     "TooManyRequestsException",
@@ -117,9 +118,4 @@ class Invoker:
                 status_code=int(response.get("StatusCode") or meta.get("HTTPStatusCode") or 0),
                 attempts=attempt,
             )
-        raise SpawnFailed(_name_of(function_arn), last, attempt) from last
-
-
-def _name_of(function_arn: str) -> str:
-    parts = function_arn.split(":")
-    return parts[6] if len(parts) >= 7 else function_arn
+        raise SpawnFailed(parse_function(function_arn).name, last, attempt) from last

@@ -19,18 +19,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from estimator.config import Config
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
-from siblings.breaker import ItemStore
+from siblings.config import SiblingsConfig
+from siblings.keys import kill_key, rules_key
 
 # The switch must outlive any TTL sweep: keep it for a century.
 _FOREVER_S = 100 * 365 * 24 * 3600.0
-
-
-def kill_key(function_name: str) -> str:
-    """Shared-table key of a function's kill switch."""
-    return f"kill#{function_name}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +46,7 @@ class KillState:
 class KillSwitch:
     """Reads and flips the kill switch items of a :class:`DynamoStore`."""
 
-    def __init__(self, store: ItemStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: DynamoStore, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
@@ -120,10 +115,10 @@ class FunctionStatus:
         }
 
 
-def _store(config: Config | None, session: Any, store: DynamoStore | None) -> DynamoStore:
+def _store(config: SiblingsConfig | None, session: Any, store: DynamoStore | None) -> DynamoStore:
     if store is not None:
         return store
-    return DynamoStore(config or Config.from_env(), session=session)
+    return DynamoStore(config or SiblingsConfig.from_env(), session=session)
 
 
 def _name(function_name: str) -> str:
@@ -143,7 +138,7 @@ def disable_spawning(
     function_name: str,
     *,
     reason: str = "",
-    config: Config | None = None,
+    config: SiblingsConfig | None = None,
     session: Any = None,
     store: DynamoStore | None = None,
 ) -> KillState:
@@ -159,7 +154,7 @@ def enable_spawning(
     function_name: str,
     *,
     reason: str = "",
-    config: Config | None = None,
+    config: SiblingsConfig | None = None,
     session: Any = None,
     store: DynamoStore | None = None,
 ) -> KillState:
@@ -171,7 +166,7 @@ def _set_spawning(
     function_name: str,
     disabled: bool,
     reason: str,
-    config: Config | None,
+    config: SiblingsConfig | None,
     session: Any,
     store: DynamoStore | None,
 ) -> KillState:
@@ -182,15 +177,15 @@ def _set_spawning(
 def spawning_status(
     function_name: str,
     *,
-    config: Config | None = None,
+    config: SiblingsConfig | None = None,
     session: Any = None,
     store: DynamoStore | None = None,
 ) -> FunctionStatus:
     """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
     table = _store(config, session, store)
-    name = _name(function_name)
-    kill = KillSwitch(table).state(name)
-    rules_item = table.get(f"rules#{name}")
+    ref = parse_function(function_name)
+    kill = KillSwitch(table).state(ref.name)
+    rules_item = table.get(rules_key(ref))  # the rule state is cached per alias or version
     rules: dict[str, Any] | None = None
     fresh_until: float | None = None
     if rules_item is not None and rules_item.value is not None:

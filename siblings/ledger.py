@@ -29,37 +29,38 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
-from estimator.config import Config
-from estimator.store import StoredItem
-from siblings.breaker import ItemStore
+from cachetools import LRUCache
+
+from estimator.polling import Backoff
+from estimator.store import DynamoStore, StoredItem
+from siblings.config import SiblingsConfig
 
 log = logging.getLogger(__name__)
 
-_POLL_FIRST_S = 0.05
-_POLL_MAX_S = 0.5
 _MEMORY_MAX = 1024
 
 
-def spawn_key(chain_id: str, generation: int) -> str:
-    """Shared-table key of the spawn record of one chain step."""
-    return f"spawn#{chain_id}#{generation}"
+class ClaimStatus(StrEnum):
+    """What :meth:`SpawnLedger.claim` found."""
+
+    CLAIMED = "claimed"
+    """This caller must invoke, then :meth:`~SpawnLedger.complete` or :meth:`~SpawnLedger.release`."""
+    DONE = "done"
+    """Already spawned: ``Claim.result`` is the first result."""
+    BUSY = "busy"
+    """Another execution holds the step (``Claim.owner``)."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of :meth:`SpawnLedger.claim`.
+    """The outcome of :meth:`SpawnLedger.claim` (see :class:`ClaimStatus`)."""
 
-    ``claimed``: this caller must invoke, then :meth:`~SpawnLedger.complete` or
-    :meth:`~SpawnLedger.release`. ``done``: already spawned, ``result`` is the first result.
-    ``busy``: another execution holds the step (``owner``).
-    """
-
-    status: Literal["claimed", "done", "busy"]
+    status: ClaimStatus
     token: str | None = None
     result: dict[str, Any] | None = None
     owner: str | None = None
@@ -70,8 +71,8 @@ class SpawnLedger:
 
     def __init__(
         self,
-        store: ItemStore | None,
-        config: Config,
+        store: DynamoStore | None,
+        config: SiblingsConfig,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
@@ -82,7 +83,7 @@ class SpawnLedger:
         self.sleep = sleep
         self.monotonic = monotonic
         self._lock = threading.Lock()
-        self._done: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._done: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=_MEMORY_MAX)
 
     def peek(self, key: str) -> dict[str, Any] | None:
         """The first result if the step was spawned, else ``None`` (cheap: memory, one GetItem).
@@ -90,8 +91,9 @@ class SpawnLedger:
         Raises :class:`StoreUnavailable`.
         """
         with self._lock:
-            if key in self._done:
-                return self._done[key]
+            done = self._done.get(key)
+        if done is not None:
+            return done
         if self.store is None:
             return None
         return self._result_of(self.store.get(key))
@@ -103,29 +105,30 @@ class SpawnLedger:
         Raises :class:`StoreUnavailable`.
         """
         with self._lock:
-            if key in self._done:
-                return Claim("done", result=self._done[key])
+            done = self._done.get(key)
+        if done is not None:
+            return Claim(ClaimStatus.DONE, result=done)
         token = uuid.uuid4().hex
         if self.store is None:
-            return Claim("claimed", token=token)
+            return Claim(ClaimStatus.CLAIMED, token=token)
         now = self.clock()
         pending = {"state": "pending", "owner": owner, "token": token, "claimed_at": now}
         keep_until = now + self.config.spawn_record_ttl_seconds
         existing = self.store.put_if_absent(key, pending, keep_until, now=now)
         if existing is None:
-            return Claim("claimed", token=token)
-        delay = _POLL_FIRST_S
-        waited_until = self.monotonic() + self.config.lease_wait_seconds
+            return Claim(ClaimStatus.CLAIMED, token=token)
+        timeout = self.config.lease_wait_seconds
         if deadline is not None:
-            waited_until = min(waited_until, deadline)
+            timeout = min(timeout, deadline - self.monotonic())
+        backoff = Backoff(timeout, monotonic=self.monotonic, sleep=self.sleep)
         while True:
             result = self._result_of(existing)
             if result is not None:
-                return Claim("done", result=result)
+                return Claim(ClaimStatus.DONE, result=result)
             if existing is None:  # released meanwhile: claim it like a fresh step
                 existing = self.store.put_if_absent(key, pending, keep_until, now=self.clock())
                 if existing is None:
-                    return Claim("claimed", token=token)
+                    return Claim(ClaimStatus.CLAIMED, token=token)
                 continue
             value = existing.value
             if value is None or value.get("state") != "pending":
@@ -133,7 +136,7 @@ class SpawnLedger:
                 return self._take(key, pending, keep_until)
             if value.get("token") == token:
                 # Our own write: it succeeded, but the reply was lost and the retry collided.
-                return Claim("claimed", token=token)
+                return Claim(ClaimStatus.CLAIMED, token=token)
             claimed_at = value.get("claimed_at")
             age = self.clock() - (claimed_at if isinstance(claimed_at, int | float) else 0.0)
             holder = value.get("owner")
@@ -144,10 +147,8 @@ class SpawnLedger:
                     age,
                 )
                 return self._take(key, pending, keep_until)
-            if self.monotonic() + delay >= waited_until:
-                return Claim("busy", owner=holder if isinstance(holder, str) else None)
-            self.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
+            if not backoff.wait():
+                return Claim(ClaimStatus.BUSY, owner=holder if isinstance(holder, str) else None)
             existing = self.store.get(key)
 
     def complete(
@@ -157,9 +158,6 @@ class SpawnLedger:
         (the in-process record is kept either way)."""
         with self._lock:
             self._done[key] = result
-            self._done.move_to_end(key)
-            while len(self._done) > _MEMORY_MAX:
-                self._done.popitem(last=False)
         if self.store is None:
             return
         now = self.clock()
@@ -185,7 +183,7 @@ class SpawnLedger:
     def _take(self, key: str, pending: dict[str, Any], keep_until: float) -> Claim:
         assert self.store is not None
         self.store.put(key, pending, fresh_until=keep_until, keep_until=keep_until)
-        return Claim("claimed", token=pending["token"])
+        return Claim(ClaimStatus.CLAIMED, token=pending["token"])
 
     def _result_of(self, item: StoredItem | None) -> dict[str, Any] | None:
         if item is None or item.value is None or item.is_gone(self.clock()):

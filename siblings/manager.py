@@ -32,55 +32,41 @@ Idempotency is keyed by chain and generation (:mod:`siblings.ledger`); a context
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from typing import Any
 
-from botocore.config import Config as BotoConfig
-
-from estimator.config import Config
-from estimator.estimator import ConcurrencyEstimator
-from estimator.exceptions import SpawnFailed, StoreUnavailable
+from estimator import ConcurrencyEstimator
+from estimator.aws import Clients
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
-from siblings import result as reasons
-from siblings.breaker import StoreBreaker
+from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context, remaining_seconds
+from siblings.decisions import DecisionLog
+from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
 from siblings.invoke import InvokeOutcome, Invoker
 from siblings.killswitch import KillSwitch
-from siblings.ledger import SpawnLedger, spawn_key
-from siblings.metadata import (
-    ChainMetadata,
-    metadata_of,
-    parse_metadata,
-    recall,
-    root_metadata,
-)
-from siblings.payload import (
-    EncodedEvent,
-    build_event,
-    has_pointer,
-    load_payload,
-    normalize_payload,
-    upload,
-)
-from siblings.result import SpawnResult
+from siblings.ledger import ClaimStatus, SpawnLedger
+from siblings.metadata import ChainMetadata, metadata_of, parse_metadata, recall, root_metadata
+from siblings.payload import build_event, has_pointer, load_payload, normalize_payload, upload
+from siblings.result import Reason, SpawnResult, duplicate_of
 from siblings.rules import RuleLookup
+from siblings.spawn_call import SpawnCall
 
 log = logging.getLogger("siblings")
 
-_CLIENT_KWARGS = ("lambda_client", "events_client", "s3_client")
+_CLIENT_KWARGS = {"lambda_client": "lambda", "events_client": "events", "s3_client": "s3"}
 _OTHER_KWARGS = ("session", "estimator", "store", "cache", "config")
+# Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
+_CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
 # Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
 _DEADLINE_MARGIN_S = 1.0
 
@@ -88,13 +74,13 @@ _DEADLINE_MARGIN_S = 1.0
 class SiblingsManager:
     """Spawns asynchronous copies of the running Lambda function, guarded against loops.
 
-    ``custom_config`` holds :class:`~estimator.config.Config` fields (unknown keys are kept,
-    as sosw's configs carry other components' keys); the ``SIBLINGS_*`` environment gives the
-    defaults. Keyword arguments inject collaborators, all optional: ``config`` (a ready
-    :class:`Config`, then ``custom_config`` overrides it), ``session`` (``boto3.Session``),
-    ``lambda_client``, ``events_client``, ``s3_client``, ``store`` (:class:`DynamoStore`),
-    ``cache`` (:class:`TwoTierCache`), ``estimator`` (:class:`ConcurrencyEstimator`).
-    Clients are created on first use.
+    ``custom_config`` holds :class:`~siblings.config.SiblingsConfig` fields (unknown keys are
+    kept, as sosw's configs carry other components' keys); the ``SIBLINGS_*`` environment
+    gives the defaults. Keyword arguments inject collaborators, all optional: ``config`` (a
+    ready :class:`SiblingsConfig`, then ``custom_config`` overrides it), ``session``
+    (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
+    (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
+    (:class:`ConcurrencyEstimator`). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -103,18 +89,16 @@ class SiblingsManager:
             raise TypeError(f"SiblingsManager got unexpected keyword arguments: {sorted(unknown)}")
         if custom_config is not None and not isinstance(custom_config, Mapping):
             raise TypeError(f"custom_config must be a dict, got {type(custom_config).__name__}")
-        overrides = dict(custom_config or {})
-        base: Config | None = kwargs.get("config")
-        if base is not None:
-            self.config = Config.from_env(**{**_fields_of(base), **overrides})
-        else:
-            self.config = Config.from_env(**overrides)
+        base = kwargs.get("config")
+        defaults = base.as_overrides() if base is not None else {}
+        self.config: SiblingsConfig = SiblingsConfig.from_env(**{**defaults, **(custom_config or {})})
         self._session = kwargs.get("session")
-        self._clients: dict[str, Any] = {
-            name: kwargs[name] for name in _CLIENT_KWARGS if kwargs.get(name) is not None
-        }
-        self._clients_lock = threading.Lock()
-
+        self._clients = Clients(
+            self.config,
+            self._session,
+            {service: kwargs.get(name) for name, service in _CLIENT_KWARGS.items()},
+            _CLIENT_RETRIES,
+        )
         estimator: ConcurrencyEstimator | None = kwargs.get("estimator")
         cache: TwoTierCache | None = kwargs.get("cache")
         if cache is None and estimator is not None:
@@ -124,53 +108,24 @@ class SiblingsManager:
             store = cache.store
         if store is None and self.config.use_dynamodb:
             store = DynamoStore(self.config, session=self._session)
+        # One store, hence one breaker, for the cache, the kill switch and the spawn records.
         self.store = store
         self.cache = cache if cache is not None else TwoTierCache(self.config, store)
         self._estimator = estimator
         self._estimator_lock = threading.Lock()
-
-        # Kill switch and spawn records share one breaker: after a DynamoDB failure the rest
-        # of this spawn (and the next ones, for error_backoff_seconds) skip the table at once.
-        items = (
-            StoreBreaker(store, self.config.error_backoff_seconds) if store is not None else None
-        )
-        self.kill_switch = KillSwitch(items) if items is not None else None
-        self.ledger = SpawnLedger(items, self.config)
+        self.kill_switch = KillSwitch(store) if store is not None else None
+        self.ledger = SpawnLedger(store, self.config)
         self.guards = Guards(
             self.config,
             cache=self.cache,
             kill_switch=self.kill_switch,
-            rule_lookup=lambda: RuleLookup(self._client("events")),
+            rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
         )
-        self._stats: Counter[str] = Counter()
-        self._stats_lock = threading.Lock()
+        self._decisions = DecisionLog()
         self._inflight: dict[str, Future[SpawnResult]] = {}
         self._inflight_lock = threading.Lock()
         self._last_function: str | None = None
-
-    # --- collaborators, built on first use ---
-    def _client(self, service: str) -> Any:
-        name = f"{service}_client"
-        with self._clients_lock:
-            client = self._clients.get(name)
-            if client is None:
-                import boto3
-
-                session: Any = self._session or boto3.Session()
-                if service == "lambda":
-                    # Invoker retries with its own backoff and deadline: no hidden retries.
-                    boto_config = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
-                else:
-                    boto_config = BotoConfig(retries={"mode": "standard", "max_attempts": 3})
-                client = session.client(
-                    service,
-                    endpoint_url=self.config.endpoint_url,
-                    region_name=self.config.region_name or session.region_name,
-                    config=boto_config,
-                )
-                self._clients[name] = client
-            return client
 
     def _get_estimator(self) -> ConcurrencyEstimator:
         with self._estimator_lock:
@@ -212,24 +167,22 @@ class SiblingsManager:
         started = time.monotonic()
         info = read_context(lambda_context)
         data, embedded = normalize_payload(payload)
-        forced = bool(force)
         parent = self._incoming(info, event, embedded)
         self._last_function = info.function_name
         if parent is None:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
         child = parent.child(info.request_id)
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
-        key = spawn_key(child.chain_id, child.generation)
-
+        call = SpawnCall(info, child, encoded, bool(force), started)
         with self._inflight_lock:
-            running = self._inflight.get(key)
+            running = self._inflight.get(call.key)
             if running is None:
                 future: Future[SpawnResult] = Future()
-                self._inflight[key] = future
+                self._inflight[call.key] = future
         if running is not None:
-            return self._await_winner(running, info, child, forced, started)
+            return self._await_winner(running, call)
         try:
-            outcome = self._decide(info, child, key, encoded, forced, started)
+            outcome = self._decide(call)
         except BaseException as exc:
             future.set_exception(exc)
             raise
@@ -238,12 +191,12 @@ class SiblingsManager:
             return outcome
         finally:
             with self._inflight_lock:
-                self._inflight.pop(key, None)
+                self._inflight.pop(call.key, None)
 
     def any_events_rules_enabled(self, lambda_context: Any) -> bool:
         """Whether an EventBridge rule targeting the running function (under the ARN it was
         invoked with, or unqualified) is enabled. Answered from the shared cache; raises
-        :class:`~estimator.exceptions.LookupFailed` when EventBridge fails with nothing cached.
+        :class:`~siblings.LookupFailed` when EventBridge fails with nothing cached.
         """
         info = read_context(lambda_context)
         self._last_function = info.function_name
@@ -256,7 +209,7 @@ class SiblingsManager:
         ``AWS_LAMBDA_FUNCTION_NAME`` or the last context seen), by Little's law over the last
         ``minutes_back`` minutes, through the estimator's shared cache.
 
-        Raises :class:`~estimator.exceptions.EstimateUnavailable` when no value exists.
+        Raises :class:`~siblings.EstimateUnavailable` when no value exists.
         """
         target = name or os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or self._last_function
         if not target:
@@ -269,7 +222,7 @@ class SiblingsManager:
         """The payload this execution was spawned with (see :func:`siblings.load_payload`),
         read from S3 with this manager's client when it was offloaded. With
         ``lambda_context``, a later :meth:`spawn_sibling` continues this event's chain."""
-        s3 = self._client("s3") if has_pointer(event) else None
+        s3 = self._clients.get("s3") if has_pointer(event) else None
         return load_payload(event, lambda_context, s3_client=s3, session=self._session)
 
     # --- stats (sosw components expose get_stats / reset_stats) ---
@@ -277,8 +230,7 @@ class SiblingsManager:
     def stats(self) -> dict[str, int]:
         """Counters: ``spawned``, ``refused``, ``refused_<reason>``, ``duplicate``,
         ``offloaded``, ``failed``, ``dry_run``, ``guard_error_allowed``."""
-        with self._stats_lock:
-            return dict(self._stats)
+        return self._decisions.snapshot()
 
     def get_stats(self) -> dict[str, int]:
         """Same as :attr:`stats` (sosw's name)."""
@@ -286,8 +238,7 @@ class SiblingsManager:
 
     def reset_stats(self) -> None:
         """Zero every counter."""
-        with self._stats_lock:
-            self._stats.clear()
+        self._decisions.reset()
 
     # --- the decision ---
     def _incoming(self, info: InvocationInfo, event: Any, embedded: Any) -> ChainMetadata | None:
@@ -303,151 +254,116 @@ class SiblingsManager:
             return parse_metadata(embedded)
         return None
 
-    def _decide(
-        self,
-        info: InvocationInfo,
-        child: ChainMetadata,
-        key: str,
-        encoded: EncodedEvent,
-        forced: bool,
-        started: float,
-    ) -> SpawnResult:
-        base = SpawnResult(
-            spawned=False,
-            reason="",
-            function_arn=info.function_arn,
-            chain_id=child.chain_id,
-            generation=child.generation,
-            parent_request_id=info.request_id,
-            forced=forced,
-        )
-        guards: dict[str, Any] = {}
-
-        def refused(verdict: Verdict) -> SpawnResult:
-            """The refusal result of ``verdict``, counted and logged."""
-            return self._finish(
-                replace(base, reason=verdict.reason, detail=verdict.detail, guards=guards),
-                started,
+    def _decide(self, call: SpawnCall) -> SpawnResult:
+        refusal = self._check_guards(call)
+        if refusal is not None:
+            return self._decisions.record(refusal, call.started)
+        deadline = self._deadline(call.info)
+        if self.config.dry_run:
+            outcome = self._invoke(call, "DryRun", deadline)
+            dry = call.result(
+                Reason.DRY_RUN,
+                request_id=outcome.request_id,
+                offloaded=call.encoded.offloaded,
+                payload_key=call.encoded.key,
+                detail="dry_run: Lambda checked the Invoke, no sibling was started",
             )
+            return self._decisions.record(dry, call.started)
+        return self._decisions.record(self._spawn(call, deadline), call.started)
 
-        def check(name: str, verdict: Verdict) -> bool:
-            """Record ``verdict`` under ``name``; True when the spawn may go on."""
-            guards[name] = verdict.info
-            if verdict.allowed and "error" in verdict.info:
-                self._count("guard_error_allowed")
-            return verdict.allowed
+    def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
+        """Record ``verdict`` under ``name``: ``None`` when the spawn may go on, else the refusal."""
+        call.guards[name] = verdict.info
+        if verdict.allowed:
+            if "error" in verdict.info:
+                self._decisions.count("guard_error_allowed")
+            return None
+        assert verdict.reason is not None
+        return call.result(verdict.reason, detail=verdict.detail)
 
-        verdict = self.guards.check_generation(child.generation)
-        if not check("generation", verdict):
-            return refused(verdict)
-        verdict = self.guards.check_kill_switch(info)
-        if not check("kill_switch", verdict):
-            return refused(verdict)
+    def _check_guards(self, call: SpawnCall) -> SpawnResult | None:
+        """Generation, kill switch, an earlier spawn of the step, rules, concurrency: the first
+        that stops the spawn (a refusal, or the first spawn's result) is returned."""
+        checks = [
+            ("generation", lambda: self.guards.check_generation(call.child.generation)),
+            ("kill_switch", lambda: self.guards.check_kill_switch(call.info)),
+        ]
+        for name, check in checks:
+            stop = self._verdict(call, name, check())
+            if stop is not None:
+                return stop
         if not self.config.dry_run:
             try:
-                first = self.ledger.peek(key)
+                first = self.ledger.peek(call.key)
             except StoreUnavailable as exc:
                 first = None
-                verdict = self.guards.on_error("ledger", exc)
-                if not check("ledger", verdict):
-                    return refused(verdict)
+                stop = self._verdict(call, "ledger", self.guards.on_error("ledger", exc))
+                if stop is not None:
+                    return stop
             if first is not None:
-                return self._finish(self._duplicate(first, guards), started)
-        if forced:
-            guards["eventbridge"] = guards["concurrency"] = {"skipped": "force"}
-        else:
-            verdict = self.guards.check_rules(info)
-            if not check("eventbridge", verdict):
-                return refused(verdict)
-            verdict = self.guards.check_concurrency(info)
-            if not check("concurrency", verdict):
-                return refused(verdict)
+                return duplicate_of(first, call.guards)
+        if call.forced:
+            call.guards["eventbridge"] = call.guards["concurrency"] = {"skipped": "force"}
+            return None
+        for name, check in (
+            ("eventbridge", lambda: self.guards.check_rules(call.info)),
+            ("concurrency", lambda: self.guards.check_concurrency(call.info)),
+        ):
+            stop = self._verdict(call, name, check())
+            if stop is not None:
+                return stop
+        return None
 
-        deadline = self._deadline(info)
-        if self.config.dry_run:
-            outcome = self._invoke(info, encoded, "DryRun", deadline, base, guards, started)
-            return self._finish(
-                replace(
-                    base,
-                    reason=reasons.DRY_RUN,
-                    request_id=outcome.request_id,
-                    offloaded=encoded.offloaded,
-                    payload_key=encoded.key,
-                    detail="dry_run: Lambda checked the Invoke, no sibling was started",
-                    guards=guards,
-                ),
-                started,
-            )
-
+    def _spawn(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
+        """Claim the step, invoke, record: exactly one sibling per chain step."""
         claim = None
         try:
-            claim = self.ledger.claim(key, info.request_id, deadline)
+            claim = self.ledger.claim(call.key, call.info.request_id, deadline)
         except StoreUnavailable as exc:
-            verdict = self.guards.on_error("ledger", exc)
-            if not check("ledger", verdict):
-                return refused(verdict)
-        if claim is not None and claim.status == "done" and claim.result is not None:
-            return self._finish(self._duplicate(claim.result, guards), started)
-        if claim is not None and claim.status == "busy":
+            refusal = self._verdict(call, "ledger", self.guards.on_error("ledger", exc))
+            if refusal is not None:
+                return refusal
+        if claim is not None and claim.status is ClaimStatus.DONE and claim.result is not None:
+            return duplicate_of(claim.result, call.guards)
+        if claim is not None and claim.status is ClaimStatus.BUSY:
             detail = f"another execution ({claim.owner}) is spawning this chain step"
-            return self._finish(
-                replace(
-                    base, reason=reasons.DUPLICATE, duplicate=True, detail=detail, guards=guards
-                ),
-                started,
-            )
+            return call.result(Reason.DUPLICATE, duplicate=True, detail=detail)
         try:
-            outcome = self._invoke(info, encoded, "Event", deadline, base, guards, started)
+            outcome = self._invoke(call, "Event", deadline)
         except BaseException:
-            self.ledger.release(key)
+            self.ledger.release(call.key)
             raise
-        spawned = replace(
-            base,
-            spawned=True,
-            reason=reasons.SPAWNED,
+        spawned = call.result(
+            Reason.SPAWNED,
             request_id=outcome.request_id,
-            offloaded=encoded.offloaded,
-            payload_key=encoded.key,
-            guards=guards,
+            offloaded=call.encoded.offloaded,
+            payload_key=call.encoded.key,
         )
         try:
-            self.ledger.complete(
-                key, info.request_id, claim.token if claim else None, spawned.to_dict()
-            )
+            token = claim.token if claim else None
+            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict())
         except StoreUnavailable as exc:
             # The sibling exists; only a retry of this execution could now spawn it again.
-            log.warning("spawned, but the spawn record of %s was not saved: %s", key, exc)
-        return self._finish(spawned, started)
+            log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+        return spawned
 
-    def _invoke(
-        self,
-        info: InvocationInfo,
-        encoded: EncodedEvent,
-        invocation_type: str,
-        deadline: float | None,
-        base: SpawnResult,
-        guards: dict[str, Any],
-        started: float,
-    ) -> InvokeOutcome:
+    def _invoke(self, call: SpawnCall, invocation_type: str, deadline: float | None) -> InvokeOutcome:
         """Offload (for a real spawn) and Invoke; a failure is counted, logged and raised."""
         invoker = Invoker(
-            self._client("lambda"),
+            self._clients.get("lambda"),
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,
         )
+        encoded = call.encoded
         try:
-            if invocation_type == "Event":
-                upload(
-                    encoded, self._client("s3") if encoded.offloaded else None, info.function_name
-                )
+            if invocation_type == "Event" and encoded.offloaded:
+                upload(encoded, self._clients.get("s3"), call.info.function_name)
             return invoker.invoke(
-                info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
+                call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
             )
         except SpawnFailed as exc:
-            self._count("failed")
-            failed = replace(base, reason="failed", detail=str(exc), guards=guards)
-            self._log("failed", failed, started, level=logging.ERROR)
+            self._decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
             raise
 
     def _deadline(self, info: InvocationInfo) -> float | None:
@@ -458,108 +374,22 @@ class SiblingsManager:
         margin = min(_DEADLINE_MARGIN_S, remaining / 4)
         return time.monotonic() + max(remaining - margin, 0.0)
 
-    def _duplicate(self, first: dict[str, Any], guards: dict[str, Any]) -> SpawnResult:
-        try:
-            original = SpawnResult(**first)
-        except TypeError:
-            original = SpawnResult(
-                spawned=True, reason=reasons.SPAWNED, function_arn="", chain_id="", generation=0
-            )
-        return replace(
-            original,
-            spawned=True,
-            reason=reasons.DUPLICATE,
-            duplicate=True,
-            detail="this chain step was already spawned; returning the first result",
-            guards=guards,
-        )
-
-    def _await_winner(
-        self,
-        running: Future[SpawnResult],
-        info: InvocationInfo,
-        child: ChainMetadata,
-        forced: bool,
-        started: float,
-    ) -> SpawnResult:
+    def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
         """Another thread of this process is spawning the same step: share its result."""
         try:
             first = running.result(timeout=self.config.lease_wait_seconds)
         except FutureTimeout:
-            busy = SpawnResult(
-                spawned=False,
-                reason=reasons.DUPLICATE,
-                function_arn=info.function_arn,
-                chain_id=child.chain_id,
-                generation=child.generation,
-                parent_request_id=info.request_id,
-                forced=forced,
+            busy = call.result(
+                Reason.DUPLICATE,
                 duplicate=True,
                 detail="another thread is still spawning this chain step",
             )
-            return self._finish(busy, started)
+            return self._decisions.record(busy, call.started)
         if first.spawned:
-            return self._finish(
-                replace(
-                    first,
-                    reason=reasons.DUPLICATE,
-                    duplicate=True,
-                    detail="another thread spawned this chain step; returning its result",
-                ),
-                started,
+            first = replace(
+                first,
+                reason=Reason.DUPLICATE,
+                duplicate=True,
+                detail="another thread spawned this chain step; returning its result",
             )
-        return self._finish(first, started)
-
-    def _finish(self, outcome: SpawnResult, started: float) -> SpawnResult:
-        if outcome.reason == reasons.SPAWNED:
-            self._count("spawned")
-            if outcome.offloaded:
-                self._count("offloaded")
-            decision = "spawned"
-        elif outcome.reason == reasons.DUPLICATE:
-            self._count("duplicate")
-            decision = "duplicate"
-        elif outcome.reason == reasons.DRY_RUN:
-            self._count("dry_run")
-            decision = "dry_run"
-        else:
-            self._count("refused", f"refused_{outcome.reason}")
-            decision = "refused"
-        self._log(decision, outcome, started)
-        return outcome
-
-    def _count(self, *names: str) -> None:
-        with self._stats_lock:
-            for name in names:
-                self._stats[name] += 1
-
-    def _log(
-        self, decision: str, outcome: SpawnResult, started: float, level: int = logging.INFO
-    ) -> None:
-        if not log.isEnabledFor(level):
-            return
-        line = {
-            "message": "siblings.spawn",
-            "decision": decision,
-            "reason": outcome.reason,
-            "function_arn": outcome.function_arn,
-            "chain_id": outcome.chain_id,
-            "generation": outcome.generation,
-            "parent_request_id": outcome.parent_request_id,
-            "request_id": outcome.request_id,
-            "forced": outcome.forced,
-            "offloaded": outcome.offloaded,
-            "duplicate": outcome.duplicate,
-            "detail": outcome.detail,
-            "guards": outcome.guards,
-            "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1),
-        }
-        log.log(level, json.dumps(line, default=str, sort_keys=True))
-
-
-def _fields_of(config: Config) -> dict[str, Any]:
-    from dataclasses import fields
-
-    values = {f.name: getattr(config, f.name) for f in fields(config) if f.name != "extra"}
-    values["extra"] = dict(config.extra)
-    return values
+        return self._decisions.record(first, call.started)

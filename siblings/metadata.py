@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import LRUCache
 
 METADATA_KEY = "__siblings__"
 """The one reserved top-level key of a sibling event."""
@@ -120,22 +121,18 @@ class _Remembered:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._items: OrderedDict[str, ChainMetadata | None] = OrderedDict()
+        self._items: LRUCache[str, tuple[ChainMetadata | None]] = LRUCache(maxsize=_REMEMBERED_MAX)
 
     def put(self, request_id: str, metadata: ChainMetadata | None) -> None:
-        """Record ``metadata`` for ``request_id``, forgetting the oldest beyond the bound."""
+        """Record ``metadata`` for ``request_id``, forgetting the least recent beyond the bound."""
         with self._lock:
-            self._items[request_id] = metadata
-            self._items.move_to_end(request_id)
-            while len(self._items) > _REMEMBERED_MAX:
-                self._items.popitem(last=False)
+            self._items[request_id] = (metadata,)  # boxed: None is a value here (a root)
 
     def get(self, request_id: str) -> tuple[bool, ChainMetadata | None]:
         """``(known, metadata)`` for ``request_id``."""
         with self._lock:
-            if request_id in self._items:
-                return True, self._items[request_id]
-            return False, None
+            found = self._items.get(request_id)
+        return (True, found[0]) if found is not None else (False, None)
 
 
 _remembered = _Remembered()

@@ -26,8 +26,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from estimator.config import Config
-from estimator.exceptions import PayloadTooLarge, PayloadUnavailable, SpawnFailed
+from estimator.aws import make_client
+from siblings.config import SiblingsConfig
+from siblings.errors import PayloadTooLarge, PayloadUnavailable, SpawnFailed
 from siblings.metadata import METADATA_KEY, ChainMetadata, metadata_of, remember
 
 _default_s3_lock = threading.Lock()
@@ -107,7 +108,7 @@ def build_event(
     metadata: ChainMetadata,
     *,
     function_name: str,
-    config: Config,
+    config: SiblingsConfig,
 ) -> EncodedEvent:
     """Build the sibling's event without any I/O, deciding whether it must be offloaded.
 
@@ -238,18 +239,11 @@ def _pointer(raw: Any) -> dict[str, Any]:
 
 def _default_s3_client(session: Any) -> Any:
     """An S3 client from ``session`` (new each call) or a shared one from the environment."""
-    config = Config.from_env()
-    kwargs: dict[str, Any] = {
-        "endpoint_url": config.endpoint_url,
-        "region_name": config.region_name,
-    }
+    config = SiblingsConfig.from_env()
     if session is not None:
-        return session.client("s3", **kwargs)
+        return make_client("s3", config, session)
     global _default_s3
     with _default_s3_lock:
         if _default_s3 is None:
-            import boto3
-
-            default_session: Any = boto3.Session()
-            _default_s3 = default_session.client("s3", **kwargs)
+            _default_s3 = make_client("s3", config)
         return _default_s3

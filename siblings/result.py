@@ -4,26 +4,42 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-SPAWNED = "spawned"
-"""Reason of a successful spawn."""
-DUPLICATE = "duplicate"
-"""Reason when this chain step was already spawned (a retry or a racing thread): no new invoke."""
-DRY_RUN = "dry_run"
-"""Reason when ``dry_run`` is configured: Lambda checked the call, nothing was started."""
-KILL_SWITCH = "kill_switch"
-"""Refused: an operator disabled spawning for the function (``siblings disable FN``)."""
-MAX_GENERATIONS = "max_generations"
-"""Refused: the chain already reached ``max_generations``."""
-RULES_DISABLED = "rules_disabled"
-"""Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
-MAX_CONCURRENCY = "max_concurrency"
-"""Refused: the estimated concurrency is at or above ``max_concurrency``."""
-GUARD_ERROR = "guard_error"
-"""Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
 
-REFUSALS = (KILL_SWITCH, MAX_GENERATIONS, RULES_DISABLED, MAX_CONCURRENCY, GUARD_ERROR)
+class Reason(StrEnum):
+    """Why ``spawn_sibling`` decided what it did (``SpawnResult.reason``)."""
+
+    SPAWNED = "spawned"
+    """A sibling was invoked."""
+    DUPLICATE = "duplicate"
+    """This chain step was already spawned (a retry or a racing thread): no new invoke."""
+    DRY_RUN = "dry_run"
+    """``dry_run`` is configured: Lambda checked the call, nothing was started."""
+    KILL_SWITCH = "kill_switch"
+    """Refused: an operator disabled spawning for the function (``siblings disable FN``)."""
+    MAX_GENERATIONS = "max_generations"
+    """Refused: the chain already reached ``max_generations``."""
+    RULES_DISABLED = "rules_disabled"
+    """Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
+    MAX_CONCURRENCY = "max_concurrency"
+    """Refused: the estimated concurrency is at or above ``max_concurrency``."""
+    GUARD_ERROR = "guard_error"
+    """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
+    FAILED = "failed"
+    """The spawn was allowed but the Invoke failed (logged; the call raised ``SpawnFailed``)."""
+
+
+REFUSALS = frozenset(
+    {
+        Reason.KILL_SWITCH,
+        Reason.MAX_GENERATIONS,
+        Reason.RULES_DISABLED,
+        Reason.MAX_CONCURRENCY,
+        Reason.GUARD_ERROR,
+    }
+)
 """Every refusal reason."""
 
 
@@ -39,7 +55,7 @@ class SpawnResult:
     spawned: bool
     """A sibling exists for this chain step (invoked now, or earlier for a duplicate)."""
     reason: str
-    """``spawned``, ``duplicate``, ``dry_run`` or one of :data:`REFUSALS`."""
+    """A :class:`Reason`: ``spawned``, ``duplicate``, ``dry_run`` or one of :data:`REFUSALS`."""
     function_arn: str
     """The ARN invoked (alias or version kept from ``invoked_function_arn``)."""
     chain_id: str
@@ -74,3 +90,22 @@ class SpawnResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (what the structured log line carries)."""
         return dataclasses.asdict(self)
+
+
+def duplicate_of(first: dict[str, Any], guards: dict[str, Any]) -> SpawnResult:
+    """The result of a repeated chain step: the first spawn's result (as recorded), marked
+    ``duplicate``, with this call's guard answers."""
+    try:
+        original = SpawnResult(**first)
+    except TypeError:  # a record written by another version: keep what can be trusted
+        original = SpawnResult(
+            spawned=True, reason=Reason.SPAWNED, function_arn="", chain_id="", generation=0
+        )
+    return dataclasses.replace(
+        original,
+        spawned=True,
+        reason=Reason.DUPLICATE,
+        duplicate=True,
+        detail="this chain step was already spawned; returning the first result",
+        guards=guards,
+    )

@@ -10,7 +10,7 @@ alias than the one invoked are not seen (finding them would need ``ListAliases``
 invoked through the same ARN as their parent, so a chain stays under one ARN.
 
 Only the account's default event bus is searched, where scheduled rules live. The answer is a
-JSON dict cached by :class:`estimator.shared_cache.TwoTierCache` for
+JSON dict cached (key :func:`siblings.keys.rules_key`) by :class:`estimator.shared_cache.TwoTierCache` for
 ``rules_cache_ttl_seconds``; the common case costs two EventBridge calls per TTL window
 fleet-wide.
 """
@@ -23,12 +23,6 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from siblings.context import InvocationInfo
-
-
-def cache_key(info: InvocationInfo) -> str:
-    """Shared-cache key of a function's rule state (the qualifier is part of it)."""
-    suffix = f":{info.qualifier}" if info.qualifier else ""
-    return f"rules#{info.function_name}{suffix}"
 
 
 def target_arns(info: InvocationInfo) -> list[str]:

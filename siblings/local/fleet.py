@@ -34,8 +34,8 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from estimator.config import Config
 from estimator.estimator import ConcurrencyEstimator, ensure_table
+from siblings.config import SiblingsConfig
 from siblings.local.calls import CallRecorder
 from siblings.local.faults import CrashInjector, ThrottleInjector
 from siblings.local.middleware import compose
@@ -186,7 +186,7 @@ class Fleet:
             )
         )
         self.session: boto3.Session | None = None
-        self.config: Config | None = None
+        self.config: SiblingsConfig | None = None
         self.stack_outputs: dict[str, str] = {}
         """The deployed template's outputs (empty without ``template``)."""
         self.table_created = False
@@ -247,7 +247,7 @@ class Fleet:
             )
             table_name = self.stack_outputs["SiblingsTableName"]
             payload_bucket = self.stack_outputs["PayloadBucketName"]
-        self.config = Config(
+        self.config = SiblingsConfig(
             endpoint_url=self.server.endpoint_url,
             region_name=LOCAL_REGION,
             table_name=table_name,

@@ -41,9 +41,9 @@ from cfnlint.config import ManualArgs
 
 import siblings.handler
 from estimator import ConcurrencyEstimator, ensure_table
-from estimator.config import Config
 from estimator.store import CacheItem, DynamoStore
 from siblings import SiblingsManager, SpawnFailed
+from siblings.config import SiblingsConfig
 from siblings.context import read_context
 from siblings.iam import CREATE_TABLE_ACTIONS, RUNTIME_ACTIONS, iam_action
 from siblings.local.calls import Call, credential_scope
@@ -148,8 +148,8 @@ def test_table_has_the_library_schema_and_ttl(source: dict[str, Any]) -> None:
 
 def test_payload_prefix_lifecycle_and_environment_agree(source: dict[str, Any]) -> None:
     parameters = source["Parameters"]
-    assert parameters["PayloadPrefix"]["Default"] == Config().payload_prefix
-    assert parameters["SiblingsTableName"]["Default"] == Config().table_name
+    assert parameters["PayloadPrefix"]["Default"] == SiblingsConfig().payload_prefix
+    assert parameters["SiblingsTableName"]["Default"] == SiblingsConfig().table_name
     (rule,) = source["Resources"]["PayloadBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled"
     assert rule["Prefix"] == {"Ref": "PayloadPrefix"}
@@ -159,7 +159,7 @@ def test_payload_prefix_lifecycle_and_environment_agree(source: dict[str, Any]) 
 
     function = source["Resources"][FUNCTION]["Properties"]
     variables = function["Environment"]["Variables"]
-    fields = set(Config.__dataclass_fields__)
+    fields = set(SiblingsConfig.__dataclass_fields__)
     library_vars = {name for name in variables if name.startswith("SIBLINGS_")}
     assert {name.removeprefix("SIBLINGS_").lower() for name in library_vars} <= fields
     assert variables["SIBLINGS_TABLE_NAME"] == {"Ref": "SiblingsTable"}
@@ -261,7 +261,7 @@ def stack(aws: Aws) -> Stack:
 def test_stack_creates_a_table_the_library_uses(aws: Aws, stack: Stack) -> None:
     name = stack.outputs["SiblingsTableName"]
     assert name == stack.environment["SIBLINGS_TABLE_NAME"]
-    config = Config(table_name=name, endpoint_url=aws.endpoint_url, region_name=LOCAL_REGION)
+    config = SiblingsConfig(table_name=name, endpoint_url=aws.endpoint_url, region_name=LOCAL_REGION)
     store = DynamoStore(config, session=aws.session)
     store.put("probe#1", {"hello": "world"}, fresh_until=4e9, keep_until=4e9)
     item = store.get("probe#1")
@@ -278,10 +278,10 @@ def test_stack_creates_a_table_the_library_uses(aws: Aws, stack: Stack) -> None:
 
 
 def test_stack_environment_configures_the_library(aws: Aws, stack: Stack) -> None:
-    config = Config.from_env(stack.environment)
+    config = SiblingsConfig.from_env(stack.environment)
     assert config.table_name == stack.outputs["SiblingsTableName"]
     assert config.payload_bucket == stack.outputs["PayloadBucketName"]
-    assert config.payload_prefix == Config().payload_prefix
+    assert config.payload_prefix == SiblingsConfig().payload_prefix
     assert config.max_concurrency == 50 and config.max_generations == 100
     assert aws.client("s3").head_bucket(Bucket=config.payload_bucket)
     work = stack.environment["CURSOR_WORKER_TABLE"]
@@ -446,7 +446,7 @@ def test_library_calls_exactly_what_its_policy_allows(
     aws.recorder.listeners.append(log.listener)
 
     # The estimator alone: cache miss, lease, CloudWatch, shared item.
-    estimate = ConcurrencyEstimator(Config.from_env(), session=aws.session).estimate(name)
+    estimate = ConcurrencyEstimator(SiblingsConfig.from_env(), session=aws.session).estimate(name)
     assert estimate.source == "cloudwatch" and estimate.value >= 1
 
     # A spawn guarded by the stack's schedule rule and the estimate (the deployed manager).
@@ -533,7 +533,7 @@ def test_policy_check_denies_what_the_role_does_not_allow(stack: Stack) -> None:
     bucket = stack.outputs["PayloadBucketName"]
     name = stack.function_arn.split(":")[6]
     table = f"arn:aws:dynamodb:{LOCAL_REGION}:{stack.account}:table/{stack.outputs['SiblingsTableName']}"
-    prefix = f"arn:aws:s3:::{bucket}/{Config().payload_prefix}"
+    prefix = f"arn:aws:s3:::{bucket}/{SiblingsConfig().payload_prefix}"
     assert allowed(library, "lambda:InvokeFunction", stack.function_arn)
     assert allowed(library, "lambda:InvokeFunction", stack.function_arn + ":live")
     assert not allowed(library, "lambda:InvokeFunction", stack.function_arn + "-other")
@@ -557,8 +557,8 @@ def test_create_table_needs_only_the_operator_actions(aws: Aws) -> None:
     )
     aws.recorder.reset()
 
-    def config(table: str) -> Config:
-        return Config(table_name=table, endpoint_url=aws.endpoint_url, region_name=LOCAL_REGION)
+    def config(table: str) -> SiblingsConfig:
+        return SiblingsConfig(table_name=table, endpoint_url=aws.endpoint_url, region_name=LOCAL_REGION)
 
     assert ensure_table(config("siblings-new"), aws.session) is True  # created, TTL on
     assert ensure_table(config("siblings-new"), aws.session) is False  # nothing to do

@@ -5,17 +5,18 @@ from __future__ import annotations
 import pytest
 
 from estimator.config import Config
+from siblings.config import SiblingsConfig
 
 
 def test_defaults() -> None:
-    config = Config()
+    config = SiblingsConfig()
     assert config.cache_ttl_seconds == 60
     assert config.on_guard_error == "refuse"
     assert config.max_concurrency is None
 
 
 def test_environment_is_parsed_by_type() -> None:
-    config = Config.from_env(
+    config = SiblingsConfig.from_env(
         {
             "SIBLINGS_TABLE_NAME": "shared",
             "SIBLINGS_CACHE_TTL_SECONDS": "30",
@@ -51,11 +52,11 @@ def test_arguments_win_and_unknown_keys_are_kept() -> None:
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        Config.from_env(env)
+        SiblingsConfig.from_env(env)
 
 
 def test_wrong_types_in_code() -> None:
     with pytest.raises(TypeError, match="max_concurrency"):
-        Config(max_concurrency="10")  # type: ignore[arg-type]
+        SiblingsConfig(max_concurrency="10")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="table_name"):
         Config(table_name="x")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from estimator.config import Config
 from estimator.store import StoredItem
-from siblings.ledger import SpawnLedger, spawn_key
+from siblings.config import SiblingsConfig
+from siblings.keys import spawn_key
+from siblings.ledger import SpawnLedger
 
 
 class Clock:
@@ -55,7 +56,7 @@ def ledger(store: MemoryStore | None, clock: Clock, **config: Any) -> SpawnLedge
     values = {"lease_seconds": 10.0, "lease_wait_seconds": 3.0, **config}
     return SpawnLedger(
         store,  # type: ignore[arg-type]
-        Config(**values),
+        SiblingsConfig(**values),
         clock=clock.time,
         sleep=clock.sleep,
         monotonic=clock.time,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from estimator.config import Config
 from siblings import METADATA_KEY, PayloadTooLarge, PayloadUnavailable, SpawnFailed, load_payload
+from siblings.config import SiblingsConfig
 from siblings.metadata import ChainMetadata, recall
 from siblings.payload import build_event, has_pointer, normalize_payload, upload
 
@@ -77,7 +77,7 @@ def test_rejected_payloads(payload: Any, error: type[Exception], match: str) -> 
 
 
 def test_small_event_is_inline_with_metadata() -> None:
-    encoded = build_event({"cursor": 3}, META, function_name="fn", config=Config())
+    encoded = build_event({"cursor": 3}, META, function_name="fn", config=SiblingsConfig())
     assert not encoded.offloaded
     event = json.loads(encoded.body)
     assert event == {"cursor": 3, METADATA_KEY: META.to_dict()}
@@ -85,9 +85,9 @@ def test_small_event_is_inline_with_metadata() -> None:
 
 
 def test_the_limit_counts_the_whole_event() -> None:
-    body = build_event({"x": ""}, META, function_name="fn", config=Config()).body
+    body = build_event({"x": ""}, META, function_name="fn", config=SiblingsConfig()).body
     limit = len(body)
-    config = Config(max_payload_bytes=limit)
+    config = SiblingsConfig(max_payload_bytes=limit)
     assert not build_event({"x": ""}, META, function_name="fn", config=config).offloaded
     with pytest.raises(PayloadTooLarge) as caught:
         build_event({"x": "y"}, META, function_name="fn", config=config)
@@ -96,7 +96,7 @@ def test_the_limit_counts_the_whole_event() -> None:
 
 
 def test_large_event_becomes_a_pointer_and_round_trips() -> None:
-    config = Config(max_payload_bytes=1000, payload_bucket="b", payload_prefix="p/")
+    config = SiblingsConfig(max_payload_bytes=1000, payload_bucket="b", payload_prefix="p/")
     payload = {"rows": ["r" * 100] * 50}
     encoded = build_event(payload, META, function_name="fn", config=config)
     assert encoded.offloaded and encoded.key == "p/fn/chain/2.json"
@@ -109,7 +109,7 @@ def test_large_event_becomes_a_pointer_and_round_trips() -> None:
 
 
 def test_upload_failure_is_spawn_failed() -> None:
-    config = Config(max_payload_bytes=400, payload_bucket="b")
+    config = SiblingsConfig(max_payload_bytes=400, payload_bucket="b")
     encoded = build_event({"x": "y" * 1000}, META, function_name="fn", config=config)
     with pytest.raises(SpawnFailed) as caught:
         upload(encoded, FakeS3(fail=True), "fn")
@@ -136,7 +136,7 @@ def test_load_payload_with_context_remembers_the_chain() -> None:
 
 
 def test_unreadable_offloaded_payloads() -> None:
-    config = Config(max_payload_bytes=400, payload_bucket="b")
+    config = SiblingsConfig(max_payload_bytes=400, payload_bucket="b")
     encoded = build_event({"x": "y" * 1000}, META, function_name="fn", config=config)
     event = json.loads(encoded.body)
     s3 = FakeS3()

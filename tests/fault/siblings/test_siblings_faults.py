@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from estimator import ConcurrencyEstimator, Config
 from estimator.store import DynamoStore
 from siblings import LookupFailed, PayloadUnavailable, SpawnFailed, disable_spawning, load_payload
-from siblings.ledger import spawn_key
+from siblings.keys import spawn_key
 from tests.fault.siblings.conftest import FaultInjector
 from tests.helpers import put_lambda_metrics
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv

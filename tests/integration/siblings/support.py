@@ -11,9 +11,9 @@ from urllib.parse import unquote
 
 import boto3
 
-from estimator.config import Config
 from estimator.store import DynamoStore
 from siblings import SiblingsManager
+from siblings.config import SiblingsConfig
 from siblings.local.calls import Call, CallRecorder
 from siblings.local.provision import create_function
 from siblings.local.server import LOCAL_CREDENTIALS
@@ -78,7 +78,7 @@ class SiblingsEnv:
             )
         return self._clients[service]
 
-    def config(self, **overrides: Any) -> Config:
+    def config(self, **overrides: Any) -> SiblingsConfig:
         """A config on the server with fast Invoke retries."""
         values: dict[str, Any] = {
             "endpoint_url": self.endpoint_url,
@@ -88,7 +88,7 @@ class SiblingsEnv:
             "lease_wait_seconds": 2.0,
         }
         values.update(overrides)
-        return Config(**values)
+        return SiblingsConfig(**values)
 
     def manager(
         self, custom_config: dict[str, Any] | None = None, **kwargs: Any
@@ -140,7 +140,7 @@ def shared_session() -> boto3.Session:
 def build_env(endpoint_url: str, recorder: CallRecorder) -> SiblingsEnv:
     """Create the table and the function, zero the counts, start capturing Invokes."""
     session = shared_session()
-    config = Config(endpoint_url=endpoint_url, region_name=REGION)
+    config = SiblingsConfig(endpoint_url=endpoint_url, region_name=REGION)
     DynamoStore(config, session=session).ensure_table()
     invokes = InvokeLog()
     env = SiblingsEnv(endpoint_url, session, recorder, invokes, "")

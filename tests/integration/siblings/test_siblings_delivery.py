@@ -13,7 +13,7 @@ import pytest
 
 from estimator.store import DynamoStore
 from siblings import METADATA_KEY, PayloadTooLarge, SpawnResult, load_payload
-from siblings.ledger import spawn_key
+from siblings.keys import spawn_key
 from tests.helpers import put_lambda_metrics
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 

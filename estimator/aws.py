@@ -1,0 +1,70 @@
+"""The one place boto3 clients are made: endpoint, Region and retries from the config.
+
+Clients are built on first use, never at import, and can be injected (tests, or a caller that
+already holds clients). :class:`Clients` is shared by the estimator and by packages built on
+it, so each service has one client per owner.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.config import Config as BotoConfig
+
+from estimator.config import Config
+
+STANDARD_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 3}
+"""Back off on throttling for a few attempts, then let the caller degrade (stale value...)."""
+
+
+def make_client(
+    service: str, config: Config, session: Any = None, retries: Mapping[str, Any] | None = None
+) -> Any:
+    """A boto3 client of ``service`` on ``config``'s endpoint and Region.
+
+    ``session`` is a ``boto3.Session`` (default: a new one with the default credential chain);
+    ``retries`` is botocore's retry config (default :data:`STANDARD_RETRIES`).
+    """
+    if session is None:
+        import boto3  # boto3 is slow to import; only callers that make clients pay for it
+
+        session = boto3.Session()
+    return session.client(
+        service,
+        endpoint_url=config.endpoint_url,
+        region_name=config.region_name or session.region_name,
+        config=BotoConfig(retries=dict(retries or STANDARD_RETRIES)),  # type: ignore[arg-type]
+    )
+
+
+class Clients:
+    """Thread-safe, lazily built clients by service name, with per-service retry settings."""
+
+    def __init__(
+        self,
+        config: Config,
+        session: Any = None,
+        injected: Mapping[str, Any] | None = None,
+        retries: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.config = config
+        self.session = session
+        self._clients: dict[str, Any] = {k: v for k, v in (injected or {}).items() if v is not None}
+        self._retries = dict(retries or {})
+        self._lock = threading.Lock()
+
+    def get(self, service: str) -> Any:
+        """The client of ``service`` (``"cloudwatch"``, ``"lambda"``...), made on first use."""
+        client = self._clients.get(service)
+        if client is not None:
+            return client
+        with self._lock:
+            client = self._clients.get(service)
+            if client is None:
+                retries = self._retries.get(service)
+                client = self._clients[service] = make_client(
+                    service, self.config, self.session, retries
+                )
+            return client

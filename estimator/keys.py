@@ -1,0 +1,16 @@
+"""Key formats of the items the estimator owns in the shared table.
+
+Every owner of items in the table keeps its key formats in one module like this one, with a
+prefix of its own, so that no two kinds collide and a reader can tell an item's kind by its key.
+"""
+
+from __future__ import annotations
+
+from estimator.validation import FunctionRef
+
+ESTIMATE_PREFIX = "estimate#"
+
+
+def estimate_key(ref: FunctionRef, minutes_back: int) -> str:
+    """Key of the cached estimate of one function (qualifier included) over one window."""
+    return f"{ESTIMATE_PREFIX}{ref.resource}#{minutes_back}"

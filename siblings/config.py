@@ -1,0 +1,76 @@
+"""The siblings manager's settings: the estimator's :class:`~estimator.config.Config` plus
+everything about spawning, in the same flat ``SIBLINGS_*`` namespace."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+
+from estimator.config import Config
+from estimator.settings import bounded
+
+log = logging.getLogger(__name__)
+
+# 1 MB: the async Invoke payload limit since late 2025 (256 KB before). A little is kept back
+# for the reserved metadata key and JSON framing.
+DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
+_INVOKE_LIMIT_BYTES = 1_048_576
+# Lambda retries a failed async event for up to 6 hours; records kept less long than that
+# let a late retry spawn again.
+LAMBDA_MAX_EVENT_AGE_S = 6 * 3600.0
+_DAY = 24 * 3600.0
+
+
+class GuardErrorPolicy(StrEnum):
+    """What a spawn does when a guard cannot be answered."""
+
+    REFUSE = "refuse"
+    """Refuse the spawn (reason ``guard_error``): the safe default."""
+    ALLOW = "allow"
+    """Let the spawn through and say so in the result."""
+
+
+@dataclass(frozen=True)
+class SiblingsConfig(Config):
+    """Settings of :class:`~siblings.SiblingsManager`: the estimator's fields and these.
+
+    ``SiblingsManager(custom_config={...})`` and ``SIBLINGS_*`` variables set any field of
+    either class; see :class:`estimator.config.Config` for the parsing rules.
+    """
+
+    rules_cache_ttl_seconds: float = bounded(300.0, 0, _DAY, above=True)
+    """How long the EventBridge rule state of a function is fresh."""
+    auto_spawning: bool = False
+    """sosw's setting: spawn even when no EventBridge rule targeting the function is enabled."""
+    max_concurrency: int | None = bounded(None, 1, 10_000_000)
+    """Refuse to spawn while the estimated concurrency is at or above this; ``None`` disables."""
+    max_generations: int = bounded(100, 1, 1_000_000)
+    """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
+    payload_bucket: str | None = None
+    """S3 bucket for payloads larger than ``max_payload_bytes``."""
+    payload_prefix: str = "lambda-siblings/payloads/"
+    """Key prefix of offloaded payloads."""
+    max_payload_bytes: int = bounded(DEFAULT_MAX_PAYLOAD_BYTES, 1, _INVOKE_LIMIT_BYTES)
+    """Largest event sent inline; larger payloads go to S3."""
+    on_guard_error: GuardErrorPolicy = GuardErrorPolicy.REFUSE
+    """What to do when a guard cannot be answered (no cached value and AWS failing)."""
+    dry_run: bool = False
+    """Invoke with ``InvocationType='DryRun'``: checks permissions, starts nothing."""
+    invoke_max_attempts: int = bounded(5, 1, 20)
+    """Attempts of the async Invoke before :class:`~siblings.SpawnFailed`."""
+    invoke_backoff_seconds: float = bounded(0.2, 0, 60)
+    """First backoff between Invoke attempts (full jitter, doubling per attempt)."""
+    invoke_backoff_max_seconds: float = bounded(2.0, 0, 300)
+    """Longest backoff between Invoke attempts."""
+    spawn_record_ttl_seconds: float = bounded(7 * _DAY, 0, 366 * _DAY, above=True)
+    """How long spawn records (idempotency) are kept; Lambda retries async events for up to 6 h."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.spawn_record_ttl_seconds < LAMBDA_MAX_EVENT_AGE_S:
+            log.warning(
+                "spawn_record_ttl_seconds=%s is shorter than Lambda's 6 h retry window: a late "
+                "retry of a parent may spawn its step again",
+                self.spawn_record_ttl_seconds,
+            )

@@ -1,0 +1,59 @@
+"""Every error the siblings manager raises: its own, and the estimator's it lets through.
+
+:class:`SiblingsError` is the root of all of them (the estimator's
+:class:`~estimator.exceptions.LambdaSiblingsError` under the name sosw users look for).
+"""
+
+from __future__ import annotations
+
+from estimator.exceptions import (
+    EstimateUnavailable,
+    LambdaSiblingsError,
+    LookupFailed,
+    StoreUnavailable,
+)
+
+SiblingsError = LambdaSiblingsError
+"""Root of every error of the library (the estimator's errors included)."""
+
+__all__ = [
+    "EstimateUnavailable",
+    "LookupFailed",
+    "PayloadTooLarge",
+    "PayloadUnavailable",
+    "SiblingsError",
+    "SpawnFailed",
+    "StoreUnavailable",
+]
+
+
+class SpawnFailed(SiblingsError):
+    """A sibling could not be invoked after retries; the caller still owns its work.
+
+    The last error is in ``cause`` (and ``__cause__``); ``attempts`` counts the Invokes made.
+    """
+
+    def __init__(self, function_name: str, cause: BaseException | None, attempts: int) -> None:
+        self.function_name = function_name
+        self.cause = cause
+        self.attempts = attempts
+        super().__init__(
+            f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s): "
+            f"{type(cause).__name__ if cause else 'error'}: {cause}"
+        )
+
+
+class PayloadTooLarge(SiblingsError, ValueError):
+    """The payload exceeds ``max_payload_bytes`` and no ``payload_bucket`` is configured."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"payload is {size} bytes, over max_payload_bytes={limit}; "
+            "set payload_bucket (SIBLINGS_PAYLOAD_BUCKET) to offload it to S3"
+        )
+
+
+class PayloadUnavailable(SiblingsError):
+    """An offloaded payload could not be read back, or its pointer is not to be trusted."""

@@ -27,6 +27,14 @@ def test_partial_arn_and_explicit_qualifier() -> None:
     assert (ref.name, ref.qualifier, ref.account) == ("worker", "$LATEST", "123456789012")
 
 
+@pytest.mark.parametrize(("text", "qualifier"), [("worker:prod", "prod"), ("worker:$LATEST", "$LATEST")])
+def test_name_with_qualifier_is_accepted_as_documented(text: str, qualifier: str) -> None:
+    ref = parse_function(text)
+    assert (ref.name, ref.qualifier, ref.resource) == ("worker", qualifier, text)
+    with pytest.raises(ValueError, match="disagrees"):
+        parse_function(text, qualifier="other")
+
+
 @pytest.mark.parametrize(
     "name", ["", "a" * 65, "has space", "semi;colon", "arn:aws:lambda:x:1:function:f", "fn:"]
 )

@@ -21,6 +21,21 @@ class EstimateUnavailable(LambdaSiblingsError):
         super().__init__(f"no concurrency estimate for {function_name!r}: {reason}")
 
 
+class IncompleteMetrics(LambdaSiblingsError):
+    """CloudWatch answered, but not with complete, plausible data for every query.
+
+    A query whose final ``StatusCode`` is not ``Complete`` (``PartialData``, ``InternalError``,
+    ``Forbidden``...), or that carries non-finite values, makes the whole refresh fail: the
+    cache then serves the stale value or reports no estimate, never a made-up 0.
+    ``messages`` holds what CloudWatch said (the response's ``Messages``).
+    """
+
+    def __init__(self, detail: str, messages: list[str] | None = None) -> None:
+        self.messages = list(messages or [])
+        said = f" (CloudWatch: {'; '.join(self.messages)})" if self.messages else ""
+        super().__init__(f"incomplete metric data: {detail}{said}")
+
+
 class StoreUnavailable(LambdaSiblingsError):
     """The shared DynamoDB tier failed (throttled, unreachable, missing table...)."""
 

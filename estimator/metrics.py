@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from estimator.exceptions import IncompleteMetrics
 from estimator.formula import combine_buckets, littles_law
 from estimator.validation import FunctionRef
+
+log = logging.getLogger(__name__)
+
+COMPLETE = "Complete"
+"""The only ``StatusCode`` whose data counts."""
 
 # GetMetricData takes at most 500 queries a call; each function needs two.
 MAX_QUERIES_PER_CALL = 500
@@ -98,23 +106,62 @@ def fetch_metrics(
         "EndTime": window.end,
         "ScanBy": "TimestampAscending",
     }
+    status: dict[str, Any] = {}
+    messages: list[str] = []
     while True:
         response = cloudwatch.get_metric_data(**request)
+        messages.extend(_messages(response.get("Messages")))
         for result in response.get("MetricDataResults", []):
             query_id = result.get("Id", "")
+            status[query_id] = result.get("StatusCode")
+            messages.extend(_messages(result.get("Messages")))
             target = invocations if query_id.startswith("i") else durations
-            index = int(query_id[1:])
+            index = _index(query_id, len(functions))
             for stamp, value in zip(
                 result.get("Timestamps", []), result.get("Values", []), strict=False
             ):
                 # Pages may repeat a bucket's id; sums of one bucket are not split across pages.
-                target[index][stamp] = float(value)
+                target[index][stamp] = _finite(query_id, value)
         token = response.get("NextToken")
         if not token:
             break
         request["NextToken"] = token
+    _check_complete(request["MetricDataQueries"], status, messages)
     metrics = []
     for index in range(len(functions)):
         total, avg = combine_buckets(invocations[index], durations[index])
         metrics.append(FunctionMetrics(total, avg, window.period_s))
     return metrics
+
+
+def _index(query_id: str, count: int) -> int:
+    """The function index of a query id we sent (``i3``, ``d3``); anything else is foreign."""
+    try:
+        index = int(query_id[1:])
+    except ValueError:
+        index = -1
+    if query_id[:1] not in ("i", "d") or not 0 <= index < count:
+        raise IncompleteMetrics(f"unexpected query id {query_id!r} in the response")
+    return index
+
+
+def _finite(query_id: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise IncompleteMetrics(f"query {query_id!r} returned a non-numeric value {value!r}")
+    return float(value)
+
+
+def _messages(raw: Any) -> list[str]:
+    if not isinstance(raw, list):
+        return []
+    return [f"{m.get('Code', '?')}: {m.get('Value', '')}" for m in raw if isinstance(m, dict)]
+
+
+def _check_complete(queries: list[dict[str, Any]], status: dict[str, Any], messages: list[str]) -> None:
+    """Every query must end (after the last page) with ``StatusCode: Complete``."""
+    if messages:
+        log.warning("GetMetricData messages: %s", "; ".join(messages))
+    for query in queries:
+        code = status.get(query["Id"])
+        if code != COMPLETE:
+            raise IncompleteMetrics(f"query {query['Id']!r} ended with StatusCode {code!r}", messages)

@@ -44,16 +44,18 @@ def test_pages_are_followed_and_buckets_combined() -> None:
     pages = [
         {
             "MetricDataResults": [
-                {"Id": "i0", "Timestamps": [minute(0), minute(1)], "Values": [100, 300]},
-                {"Id": "d0", "Timestamps": [minute(0)], "Values": [1000]},
+                {"Id": "i0", "Timestamps": [minute(0), minute(1)], "Values": [100, 300],
+                 "StatusCode": "PartialData"},
+                {"Id": "d0", "Timestamps": [minute(0)], "Values": [1000], "StatusCode": "PartialData"},
             ],
             "NextToken": "page-2",
         },
         {
             "MetricDataResults": [
-                {"Id": "d0", "Timestamps": [minute(1)], "Values": [3000]},
-                {"Id": "i1", "Timestamps": [], "Values": []},
-                {"Id": "d1", "Timestamps": [], "Values": []},
+                {"Id": "i0", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
+                {"Id": "d0", "Timestamps": [minute(1)], "Values": [3000], "StatusCode": "Complete"},
+                {"Id": "i1", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
+                {"Id": "d1", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
             ]
         },
     ]
@@ -73,3 +75,41 @@ def test_too_many_functions_for_one_call() -> None:
     refs = [parse_function(f"f{i}") for i in range(FUNCTIONS_PER_CALL + 1)]
     with pytest.raises(ValueError, match="at most 250"):
         fetch_metrics(ScriptedCloudWatch([]), refs, aligned_window(NOW, 5))
+
+
+def complete_page(**overrides: Any) -> dict[str, Any]:
+    """One function's page, every query Complete, with ``overrides`` applied to query ``i0``."""
+    results = [
+        {"Id": "i0", "Timestamps": [minute(0)], "Values": [600], "StatusCode": "Complete"},
+        {"Id": "d0", "Timestamps": [minute(0)], "Values": [1000], "StatusCode": "Complete"},
+    ]
+    results[0].update(overrides)
+    return {"MetricDataResults": results}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"StatusCode": "PartialData"},
+        {"StatusCode": "InternalError", "Messages": [{"Code": "InternalError", "Value": "boom"}]},
+        {"StatusCode": "Forbidden"},
+        {"StatusCode": None},
+        {"Values": [float("inf")]},
+        {"Values": ["600"]},
+        {"Id": "x9"},
+    ],
+)
+def test_anything_but_complete_plausible_data_fails_the_fetch(overrides: dict[str, Any]) -> None:
+    """A partial answer must not become an estimate (today it becomes 0, cached as fresh)."""
+    from estimator.exceptions import IncompleteMetrics
+
+    client = ScriptedCloudWatch([complete_page(**overrides)])
+    with pytest.raises(IncompleteMetrics):
+        fetch_metrics(client, [parse_function("a")], aligned_window(NOW, 5))
+
+
+def test_a_complete_page_gives_the_estimate() -> None:
+    (metrics,) = fetch_metrics(
+        ScriptedCloudWatch([complete_page()]), [parse_function("a")], aligned_window(NOW, 5)
+    )
+    assert metrics.concurrency == 2  # 600 * 1000 ms over 300 s

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from estimator.validation import FunctionRef, parse_function
+from siblings.metadata import check_id
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def read_context(lambda_context: Any) -> InvocationInfo:
             "lambda_context.aws_request_id must be a non-empty str, "
             f"got {type(request_id).__name__}"
         )
+    if request_id is not None:
+        check_id("lambda_context.aws_request_id", request_id)
     remaining = getattr(lambda_context, "get_remaining_time_in_millis", None)
     return InvocationInfo(
         function_arn=arn,

@@ -223,7 +223,9 @@ class SiblingsManager:
         read from S3 with this manager's client when it was offloaded. With
         ``lambda_context``, a later :meth:`spawn_sibling` continues this event's chain."""
         s3 = self._clients.get("s3") if has_pointer(event) else None
-        return load_payload(event, lambda_context, s3_client=s3, session=self._session)
+        return load_payload(
+            event, lambda_context, s3_client=s3, session=self._session, config=self.config
+        )
 
     # --- stats (sosw components expose get_stats / reset_stats) ---
     @property

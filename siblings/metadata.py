@@ -20,7 +20,7 @@ the execution is treated as a chain root; the generation limit then cannot see t
 
 from __future__ import annotations
 
-import math
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +32,11 @@ from cachetools import LRUCache
 METADATA_KEY = "__siblings__"
 """The one reserved top-level key of a sibling event."""
 METADATA_VERSION = 1
+MAX_GENERATION = 1_000_000
+"""The largest generation an event may carry (``max_generations`` cannot be set higher)."""
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_YEAR_3000 = 32_503_680_000.0
 
 _REMEMBERED_MAX = 256
 
@@ -75,30 +80,47 @@ def root_metadata(request_id: str) -> ChainMetadata:
     return ChainMetadata(chain_id=request_id, generation=0)
 
 
+def check_id(label: str, value: Any) -> str:
+    """Return ``value`` if it is a valid id (chain or request id), else raise ``ValueError``.
+
+    Ids end up in table keys and S3 keys, so only what Lambda's request ids use is accepted:
+    1-128 letters, digits, ``-`` and ``_``.
+    """
+    if not isinstance(value, str) or not _ID.match(value):
+        shown = value if not isinstance(value, str) or len(value) <= 80 else value[:80] + "..."
+        raise ValueError(f"{label} must be 1-128 letters, digits, '-' or '_', got {shown!r}")
+    return value
+
+
 def parse_metadata(raw: Any) -> ChainMetadata:
     """Validate the value found under :data:`METADATA_KEY`; ``ValueError`` when malformed.
 
     A malformed key is an error rather than "no chain": silently restarting at generation 0
-    would defeat the generation limit.
+    would defeat the generation limit. Checked before any AWS call: the chain id and request
+    ids by :func:`check_id`, the generation in 0..:data:`MAX_GENERATION`, the time finite.
     """
+    where = f"event[{METADATA_KEY!r}]"
     if not isinstance(raw, Mapping):
-        raise ValueError(f"event[{METADATA_KEY!r}] must be an object, got {type(raw).__name__}")
-    chain_id = raw.get("chain_id")
+        raise ValueError(f"{where} must be an object, got {type(raw).__name__}")
+    version = raw.get("v", METADATA_VERSION)
+    if version != METADATA_VERSION or isinstance(version, bool):
+        raise ValueError(f"{where}['v'] is {version!r}; this library reads version {METADATA_VERSION}")
+    chain_id = check_id(f"{where}['chain_id']", raw.get("chain_id"))
     generation = raw.get("generation")
+    if isinstance(generation, bool) or not isinstance(generation, int) or not (
+        0 <= generation <= MAX_GENERATION
+    ):
+        raise ValueError(f"{where}['generation'] must be an int in 0..{MAX_GENERATION}")
     parent = raw.get("parent_request_id")
+    if parent is not None:
+        check_id(f"{where}['parent_request_id']", parent)
     spawned_at = raw.get("spawned_at")
-    if not isinstance(chain_id, str) or not chain_id:
-        raise ValueError(f"event[{METADATA_KEY!r}]['chain_id'] must be a non-empty string")
-    if isinstance(generation, bool) or not isinstance(generation, int) or generation < 0:
-        raise ValueError(f"event[{METADATA_KEY!r}]['generation'] must be an int >= 0")
-    if parent is not None and not isinstance(parent, str):
-        raise ValueError(f"event[{METADATA_KEY!r}]['parent_request_id'] must be a string")
     if spawned_at is not None and (
         isinstance(spawned_at, bool)
         or not isinstance(spawned_at, int | float)
-        or not math.isfinite(spawned_at)
+        or not 0 <= spawned_at < _YEAR_3000
     ):
-        raise ValueError(f"event[{METADATA_KEY!r}]['spawned_at'] must be a number")
+        raise ValueError(f"{where}['spawned_at'] must be epoch seconds")
     return ChainMetadata(
         chain_id=chain_id,
         generation=generation,

@@ -7,7 +7,8 @@ pointer::
     {"__siblings__": {..., "payload": {"s3": {"bucket": "b", "key": "k", "bytes": 2000000,
                                               "sha256": "..."}}}}
 
-The key is deterministic per chain step, so a retried spawn overwrites rather than piles up.
+The key is deterministic per chain step, so a retried spawn overwrites rather than piles up,
+and the reader accepts a pointer only to that key (:mod:`siblings.pointer`).
 Objects are not deleted after reading (Lambda may deliver the sibling's event again); give the
 bucket a lifecycle rule on the prefix.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +29,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from estimator.aws import make_client
+from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
-from siblings.errors import PayloadTooLarge, PayloadUnavailable, SpawnFailed
+from siblings.errors import PayloadTooLarge, SpawnFailed
 from siblings.metadata import METADATA_KEY, ChainMetadata, metadata_of, remember
+from siblings.pointer import check_pointer, payload_key, read_pointer
 
 _default_s3_lock = threading.Lock()
 _default_s3: Any = None
@@ -71,6 +75,8 @@ def normalize_payload(payload: Any) -> tuple[dict[str, Any], Any]:
 def _dumps(value: Any) -> bytes:
     try:
         return json.dumps(value, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    except RecursionError:
+        raise ValueError("payload nests too deeply to be sent as JSON") from None
     except TypeError as exc:
         raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
     except ValueError as exc:
@@ -96,11 +102,6 @@ class EncodedEvent:
     def offloaded(self) -> bool:
         """The payload goes to S3 and the sibling receives a pointer."""
         return self.offload_data is not None
-
-
-def payload_key(prefix: str, function_name: str, metadata: ChainMetadata) -> str:
-    """S3 key of the offloaded payload of one chain step."""
-    return f"{prefix}{function_name}/{metadata.chain_id}/{metadata.generation}.json"
 
 
 def build_event(
@@ -175,16 +176,19 @@ def load_payload(
     *,
     s3_client: Any = None,
     session: Any = None,
+    config: SiblingsConfig | None = None,
 ) -> dict[str, Any]:
     """Return the payload a sibling was spawned with: ``event`` minus the reserved key, with an
     S3 pointer resolved. Events that are not sibling events come back as a plain copy.
 
     Pass ``lambda_context`` so that a later ``spawn_sibling(lambda_context, ...)`` in the same
-    execution knows the chain and generation (see :mod:`siblings.metadata`). ``s3_client`` (or
-    ``session``) reads offloaded payloads; by default a client is made from a
-    ``boto3.Session()`` and the ``SIBLINGS_*`` environment. Raises :class:`PayloadUnavailable`
-    when an offloaded payload cannot be read or does not match its checksum, ``ValueError``
-    when the reserved key is malformed, ``TypeError`` when ``event`` is not a JSON object.
+    execution knows the chain and generation (see :mod:`siblings.metadata`), and so that an
+    offloaded payload can be checked against this function's own location
+    (:mod:`siblings.pointer`). ``config`` gives ``payload_bucket``/``payload_prefix`` (default:
+    the ``SIBLINGS_*`` environment); ``s3_client`` (or ``session``) reads the object.
+    Raises :class:`PayloadUnavailable` when an offloaded payload points anywhere but where this
+    function writes it, cannot be read or does not match its digest; ``ValueError`` when the
+    reserved key is malformed; ``TypeError`` when ``event`` is not a JSON object.
     """
     if not isinstance(event, Mapping):
         raise TypeError(f"event must be a dict, got {type(event).__name__}")
@@ -196,50 +200,34 @@ def load_payload(
     data = {k: v for k, v in event.items() if k != METADATA_KEY}
     if metadata is None:
         return data
-    pointer = event[METADATA_KEY].get("payload")
-    if pointer is None:
+    raw = event[METADATA_KEY].get("payload")
+    if raw is None:
         return data
-    s3 = _pointer(pointer)
-    client = s3_client if s3_client is not None else _default_s3_client(session)
+    config = config or SiblingsConfig.from_env()
+    pointer = check_pointer(
+        raw, config=config, function_name=_reader_name(lambda_context), metadata=metadata
+    )
+    client = s3_client if s3_client is not None else _default_s3_client(session, config)
+    return read_pointer(client, pointer)
+
+
+def _reader_name(lambda_context: Any) -> str | None:
+    """The name of the function reading the event: from its context, else Lambda's environment."""
+    arn = getattr(lambda_context, "invoked_function_arn", None)
+    if isinstance(arn, str):
+        try:
+            return parse_function(arn).name
+        except ValueError:
+            return None
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
     try:
-        response = client.get_object(Bucket=s3["bucket"], Key=s3["key"])
-        body = response["Body"].read()
-    except (BotoCoreError, ClientError) as exc:
-        raise PayloadUnavailable(
-            f"cannot read offloaded payload s3://{s3['bucket']}/{s3['key']}: {exc}"
-        ) from exc
-    digest = s3.get("sha256")
-    if digest is not None and hashlib.sha256(body).hexdigest() != digest:
-        raise PayloadUnavailable(
-            f"offloaded payload s3://{s3['bucket']}/{s3['key']} does not match its checksum"
-        )
-    try:
-        loaded = json.loads(body)
-    except ValueError as exc:
-        raise PayloadUnavailable(
-            f"offloaded payload s3://{s3['bucket']}/{s3['key']} is not JSON: {exc}"
-        ) from None
-    if not isinstance(loaded, dict):
-        raise PayloadUnavailable(
-            f"offloaded payload s3://{s3['bucket']}/{s3['key']} is not a JSON object"
-        )
-    return loaded
+        return parse_function(name).name if name else None
+    except ValueError:
+        return None
 
 
-def _pointer(raw: Any) -> dict[str, Any]:
-    s3 = raw.get("s3") if isinstance(raw, Mapping) else None
-    if (
-        not isinstance(s3, Mapping)
-        or not isinstance(s3.get("bucket"), str)
-        or not isinstance(s3.get("key"), str)
-    ):
-        raise ValueError(f"event[{METADATA_KEY!r}]['payload'] is not an S3 pointer: {raw!r}")
-    return dict(s3)
-
-
-def _default_s3_client(session: Any) -> Any:
+def _default_s3_client(session: Any, config: SiblingsConfig) -> Any:
     """An S3 client from ``session`` (new each call) or a shared one from the environment."""
-    config = SiblingsConfig.from_env()
     if session is not None:
         return make_client("s3", config, session)
     global _default_s3

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from siblings.metadata import ChainMetadata, recall
 from siblings.payload import build_event, has_pointer, normalize_payload, upload
 
 META = ChainMetadata("chain", 2, "parent", 100.0)
+FN_CONTEXT = SimpleNamespace(invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn")
 
 
 class FakeS3:
@@ -105,7 +108,7 @@ def test_large_event_becomes_a_pointer_and_round_trips() -> None:
     assert has_pointer(event) and not has_pointer({"a": 1}) and not has_pointer([1])
     s3 = FakeS3()
     upload(encoded, s3, "fn")
-    assert load_payload(event, s3_client=s3) == payload
+    assert load_payload(event, FN_CONTEXT, s3_client=s3, config=config) == payload
 
 
 def test_upload_failure_is_spawn_failed() -> None:
@@ -140,15 +143,30 @@ def test_unreadable_offloaded_payloads() -> None:
     encoded = build_event({"x": "y" * 1000}, META, function_name="fn", config=config)
     event = json.loads(encoded.body)
     s3 = FakeS3()
+
+    def load() -> object:
+        return load_payload(event, FN_CONTEXT, s3_client=s3, config=config)
+
+    def store(body: bytes) -> None:
+        """Put ``body`` at the pointer's key, with a pointer that matches it."""
+        assert encoded.key is not None
+        s3.objects[("b", encoded.key)] = body
+        pointer = event[METADATA_KEY]["payload"]["s3"]
+        pointer["sha256"], pointer["bytes"] = hashlib.sha256(body).hexdigest(), len(body)
+
     with pytest.raises(PayloadUnavailable, match="cannot read"):
-        load_payload(event, s3_client=s3)
+        load()
     assert encoded.key is not None
     s3.objects[("b", encoded.key)] = b"[1, 2]"
     with pytest.raises(PayloadUnavailable, match="checksum"):
-        load_payload(event, s3_client=s3)
-    del event[METADATA_KEY]["payload"]["s3"]["sha256"]
+        load()
+    store(b"[1, 2]")
     with pytest.raises(PayloadUnavailable, match="not a JSON object"):
-        load_payload(event, s3_client=s3)
-    s3.objects[("b", encoded.key)] = b"{not json"
+        load()
+    store(b"{not json")
     with pytest.raises(PayloadUnavailable, match="not JSON"):
-        load_payload(event, s3_client=s3)
+        load()
+    store(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(PayloadUnavailable, match="not JSON"):
+        load()
+

@@ -238,8 +238,9 @@ def test_missing_or_tampered_offloaded_payload_raises_payload_unavailable(faulty
     event = env.invokes.events[0]
     s3 = env.client("s3")
     s3.put_object(Bucket=bucket, Key=result.payload_key, Body=b'{"blob": "tampered"}')
+    sibling = env.context()
     with pytest.raises(PayloadUnavailable, match="checksum"):
-        load_payload(event, s3_client=s3)
+        load_payload(event, sibling, s3_client=s3, config=manager.config)
     s3.delete_object(Bucket=bucket, Key=result.payload_key)
     with pytest.raises(PayloadUnavailable, match="cannot read"):
-        load_payload(event, s3_client=s3)
+        load_payload(event, sibling, s3_client=s3, config=manager.config)

@@ -178,9 +178,13 @@ def test_2mb_payload_round_trips_through_s3(env: SiblingsEnv) -> None:
     assert set(event) == {METADATA_KEY}
     assert len(str(event)) < 2000
     assert manager.stats["offloaded"] == 1
-    # The sibling side: module function (own client) and the manager's method.
-    assert load_payload(event, s3_client=env.client("s3")) == {"rows": rows}
-    assert env.manager().load_payload(event) == {"rows": rows}
+    # The sibling side: module function (own client) and the manager's method; both check the
+    # pointer against the configured bucket and the function named by the context.
+    sibling = env.context()
+    assert load_payload(
+        event, sibling, s3_client=env.client("s3"), config=manager.config
+    ) == {"rows": rows}
+    assert env.manager({"payload_bucket": bucket}).load_payload(event, sibling) == {"rows": rows}
 
 
 def test_small_payload_stays_inline(env: SiblingsEnv) -> None:

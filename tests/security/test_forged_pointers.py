@@ -1,0 +1,77 @@
+"""A forged S3 pointer in an event reads nothing: the config, not the event, says where payloads are."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from siblings import METADATA_KEY, PayloadUnavailable, load_payload
+from siblings.metadata import ChainMetadata
+from tests.integration.siblings.support import SiblingsEnv
+
+SECRET = b'{"secret": "from another bucket"}'
+
+
+def forged_event(bucket: str, key: str, body: bytes = SECRET, **pointer: Any) -> dict[str, Any]:
+    """A sibling event whose pointer names ``bucket``/``key`` with a correct digest."""
+    meta = ChainMetadata("chain-1", 2, "parent").to_dict()
+    s3 = {"bucket": bucket, "key": key, "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    s3.update(pointer)
+    return {METADATA_KEY: {**meta, "payload": {"s3": s3}}}
+
+
+@pytest.fixture
+def s3(env: SiblingsEnv) -> Any:
+    client = env.client("s3")
+    for bucket in ("payloads", "private"):
+        client.create_bucket(Bucket=bucket)
+    client.put_object(Bucket="private", Key="lambda-siblings/payloads/worker/chain-1/2.json", Body=SECRET)
+    client.put_object(Bucket="payloads", Key="other/place.json", Body=SECRET)
+    client.put_object(Bucket="payloads", Key="lambda-siblings/payloads/other-fn/chain-1/2.json", Body=SECRET)
+    client.put_object(Bucket="payloads", Key="lambda-siblings/payloads/worker/chain-9/2.json", Body=SECRET)
+    env.recorder.reset()
+    return client
+
+
+@pytest.mark.parametrize(
+    ("bucket", "key", "why"),
+    [
+        ("private", "lambda-siblings/payloads/worker/chain-1/2.json", "another bucket"),
+        ("payloads", "other/place.json", "outside the prefix"),
+        ("payloads", "lambda-siblings/payloads/other-fn/chain-1/2.json", "another function's"),
+        ("payloads", "lambda-siblings/payloads/worker/chain-9/2.json", "another chain step's"),
+    ],
+)
+def test_a_pointer_anywhere_else_is_refused_and_nothing_is_read(
+    env: SiblingsEnv, s3: Any, bucket: str, key: str, why: str
+) -> None:
+    manager = env.manager({"payload_bucket": "payloads"})
+    with pytest.raises(PayloadUnavailable, match="refusing"):
+        manager.load_payload(forged_event(bucket, key), env.context())
+    with pytest.raises(PayloadUnavailable, match="refusing"):
+        load_payload(forged_event(bucket, key), env.context(), s3_client=s3, config=manager.config)
+    assert env.recorder.count("s3", "GetObject") == 0, why
+
+
+def test_a_pointer_without_a_digest_is_refused(env: SiblingsEnv, s3: Any) -> None:
+    key = "lambda-siblings/payloads/worker/chain-1/2.json"
+    s3.put_object(Bucket="payloads", Key=key, Body=SECRET)
+    env.recorder.reset()
+    manager = env.manager({"payload_bucket": "payloads"})
+    event = forged_event("payloads", key)
+    del event[METADATA_KEY]["payload"]["s3"]["sha256"]
+    with pytest.raises(PayloadUnavailable, match="digest"):
+        manager.load_payload(event, env.context())
+    assert env.recorder.count("s3", "GetObject") == 0
+    # The same pointer with its digest is this function's own payload, and is read.
+    assert manager.load_payload(forged_event("payloads", key), env.context()) == json.loads(SECRET)
+
+
+def test_with_no_bucket_configured_no_pointer_is_trusted(env: SiblingsEnv, s3: Any) -> None:
+    event = forged_event("payloads", "lambda-siblings/payloads/worker/chain-1/2.json")
+    with pytest.raises(PayloadUnavailable, match="no payload_bucket"):
+        env.manager().load_payload(event, env.context())
+    assert env.recorder.count("s3", "GetObject") == 0

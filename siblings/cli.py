@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from estimator import ConcurrencyEstimator, Estimate, ensure_table
+from siblings import cli_errors
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
 
@@ -137,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="siblings",
         description="Self-continuing AWS Lambda workers: estimates, kill switch, local demo.",
+        epilog=cli_errors.exit_status_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and details")
     shared = argparse.ArgumentParser(add_help=False)
@@ -200,11 +203,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return int(args.handler(args))
-    except (SiblingsError, ValueError, TypeError) as exc:
-        print(f"siblings {args.command}: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        return 130
+        return cli_errors.INTERRUPTED_EXIT_CODE
+    except Exception as exc:
+        # An environment problem (no Region, no table...) first: the library reports those
+        # as SiblingsError too, but they need their own hint and exit code.
+        code = cli_errors.report(exc, args.command, _config_or_none(args), verbose=args.verbose)
+        if code is not None:
+            return code
+        if not isinstance(exc, SiblingsError | ValueError | TypeError):
+            raise  # a bug: keep its traceback
+        print(f"siblings {args.command}: error: {exc}", file=sys.stderr)
+        return cli_errors.USAGE_EXIT_CODE
+
+
+def _config_or_none(args: argparse.Namespace) -> SiblingsConfig | None:
+    try:
+        return _config(args)
+    except (ValueError, TypeError):
+        return None
 
 
 if __name__ == "__main__":

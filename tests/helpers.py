@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from estimator.config import Config
+from siblings.local.server import LocalAwsServer, WsgiApp
 
 
 def put_lambda_metrics(
@@ -48,3 +51,30 @@ def put_lambda_metrics(
 def local_config(endpoint_url: str, **overrides: Any) -> Config:
     """A config pointed at the test server."""
     return Config(endpoint_url=endpoint_url, region_name="us-east-1", **overrides)
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: every call to it fails to connect."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class Layer(Protocol):
+    """WSGI middleware with a ``wrap`` method (a quota layer, a fault injector...)."""
+
+    def wrap(self, app: WsgiApp) -> WsgiApp: ...
+
+
+L = TypeVar("L", bound=Layer)
+
+
+def serve_behind(layer: L) -> Iterator[tuple[LocalAwsServer, L]]:
+    """A moto server of its own behind ``layer``, stopped afterwards."""
+    server = LocalAwsServer(middleware=layer.wrap).start()
+    server.reset()  # moto's state is per process, shared with every other server in it
+    try:
+        yield server, layer
+    finally:
+        server.stop()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,15 +16,7 @@ from estimator.store import DynamoStore
 from siblings.local.quota import QuotaLayer
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
 from tests.conftest import Aws
-from tests.helpers import local_config, put_lambda_metrics
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on: every call to it fails to connect."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+from tests.helpers import closed_port_url, local_config, put_lambda_metrics, serve_behind
 
 
 class SwitchableCloudWatch:
@@ -115,16 +106,6 @@ def test_missing_table_degrades_too(aws: Aws) -> None:
         local_config(aws.endpoint_url, table_name="no-such-table"), session=aws.session
     )
     assert estimator.estimate("worker").source == "cloudwatch"
-
-
-def serve_behind(layer: QuotaLayer) -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
-    """A moto server of its own behind ``layer``, stopped afterwards."""
-    server = LocalAwsServer(middleware=layer.wrap).start()
-    server.reset()  # moto's state is per process, shared with every other server in it
-    try:
-        yield server, layer
-    finally:
-        server.stop()
 
 
 @pytest.fixture

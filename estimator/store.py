@@ -11,12 +11,10 @@ the table's one :class:`~estimator.breaker.Breaker`.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -28,6 +26,7 @@ from pynamodb.models import Model
 from estimator.breaker import Breaker, error_code
 from estimator.config import Config
 from estimator.exceptions import StoreUnavailable
+from estimator.items import StoredItem, decode_item, dumps, encode_item, ttl_datetime
 
 log = logging.getLogger(__name__)
 
@@ -54,45 +53,6 @@ class CacheItem(Model):
     last_error = UnicodeAttribute(null=True)
 
 
-@dataclass(frozen=True)
-class StoredItem:
-    """A decoded item. ``value`` is ``None`` when the item is corrupt or foreign."""
-
-    key: str
-    value: dict[str, Any] | None
-    fresh_until: float | None = None
-    keep_until: float | None = None
-    lease_owner: str | None = None
-    lease_until: float | None = None
-    corrupt: bool = False
-    """Holds attributes of the wrong type or shape (a foreign or damaged item)."""
-    failed_until: float | None = None
-    """The last refresh failed; until then nobody in the fleet retries it."""
-    last_error: str | None = None
-    """What that refresh failed with."""
-
-    def is_fresh(self, now: float) -> bool:
-        """Holds a usable value that has not expired by the reader's own clock."""
-        return (
-            self.value is not None
-            and self.fresh_until is not None
-            and self.fresh_until > now
-            and not self.is_gone(now)
-        )
-
-    def is_gone(self, now: float) -> bool:
-        """Past its TTL: DynamoDB would delete it any time, so treat it as deleted."""
-        return self.keep_until is not None and self.keep_until <= now
-
-    def lease_held(self, now: float) -> bool:
-        """Another refresher holds an unexpired lease."""
-        return self.lease_until is not None and self.lease_until > now
-
-    def recently_failed(self, now: float) -> bool:
-        """A refresh failed a moment ago and the fleet is backing off."""
-        return self.failed_until is not None and self.failed_until > now
-
-
 _models: dict[tuple[Any, ...], type[CacheItem]] = {}
 _models_lock = threading.Lock()
 
@@ -105,7 +65,8 @@ def item_model(config: Config, session: Any = None) -> type[CacheItem]:
     create and safe to share between threads.
     """
     attrs = _meta_attributes(config, session)
-    key = tuple(sorted((name, str(value)) for name, value in attrs.items()))
+    identity = attrs.get("aws_access_key_id") or _default_identity()
+    key = (identity, *sorted((name, str(value)) for name, value in attrs.items()))
     with _models_lock:
         model = _models.get(key)
         if model is None:
@@ -115,6 +76,15 @@ def item_model(config: Config, session: Any = None) -> type[CacheItem]:
             # arriving together would each build (and throw away) their own.
             model._get_connection().connection.client  # noqa: B018
         return model
+
+
+def _default_identity() -> str | None:
+    """Who the default credential chain says we are now: a model (and its client) is kept per
+    identity, so changed credentials, or none at all, are not hidden by a cached client."""
+    import boto3
+
+    credentials = boto3.Session().get_credentials()
+    return None if credentials is None else credentials.get_frozen_credentials().access_key
 
 
 def _meta_attributes(config: Config, session: Any) -> dict[str, Any]:
@@ -139,15 +109,6 @@ def _meta_attributes(config: Config, session: Any) -> dict[str, Any]:
             attrs["aws_secret_access_key"] = frozen.secret_key
             attrs["aws_session_token"] = frozen.token
     return attrs
-
-
-def _epoch(moment: datetime | None) -> float | None:
-    return moment.timestamp() if moment is not None else None
-
-
-def _ttl_datetime(epoch: float) -> datetime:
-    # DynamoDB TTL is whole seconds; round up so an item is never deleted before keep_until.
-    return datetime.fromtimestamp(math.ceil(epoch), tz=UTC)
 
 
 class DynamoStore:
@@ -212,15 +173,15 @@ class DynamoStore:
         item = raw.get("Item")
         if not item:
             return None
-        return self._decode(key, item)
+        return decode_item(key, item)
 
     def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
         """Overwrite ``key`` with ``value``; drops any lease."""
         item = self.model(
             key,
-            value=_dumps(value),
+            value=dumps(value),
             fresh_until=fresh_until,
-            ttl=_ttl_datetime(keep_until),
+            ttl=ttl_datetime(keep_until),
         )
         self._run("PutItem", item.save)
 
@@ -232,7 +193,7 @@ class DynamoStore:
         An item past its TTL that DynamoDB has not deleted yet counts as absent.
         """
         model = self.model
-        item = model(key, value=_dumps(value), fresh_until=keep_until, ttl=_ttl_datetime(keep_until))
+        item = model(key, value=dumps(value), fresh_until=keep_until, ttl=ttl_datetime(keep_until))
         condition = model.pk.does_not_exist()
         if now is not None:
             condition = condition | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
@@ -242,6 +203,72 @@ class DynamoStore:
         if existing is None:  # deleted in between: try once more
             return self.put_if_absent(key, value, keep_until, now)
         return existing
+
+    def create(
+        self, key: str, value: dict[str, Any], keep_until: float, now: float
+    ) -> StoredItem | None:
+        """Create ``key`` unless a live item exists, in one request: ``None`` if created, else
+        the existing item, returned by the failed condition itself (no read before the write).
+
+        An item past its TTL that DynamoDB has not deleted yet counts as absent.
+        """
+        request = {
+            "TableName": self.config.table_name,
+            "Item": encode_item(key, value, keep_until, keep_until),
+            "ConditionExpression": "attribute_not_exists(pk) OR #ttl < :now",
+            "ExpressionAttributeNames": {"#ttl": "ttl"},
+            "ExpressionAttributeValues": {":now": {"N": str(math.floor(now))}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        old: dict[str, Any] = {}
+
+        def attempt() -> bool:
+            try:
+                self._client.put_item(**request)
+                return True
+            except ClientError as exc:
+                if error_code(exc) != _CONDITION_FAILED:
+                    raise
+                found: Any = exc.response.get("Item")
+                old.update(found if isinstance(found, dict) else {})
+                return False
+
+        if self._run("PutItem", attempt):
+            return None
+        if old:
+            return decode_item(key, old)
+        existing = self.get(key)  # no old image in the reply: read it
+        if existing is None:  # deleted in between: try once more
+            return self.create(key, value, keep_until, now)
+        return existing
+
+    def put_many(self, items: list[tuple[str, dict[str, Any], float, float]]) -> None:
+        """Overwrite several items in one BatchWriteItem: ``(key, value, fresh_until, keep_until)``.
+
+        Items DynamoDB leaves unprocessed (throttling) are sent again once, then reported as
+        :class:`StoreUnavailable`.
+        """
+        requests = [
+            {"PutRequest": {"Item": encode_item(key, value, fresh, keep)}}
+            for key, value, fresh, keep in items
+        ]
+        table = self.config.table_name
+
+        def attempt() -> None:
+            pending = {table: requests}
+            for _ in range(2):
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    return
+            raise StoreUnavailable("BatchWriteItem", RuntimeError(f"unprocessed: {pending}"))
+
+        self._run("BatchWriteItem", attempt)
+
+    @property
+    def _client(self) -> Any:
+        """The botocore client under the pynamodb model (for what pynamodb does not expose)."""
+        return self.model._get_connection().connection.client
 
     def try_lease(self, key: str, owner: str, now: float, lease_seconds: float) -> bool:
         """Take the refresh lease of ``key`` if its value is stale or absent and no live lease exists.
@@ -266,7 +293,7 @@ class DynamoStore:
             model.lease_owner.set(owner),
             model.lease_until.set(now + lease_seconds),
             # A lease on a new key must not outlive its holder forever.
-            model.ttl.set(model.ttl | _ttl_datetime(now + lease_seconds + 3600)),
+            model.ttl.set(model.ttl | ttl_datetime(now + lease_seconds + 3600)),
         ]
         return self._run(
             "UpdateItem", _conditional(lambda: model(key).update(actions=actions, condition=condition))
@@ -294,39 +321,6 @@ class DynamoStore:
         """Delete ``key`` (no error if absent)."""
         self._run("DeleteItem", self.model(key).delete)
 
-    def _decode(self, key: str, item: dict[str, Any]) -> StoredItem:
-        """Decode a raw item; anything malformed gives ``value=None`` rather than an error."""
-        value: dict[str, Any] | None = None
-        text = _scalar(item.get("value"), "S")
-        if text is not None:
-            try:
-                decoded = json.loads(text)
-                value = decoded if isinstance(decoded, dict) else None
-            except ValueError:
-                value = None
-        fresh_until = _number(item.get("fresh_until"))
-        lease_until = _number(item.get("lease_until"))
-        corrupt = (
-            ("value" in item and value is None)
-            or ("fresh_until" in item and fresh_until is None)
-            or ("lease_until" in item and lease_until is None)
-            or ("ttl" in item and _number(item.get("ttl")) is None)
-            or (value is not None and fresh_until is None)
-        )
-        if corrupt:
-            value = None
-        return StoredItem(
-            key=key,
-            value=value,
-            fresh_until=fresh_until,
-            keep_until=_number(item.get("ttl")),
-            lease_owner=_scalar(item.get("lease_owner"), "S"),
-            lease_until=lease_until,
-            corrupt=corrupt,
-            failed_until=_number(item.get("failed_until")),
-            last_error=_scalar(item.get("last_error"), "S"),
-        )
-
 
 def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
     """``write`` as a call returning True when done, False when its condition failed."""
@@ -343,22 +337,3 @@ def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
     return attempt
 
 
-def _dumps(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def _scalar(attribute: Any, kind: str) -> str | None:
-    if isinstance(attribute, dict) and isinstance(attribute.get(kind), str):
-        return str(attribute[kind])
-    return None
-
-
-def _number(attribute: Any) -> float | None:
-    text = _scalar(attribute, "N")
-    if text is None:
-        return None
-    try:
-        number = float(text)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None

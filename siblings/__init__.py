@@ -18,6 +18,7 @@ The package builds on :mod:`estimator` and never imports the simulator
 
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.errors import (
+    DuplicateSibling,
     EstimateUnavailable,
     LookupFailed,
     PayloadTooLarge,
@@ -27,6 +28,7 @@ from siblings.errors import (
     StoreUnavailable,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
+from siblings.inbound import load_payload
 from siblings.killswitch import (
     FunctionStatus,
     KillState,
@@ -36,12 +38,12 @@ from siblings.killswitch import (
 )
 from siblings.manager import SiblingsManager
 from siblings.metadata import METADATA_KEY, ChainMetadata
-from siblings.payload import load_payload
 from siblings.result import Reason, SpawnResult
 
 __all__ = [
     "METADATA_KEY",
     "ChainMetadata",
+    "DuplicateSibling",
     "EstimateUnavailable",
     "FunctionStatus",
     "GuardErrorPolicy",

@@ -17,6 +17,7 @@ SiblingsError = LambdaSiblingsError
 """Root of every error of the library (the estimator's errors included)."""
 
 __all__ = [
+    "DuplicateSibling",
     "EstimateUnavailable",
     "LookupFailed",
     "PayloadTooLarge",
@@ -57,3 +58,21 @@ class PayloadTooLarge(SiblingsError, ValueError):
 
 class PayloadUnavailable(SiblingsError):
     """An offloaded payload could not be read back, or its pointer is not to be trusted."""
+
+
+class DuplicateSibling(SiblingsError):
+    """Another execution already runs this chain step: this one must do no work.
+
+    Raised by ``load_payload`` when a step was invoked twice (a parent that crashed after its
+    Invoke, or a lost Invoke reply that was retried) and the other execution claimed it first.
+    Return from the handler without error: a failure would only make Lambda retry the duplicate.
+    """
+
+    def __init__(self, chain_id: str, generation: int, runner: str | None, detail: str = "") -> None:
+        self.chain_id = chain_id
+        self.generation = generation
+        self.runner = runner
+        super().__init__(
+            f"chain {chain_id!r} step {generation} is run by another execution ({runner})"
+            + (f": {detail}" if detail else "")
+        )

@@ -16,7 +16,8 @@ A worker that processes a cursor and hands the rest to a sibling before its dead
         return result.to_dict()
 
 * :class:`Invocation` ``(event, context, *, shutdown_seconds=10.0, manager=None)``:
-  ``payload`` (the event without the reserved key), ``chain_id``, ``generation``,
+  ``payload`` (the event without the reserved key), ``duplicate`` (another execution already
+  runs this chain step: return at once), ``chain_id``, ``generation``,
   ``sufficient_execution_time_left``, ``remaining_seconds``, ``spawn_sibling(payload=None,
   force=False)``. It tells the manager the incoming chain metadata, so the generation limit
   and idempotency work without further arguments. ``manager`` defaults to one shared
@@ -32,15 +33,19 @@ are cached; allow for Invoke retries on a throttled account).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from siblings.errors import DuplicateSibling
 from siblings.metadata import ChainMetadata, metadata_of
 
 if TYPE_CHECKING:
     from siblings.manager import SiblingsManager
     from siblings.result import SpawnResult
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SHUTDOWN_SECONDS = 10.0
 """Time kept back by default (sosw's example uses ``shutdown_period: 10``)."""
@@ -123,7 +128,14 @@ class Invocation:
         self.context = lambda_context
         self.budget = TimeBudget(lambda_context, shutdown_seconds)
         self.metadata: ChainMetadata | None = metadata_of(event)
-        self.payload: dict[str, Any] = self.manager.load_payload(event, lambda_context)
+        self.duplicate: DuplicateSibling | None = None
+        """Set when another execution already runs this chain step: return at once."""
+        try:
+            self.payload: dict[str, Any] = self.manager.load_payload(event, lambda_context)
+        except DuplicateSibling as exc:
+            log.warning("%s; this execution does no work", exc)
+            self.duplicate = exc
+            self.payload = {}
 
     @property
     def generation(self) -> int:
@@ -144,10 +156,13 @@ class Invocation:
 
     @property
     def sufficient_execution_time_left(self) -> bool:
-        """More than the shutdown period is left: keep working."""
-        return self.budget.sufficient_execution_time_left
+        """More than the shutdown period is left: keep working. Always False for a
+        :attr:`duplicate`, so that a ``while`` loop on it does no work."""
+        return self.duplicate is None and self.budget.sufficient_execution_time_left
 
     def spawn_sibling(self, payload: Any = None, force: bool = False) -> SpawnResult:
         """Hand ``payload`` to a sibling through the manager's guards; see
-        :meth:`siblings.SiblingsManager.spawn_sibling`."""
+        :meth:`siblings.SiblingsManager.spawn_sibling`. A :attr:`duplicate` spawns nothing."""
+        if self.duplicate is not None:
+            return self.manager.refuse_duplicate(self.context, self.duplicate)
         return self.manager.spawn_sibling(self.context, payload, force, event=self.event)

@@ -10,8 +10,9 @@ Resources, as the template scopes them:
 * ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
   ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
 * ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
-* ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``: the shared table
-  (``DeleteItem`` only when an Invoke fails and a spawn claim is undone);
+* ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchWriteItem``: the
+  shared table (``DeleteItem`` when a spawn claim is undone; ``BatchWriteItem`` writes the spawn
+  record and the child's chain position together);
 * ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``.
 
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
@@ -31,6 +32,7 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
+        "dynamodb:BatchWriteItem",
         "s3:PutObject",
         "s3:GetObject",
     }

@@ -2,7 +2,10 @@
 
 * ``rules#<name>[:<qualifier>]``: the cached EventBridge rule state of the function as invoked;
 * ``kill#<name>``: the operator's kill switch (every alias and version of the function);
-* ``spawn#<chain id>#<generation>``: the record of one chain step (idempotent spawn).
+* ``spawn#<chain id>#<generation>``: the parent's record of one chain step (idempotent spawn);
+* ``req#<request id>``: the chain step of the execution an async Invoke started (written by
+  the parent, read by a child that was given no metadata);
+* ``run#<chain id>#<generation>``: the claim of the one execution that runs a chain step.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from estimator.validation import FunctionRef, parse_function
 RULES_PREFIX = "rules#"
 KILL_PREFIX = "kill#"
 SPAWN_PREFIX = "spawn#"
+INVOCATION_PREFIX = "req#"
+RUN_PREFIX = "run#"
 
 
 def rules_key(function: FunctionRef | str) -> str:
@@ -29,3 +34,13 @@ def kill_key(function: FunctionRef | str) -> str:
 def spawn_key(chain_id: str, generation: int) -> str:
     """Key of the spawn record of one chain step."""
     return f"{SPAWN_PREFIX}{chain_id}#{generation}"
+
+
+def invocation_key(request_id: str) -> str:
+    """Key of the chain position of the execution started by the Invoke with ``request_id``."""
+    return f"{INVOCATION_PREFIX}{request_id}"
+
+
+def run_key(chain_id: str, generation: int) -> str:
+    """Key of the claim by which one execution, and only one, runs a chain step."""
+    return f"{RUN_PREFIX}{chain_id}#{generation}"

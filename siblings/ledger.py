@@ -1,23 +1,28 @@
-"""Spawn records: at most one sibling per chain step, even when Lambda retries the parent.
+"""Spawn records: at most one sibling invoked per chain step, even when Lambda retries the parent.
 
 Lambda retries a failed async event with the same ``aws_request_id``, so a parent that spawned
-and then crashed would spawn again. Each spawn is recorded under ``spawn#<chain id>#<generation>``
-in the shared table:
+and then crashed would spawn again. Each spawn is recorded under
+:func:`~siblings.keys.spawn_key` in the shared table:
 
-1. ``claim``: a conditional put of ``{"state": "pending", "owner": <parent request id>}``.
-   Exactly one caller creates it.
-2. After the Invoke, ``complete`` overwrites it with ``{"state": "invoked", "result": ...}``; a
-   repeat of the step finds it and returns the first result instead of invoking again.
-3. If the Invoke fails, ``release`` deletes the record so the step can be tried again.
+1. ``claim``: one conditional PutItem of ``{"state": "pending", "owner": <parent request id>}``
+   that returns the existing record when the condition fails (no read before the write).
+2. After the Invoke, ``complete`` writes ``{"state": "invoked", "result": ...}`` and, in the
+   same BatchWriteItem, the child's step under the Invoke's request id (which Lambda gives the
+   child as its ``aws_request_id``; see :mod:`siblings.runs`). A repeat of the step finds the
+   record and returns the first result instead of invoking again.
+3. If the Invoke fails, or a guard refuses after the claim, ``release`` deletes the record.
 
-A crash between 1 and 2 leaves a pending record. The choice made here: a pending record whose
-owner is the *same* request id and that is older than ``lease_seconds`` is taken over (the
-retry spawns), because Lambda retries a failed event only after its first attempt ended (a
-minute or more later). A younger one is polled until it turns "invoked" or becomes old enough.
-A pending record owned by a *different* request id is never taken over: that would fork the
-chain; the caller gets a ``duplicate`` result with ``spawned=False``. The remaining risk: a
-crash after the Invoke but before ``complete`` makes the retry spawn a second sibling (the
-window is one DynamoDB write).
+A crash between 1 and 2 leaves a pending record. A pending record whose owner is the *same*
+request id and that is older than ``lease_seconds`` is taken over (the retry spawns), because
+Lambda retries a failed event only after its first attempt ended. A younger one is polled
+until it turns "invoked" or old enough. A pending record owned by a *different* request id is
+never taken over: that would fork the chain; the caller gets a ``duplicate`` result with
+``spawned=False``. A crash after the Invoke but before ``complete`` (or a lost Invoke reply)
+can invoke a step twice; the siblings' own claim on start (:mod:`siblings.runs`) then lets only
+one of them run it.
+
+A record that is not one of ours (wrong shape, times beyond the clock-skew allowance) is
+reported as :attr:`ClaimStatus.CORRUPT`: the manager applies ``on_guard_error`` to it.
 
 Without a shared table (``use_dynamodb=False``) the records live in process only: racing
 threads still give one invoke, retries in another container do not.
@@ -26,6 +31,7 @@ threads still give one invoke, retries in another container do not.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -36,13 +42,17 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.items import StoredItem
 from estimator.polling import Backoff
-from estimator.store import DynamoStore, StoredItem
+from estimator.store import DynamoStore
 from siblings.config import SiblingsConfig
+from siblings.keys import invocation_key
+from siblings.metadata import ChainMetadata
 
 log = logging.getLogger(__name__)
 
 _MEMORY_MAX = 1024
+_STATES = ("pending", "invoked")
 
 
 class ClaimStatus(StrEnum):
@@ -54,6 +64,8 @@ class ClaimStatus(StrEnum):
     """Already spawned: ``Claim.result`` is the first result."""
     BUSY = "busy"
     """Another execution holds the step (``Claim.owner``)."""
+    CORRUPT = "corrupt"
+    """The record is not one this library wrote: nothing can be concluded from it."""
 
 
 @dataclass(frozen=True)
@@ -86,17 +98,19 @@ class SpawnLedger:
         self._done: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=_MEMORY_MAX)
 
     def peek(self, key: str) -> dict[str, Any] | None:
-        """The first result if the step was spawned, else ``None`` (cheap: memory, one GetItem).
+        """The first result if the step was spawned, else ``None`` (memory, then one GetItem).
 
         Raises :class:`StoreUnavailable`.
         """
         with self._lock:
             done = self._done.get(key)
-        if done is not None:
+        if done is not None or self.store is None:
             return done
-        if self.store is None:
+        item = self.store.get(key)
+        if item is None or item.is_gone(self.clock()) or not self.valid_record(item.value):
             return None
-        return self._result_of(self.store.get(key))
+        assert item.value is not None
+        return item.value["result"] if item.value["state"] == "invoked" else None
 
     def claim(self, key: str, owner: str | None, deadline: float | None = None) -> Claim:
         """Take the step for ``owner`` (the parent's request id); see the module docstring.
@@ -113,8 +127,7 @@ class SpawnLedger:
             return Claim(ClaimStatus.CLAIMED, token=token)
         now = self.clock()
         pending = {"state": "pending", "owner": owner, "token": token, "claimed_at": now}
-        keep_until = now + self.config.spawn_record_ttl_seconds
-        existing = self.store.put_if_absent(key, pending, keep_until, now=now)
+        existing = self.store.create(key, pending, self._keep_until(now), now)
         if existing is None:
             return Claim(ClaimStatus.CLAIMED, token=token)
         timeout = self.config.lease_wait_seconds
@@ -122,57 +135,92 @@ class SpawnLedger:
             timeout = min(timeout, deadline - self.monotonic())
         backoff = Backoff(timeout, monotonic=self.monotonic, sleep=self.sleep)
         while True:
-            result = self._result_of(existing)
-            if result is not None:
-                return Claim(ClaimStatus.DONE, result=result)
+            claim = self._judge(key, existing, owner, pending)
+            if claim is not None:
+                return claim
             if existing is None:  # released meanwhile: claim it like a fresh step
-                existing = self.store.put_if_absent(key, pending, keep_until, now=self.clock())
+                now = self.clock()
+                existing = self.store.create(key, {**pending, "claimed_at": now}, self._keep_until(now), now)
                 if existing is None:
                     return Claim(ClaimStatus.CLAIMED, token=token)
                 continue
-            value = existing.value
-            if value is None or value.get("state") != "pending":
-                log.warning("spawn record %r is unreadable; overwriting it", key)
-                return self._take(key, pending, keep_until)
-            if value.get("token") == token:
-                # Our own write: it succeeded, but the reply was lost and the retry collided.
-                return Claim(ClaimStatus.CLAIMED, token=token)
-            claimed_at = value.get("claimed_at")
-            age = self.clock() - (claimed_at if isinstance(claimed_at, int | float) else 0.0)
-            holder = value.get("owner")
-            if holder == owner and age >= self.config.lease_seconds:
-                log.warning(
-                    "taking over spawn record %r left pending %.1fs ago by this request id",
-                    key,
-                    age,
-                )
-                return self._take(key, pending, keep_until)
             if not backoff.wait():
+                holder = existing.value.get("owner") if existing.value else None
                 return Claim(ClaimStatus.BUSY, owner=holder if isinstance(holder, str) else None)
             existing = self.store.get(key)
 
+    def _judge(
+        self, key: str, item: StoredItem | None, owner: str | None, pending: dict[str, Any]
+    ) -> Claim | None:
+        """What an existing record means for this claim; ``None``: wait and look again."""
+        if item is None or item.is_gone(self.clock()):
+            return None
+        value = item.value
+        if item.corrupt or not self.valid_record(value):
+            log.warning("spawn record %r is not one of ours: %r", key, value)
+            return Claim(ClaimStatus.CORRUPT)
+        assert value is not None
+        if value["state"] == "invoked":
+            return Claim(ClaimStatus.DONE, result=value["result"])
+        if value.get("token") == pending["token"]:
+            # Our own write: it succeeded, but the reply was lost and the retry collided.
+            return Claim(ClaimStatus.CLAIMED, token=pending["token"])
+        age = self.clock() - float(value["claimed_at"])
+        if value.get("owner") == owner and age >= self.config.lease_seconds:
+            log.warning("taking over spawn record %r left pending %.1fs ago by this request id", key, age)
+            return self.take_over(key, pending)
+        return None
+
+    def take_over(self, key: str, pending: dict[str, Any] | None = None) -> Claim:
+        """Overwrite the step's record with a fresh claim of ours (after a crash, or when
+        ``on_guard_error='allow'`` lets a corrupt record be replaced)."""
+        now = self.clock()
+        pending = {**(pending or {"state": "pending", "owner": None, "token": uuid.uuid4().hex}),
+                   "claimed_at": now}
+        if self.store is not None:
+            keep = self._keep_until(now)
+            self.store.put(key, pending, fresh_until=keep, keep_until=keep)
+        return Claim(ClaimStatus.CLAIMED, token=pending["token"])
+
+    def valid_record(self, value: dict[str, Any] | None) -> bool:
+        """A spawn record as this library writes it, with times the clock can believe."""
+        if not isinstance(value, dict) or value.get("state") not in _STATES:
+            return False
+        if not all(isinstance(value.get(name), str | None) for name in ("owner", "token")):
+            return False
+        stamp = value.get("claimed_at") if value["state"] == "pending" else value.get("invoked_at")
+        if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
+            return False
+        if stamp > self.clock() + self.config.max_clock_skew_seconds:
+            return False
+        return value["state"] == "pending" or isinstance(value.get("result"), dict)
+
     def complete(
-        self, key: str, owner: str | None, token: str | None, result: dict[str, Any]
+        self,
+        key: str,
+        owner: str | None,
+        token: str | None,
+        result: dict[str, Any],
+        child: tuple[str, ChainMetadata] | None = None,
     ) -> None:
-        """Record that the step was spawned with ``result``. Raises :class:`StoreUnavailable`
-        (the in-process record is kept either way)."""
+        """Record that the step was spawned with ``result`` and, with ``child`` (the Invoke's
+        request id and the child's metadata), where that request sits in its chain: one
+        BatchWriteItem. Raises :class:`StoreUnavailable` (the in-process record is kept)."""
         with self._lock:
             self._done[key] = result
         if self.store is None:
             return
         now = self.clock()
-        keep_until = now + self.config.spawn_record_ttl_seconds
-        value = {
-            "state": "invoked",
-            "owner": owner,
-            "token": token,
-            "invoked_at": now,
-            "result": result,
-        }
-        self.store.put(key, value, fresh_until=keep_until, keep_until=keep_until)
+        keep = self._keep_until(now)
+        record = {"state": "invoked", "owner": owner, "token": token, "invoked_at": now, "result": result}
+        items = [(key, record, keep, keep)]
+        if child is not None and child[0]:
+            items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
+        self.store.put_many(items)
 
     def release(self, key: str) -> None:
-        """Forget a claim whose Invoke failed, so the step can be spawned later (best effort)."""
+        """Forget a claim whose Invoke failed or was refused, so the step can be spawned later
+        (best effort)."""
         if self.store is None:
             return
         try:
@@ -180,17 +228,5 @@ class SpawnLedger:
         except Exception as exc:  # the caller is already handling the Invoke's failure
             log.warning("could not release spawn record %r: %s", key, exc)
 
-    def _take(self, key: str, pending: dict[str, Any], keep_until: float) -> Claim:
-        assert self.store is not None
-        self.store.put(key, pending, fresh_until=keep_until, keep_until=keep_until)
-        return Claim(ClaimStatus.CLAIMED, token=pending["token"])
-
-    def _result_of(self, item: StoredItem | None) -> dict[str, Any] | None:
-        if item is None or item.value is None or item.is_gone(self.clock()):
-            return None
-        if item.value.get("state") != "invoked":
-            return None
-        result = item.value.get("result")
-        if not isinstance(result, dict):
-            return None
-        return result
+    def _keep_until(self, now: float) -> float:
+        return now + self.config.spawn_record_ttl_seconds

@@ -38,9 +38,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 from typing import Any
 
 from estimator import ConcurrencyEstimator
@@ -48,20 +45,29 @@ from estimator.aws import Clients
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
 from siblings.config import SiblingsConfig
-from siblings.context import InvocationInfo, read_context, remaining_seconds
+from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
-from siblings.errors import SpawnFailed, StoreUnavailable
-from siblings.guards import Guards, Verdict
-from siblings.invoke import InvokeOutcome, Invoker
+from siblings.errors import DuplicateSibling, StoreUnavailable
+from siblings.guards import Guards
+from siblings.inbound import load_payload
 from siblings.killswitch import KillSwitch
-from siblings.ledger import ClaimStatus, SpawnLedger
-from siblings.metadata import ChainMetadata, metadata_of, parse_metadata, recall, root_metadata
-from siblings.payload import build_event, has_pointer, load_payload, normalize_payload, upload
-from siblings.result import Reason, SpawnResult, duplicate_of
+from siblings.ledger import SpawnLedger
+from siblings.metadata import (
+    ChainMetadata,
+    metadata_of,
+    parse_metadata,
+    recall,
+    remember,
+    root_metadata,
+)
+from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
+from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
+from siblings.runs import RunClaims
 from siblings.spawn_call import SpawnCall
+from siblings.spawner import Spawner
 
-log = logging.getLogger("siblings")
+log = logging.getLogger(__name__)
 
 _CLIENT_KWARGS = {"lambda_client": "lambda", "events_client": "events", "s3_client": "s3"}
 _OTHER_KWARGS = ("session", "estimator", "store", "cache", "config")
@@ -123,8 +129,8 @@ class SiblingsManager:
             estimator=self._get_estimator,
         )
         self._decisions = DecisionLog()
-        self._inflight: dict[str, Future[SpawnResult]] = {}
-        self._inflight_lock = threading.Lock()
+        self.runs = RunClaims(store, self.config)
+        self.spawner = Spawner(self.config, self.guards, self.ledger, self._clients, self._decisions)
         self._last_function: str | None = None
 
     def _get_estimator(self) -> ConcurrencyEstimator:
@@ -173,25 +179,17 @@ class SiblingsManager:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
         child = parent.child(info.request_id)
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
-        call = SpawnCall(info, child, encoded, bool(force), started)
-        with self._inflight_lock:
-            running = self._inflight.get(call.key)
-            if running is None:
-                future: Future[SpawnResult] = Future()
-                self._inflight[call.key] = future
-        if running is not None:
-            return self._await_winner(running, call)
-        try:
-            outcome = self._decide(call)
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(outcome)
-            return outcome
-        finally:
-            with self._inflight_lock:
-                self._inflight.pop(call.key, None)
+        return self.spawner.spawn(SpawnCall(info, child, encoded, bool(force), started))
+
+    def refuse_duplicate(self, lambda_context: Any, duplicate: DuplicateSibling) -> SpawnResult:
+        """The result of a spawn asked for by an execution that must do no work (another one
+        runs its chain step): nothing is invoked; counted and logged like any decision."""
+        info = read_context(lambda_context)
+        step = ChainMetadata(duplicate.chain_id, duplicate.generation)
+        call = SpawnCall(info, step.child(info.request_id), EMPTY_EVENT, False, time.monotonic())
+        return self.spawner.decisions.record(
+            call.result(Reason.DUPLICATE, duplicate=True, detail=str(duplicate)), call.started
+        )
 
     def any_events_rules_enabled(self, lambda_context: Any) -> bool:
         """Whether an EventBridge rule targeting the running function (under the ARN it was
@@ -224,7 +222,12 @@ class SiblingsManager:
         ``lambda_context``, a later :meth:`spawn_sibling` continues this event's chain."""
         s3 = self._clients.get("s3") if has_pointer(event) else None
         return load_payload(
-            event, lambda_context, s3_client=s3, session=self._session, config=self.config
+            event,
+            lambda_context,
+            s3_client=s3,
+            session=self._session,
+            config=self.config,
+            claims=self.runs,
         )
 
     # --- stats (sosw components expose get_stats / reset_stats) ---
@@ -244,6 +247,7 @@ class SiblingsManager:
 
     # --- the decision ---
     def _incoming(self, info: InvocationInfo, event: Any, embedded: Any) -> ChainMetadata | None:
+        """Where this execution sits in its chain, from the first source that knows."""
         if event is not None:
             if not isinstance(event, Mapping):
                 raise TypeError(f"event must be a dict, got {type(event).__name__}")
@@ -254,144 +258,19 @@ class SiblingsManager:
                 return metadata
         if embedded is not None:
             return parse_metadata(embedded)
+        if info.request_id:
+            return self._recorded_position(info.request_id)
         return None
 
-    def _decide(self, call: SpawnCall) -> SpawnResult:
-        refusal = self._check_guards(call)
-        if refusal is not None:
-            return self._decisions.record(refusal, call.started)
-        deadline = self._deadline(call.info)
-        if self.config.dry_run:
-            outcome = self._invoke(call, "DryRun", deadline)
-            dry = call.result(
-                Reason.DRY_RUN,
-                request_id=outcome.request_id,
-                offloaded=call.encoded.offloaded,
-                payload_key=call.encoded.key,
-                detail="dry_run: Lambda checked the Invoke, no sibling was started",
-            )
-            return self._decisions.record(dry, call.started)
-        return self._decisions.record(self._spawn(call, deadline), call.started)
-
-    def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
-        """Record ``verdict`` under ``name``: ``None`` when the spawn may go on, else the refusal."""
-        call.guards[name] = verdict.info
-        if verdict.allowed:
-            if "error" in verdict.info:
-                self._decisions.count("guard_error_allowed")
-            return None
-        assert verdict.reason is not None
-        return call.result(verdict.reason, detail=verdict.detail)
-
-    def _check_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """Generation, kill switch, an earlier spawn of the step, rules, concurrency: the first
-        that stops the spawn (a refusal, or the first spawn's result) is returned."""
-        checks = [
-            ("generation", lambda: self.guards.check_generation(call.child.generation)),
-            ("kill_switch", lambda: self.guards.check_kill_switch(call.info)),
-        ]
-        for name, check in checks:
-            stop = self._verdict(call, name, check())
-            if stop is not None:
-                return stop
-        if not self.config.dry_run:
-            try:
-                first = self.ledger.peek(call.key)
-            except StoreUnavailable as exc:
-                first = None
-                stop = self._verdict(call, "ledger", self.guards.on_error("ledger", exc))
-                if stop is not None:
-                    return stop
-            if first is not None:
-                return duplicate_of(first, call.guards)
-        if call.forced:
-            call.guards["eventbridge"] = call.guards["concurrency"] = {"skipped": "force"}
-            return None
-        for name, check in (
-            ("eventbridge", lambda: self.guards.check_rules(call.info)),
-            ("concurrency", lambda: self.guards.check_concurrency(call.info)),
-        ):
-            stop = self._verdict(call, name, check())
-            if stop is not None:
-                return stop
-        return None
-
-    def _spawn(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
-        """Claim the step, invoke, record: exactly one sibling per chain step."""
-        claim = None
+    def _recorded_position(self, request_id: str) -> ChainMetadata | None:
+        """The position the parent recorded under this execution's request id (a handler that
+        never read its event); a miss starts a new chain, said once in the log."""
         try:
-            claim = self.ledger.claim(call.key, call.info.request_id, deadline)
+            metadata = self.runs.lookup(request_id)
         except StoreUnavailable as exc:
-            refusal = self._verdict(call, "ledger", self.guards.on_error("ledger", exc))
-            if refusal is not None:
-                return refusal
-        if claim is not None and claim.status is ClaimStatus.DONE and claim.result is not None:
-            return duplicate_of(claim.result, call.guards)
-        if claim is not None and claim.status is ClaimStatus.BUSY:
-            detail = f"another execution ({claim.owner}) is spawning this chain step"
-            return call.result(Reason.DUPLICATE, duplicate=True, detail=detail)
-        try:
-            outcome = self._invoke(call, "Event", deadline)
-        except BaseException:
-            self.ledger.release(call.key)
-            raise
-        spawned = call.result(
-            Reason.SPAWNED,
-            request_id=outcome.request_id,
-            offloaded=call.encoded.offloaded,
-            payload_key=call.encoded.key,
-        )
-        try:
-            token = claim.token if claim else None
-            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict())
-        except StoreUnavailable as exc:
-            # The sibling exists; only a retry of this execution could now spawn it again.
-            log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
-        return spawned
-
-    def _invoke(self, call: SpawnCall, invocation_type: str, deadline: float | None) -> InvokeOutcome:
-        """Offload (for a real spawn) and Invoke; a failure is counted, logged and raised."""
-        invoker = Invoker(
-            self._clients.get("lambda"),
-            max_attempts=self.config.invoke_max_attempts,
-            backoff_seconds=self.config.invoke_backoff_seconds,
-            max_backoff_seconds=self.config.invoke_backoff_max_seconds,
-        )
-        encoded = call.encoded
-        try:
-            if invocation_type == "Event" and encoded.offloaded:
-                upload(encoded, self._clients.get("s3"), call.info.function_name)
-            return invoker.invoke(
-                call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
-            )
-        except SpawnFailed as exc:
-            self._decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
-            raise
-
-    def _deadline(self, info: InvocationInfo) -> float | None:
-        remaining = remaining_seconds(info)
-        if remaining is None:
-            return None
-        # Short executions keep back a quarter of what is left, so Invoke retries still fit.
-        margin = min(_DEADLINE_MARGIN_S, remaining / 4)
-        return time.monotonic() + max(remaining - margin, 0.0)
-
-    def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
-        """Another thread of this process is spawning the same step: share its result."""
-        try:
-            first = running.result(timeout=self.config.lease_wait_seconds)
-        except FutureTimeout:
-            busy = call.result(
-                Reason.DUPLICATE,
-                duplicate=True,
-                detail="another thread is still spawning this chain step",
-            )
-            return self._decisions.record(busy, call.started)
-        if first.spawned:
-            first = replace(
-                first,
-                reason=Reason.DUPLICATE,
-                duplicate=True,
-                detail="another thread spawned this chain step; returning its result",
-            )
-        return self._decisions.record(first, call.started)
+            log.warning("chain position of %s unknown (%s): treating it as a new chain", request_id, exc)
+            metadata = None
+        if metadata is None:
+            log.info("no chain position recorded for request %s: a new chain starts here", request_id)
+        remember(request_id, metadata)  # asked once per execution
+        return metadata

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,11 +29,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from estimator.aws import make_client
-from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.errors import PayloadTooLarge, SpawnFailed
-from siblings.metadata import METADATA_KEY, ChainMetadata, metadata_of, remember
-from siblings.pointer import check_pointer, payload_key, read_pointer
+from siblings.metadata import METADATA_KEY, ChainMetadata
+from siblings.pointer import payload_key
+
+log = logging.getLogger(__name__)
 
 _default_s3_lock = threading.Lock()
 _default_s3: Any = None
@@ -104,6 +105,10 @@ class EncodedEvent:
         return self.offload_data is not None
 
 
+EMPTY_EVENT = EncodedEvent(body=b"{}", payload_bytes=2)
+"""An event with nothing in it (for results of calls that send nothing)."""
+
+
 def build_event(
     payload: dict[str, Any],
     metadata: ChainMetadata,
@@ -170,63 +175,7 @@ def has_pointer(event: Any) -> bool:
     return isinstance(meta, Mapping) and meta.get("payload") is not None
 
 
-def load_payload(
-    event: Any,
-    lambda_context: Any = None,
-    *,
-    s3_client: Any = None,
-    session: Any = None,
-    config: SiblingsConfig | None = None,
-) -> dict[str, Any]:
-    """Return the payload a sibling was spawned with: ``event`` minus the reserved key, with an
-    S3 pointer resolved. Events that are not sibling events come back as a plain copy.
-
-    Pass ``lambda_context`` so that a later ``spawn_sibling(lambda_context, ...)`` in the same
-    execution knows the chain and generation (see :mod:`siblings.metadata`), and so that an
-    offloaded payload can be checked against this function's own location
-    (:mod:`siblings.pointer`). ``config`` gives ``payload_bucket``/``payload_prefix`` (default:
-    the ``SIBLINGS_*`` environment); ``s3_client`` (or ``session``) reads the object.
-    Raises :class:`PayloadUnavailable` when an offloaded payload points anywhere but where this
-    function writes it, cannot be read or does not match its digest; ``ValueError`` when the
-    reserved key is malformed; ``TypeError`` when ``event`` is not a JSON object.
-    """
-    if not isinstance(event, Mapping):
-        raise TypeError(f"event must be a dict, got {type(event).__name__}")
-    metadata = metadata_of(event)
-    if lambda_context is not None:
-        request_id = getattr(lambda_context, "aws_request_id", None)
-        if isinstance(request_id, str) and request_id:
-            remember(request_id, metadata)
-    data = {k: v for k, v in event.items() if k != METADATA_KEY}
-    if metadata is None:
-        return data
-    raw = event[METADATA_KEY].get("payload")
-    if raw is None:
-        return data
-    config = config or SiblingsConfig.from_env()
-    pointer = check_pointer(
-        raw, config=config, function_name=_reader_name(lambda_context), metadata=metadata
-    )
-    client = s3_client if s3_client is not None else _default_s3_client(session, config)
-    return read_pointer(client, pointer)
-
-
-def _reader_name(lambda_context: Any) -> str | None:
-    """The name of the function reading the event: from its context, else Lambda's environment."""
-    arn = getattr(lambda_context, "invoked_function_arn", None)
-    if isinstance(arn, str):
-        try:
-            return parse_function(arn).name
-        except ValueError:
-            return None
-    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
-    try:
-        return parse_function(name).name if name else None
-    except ValueError:
-        return None
-
-
-def _default_s3_client(session: Any, config: SiblingsConfig) -> Any:
+def default_s3_client(session: Any, config: SiblingsConfig) -> Any:
     """An S3 client from ``session`` (new each call) or a shared one from the environment."""
     if session is not None:
         return make_client("s3", config, session)

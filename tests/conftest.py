@@ -27,6 +27,9 @@ os.environ.update(
 for _name in list(os.environ):
     if _name.startswith("SIBLINGS_") or _name.startswith("AWS_ENDPOINT_URL"):
         del os.environ[_name]
+# A client made without an explicit endpoint (a test that forgot one) goes to a closed loopback
+# port and fails at once, instead of trying AWS's public endpoints.
+os.environ["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"
 
 
 @dataclass

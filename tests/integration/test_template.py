@@ -331,6 +331,8 @@ def authorisations(call: Call, environ: dict[str, Any], body: bytes, account: st
                 for item in payload["TransactItems"]
                 for kind, spec in item.items()
             ]
+        if operation.startswith("Batch"):  # one action on each table of the batch
+            return [(iam_action(service, operation), table(name)) for name in payload["RequestItems"]]
         return [(iam_action(service, operation), table(payload["TableName"]))]
     if service == "s3":
         return [(iam_action(service, operation), "arn:aws:s3:::" + unquote(path.lstrip("/")))]

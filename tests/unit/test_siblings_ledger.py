@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from estimator.store import StoredItem
+import pytest
+
+from estimator.items import StoredItem
 from siblings.config import SiblingsConfig
 from siblings.keys import spawn_key
 from siblings.ledger import SpawnLedger
@@ -39,14 +41,16 @@ class MemoryStore:
         self.writes += 1
         self.items[key] = StoredItem(key, value, fresh_until, keep_until)
 
-    def put_if_absent(
-        self, key: str, value: dict[str, Any], keep_until: float, now: float | None = None
-    ) -> StoredItem | None:
+    def create(self, key: str, value: dict[str, Any], keep_until: float, now: float) -> StoredItem | None:
         existing = self.items.get(key)
-        if existing is not None and not (now is not None and existing.is_gone(now)):
+        if existing is not None and not existing.is_gone(now):
             return existing
         self.put(key, value, keep_until, keep_until)
         return None
+
+    def put_many(self, items: list[tuple[str, dict[str, Any], float, float]]) -> None:
+        for key, value, fresh_until, keep_until in items:
+            self.put(key, value, fresh_until, keep_until)
 
     def delete(self, key: str) -> None:
         self.items.pop(key, None)
@@ -148,10 +152,24 @@ def test_waiting_is_bounded_by_the_deadline() -> None:
     assert sum(clock.sleeps) <= 1.0
 
 
-def test_a_corrupt_record_is_overwritten() -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        {"state": "weird"},
+        {"state": "pending", "owner": 5, "token": "t", "claimed_at": 1.0},
+        {"state": "pending", "owner": "x", "token": "t", "claimed_at": "soon"},
+        {"state": "pending", "owner": "x", "token": "t", "claimed_at": 2e9 + 10**6},
+        {"state": "invoked", "owner": "x", "token": "t", "invoked_at": 1.0, "result": "ok"},
+    ],
+)
+def test_a_record_that_is_not_ours_is_reported_not_trusted(value: dict[str, Any] | None) -> None:
+    """Fail closed: the manager applies on_guard_error to it (refuse, or take it over)."""
     clock, store = Clock(), MemoryStore()
-    store.items[KEY] = StoredItem(KEY, None, None, None, corrupt=True)
-    assert ledger(store, clock).claim(KEY, "req-1").status == "claimed"
+    store.items[KEY] = StoredItem(KEY, value, 1e12, 1e12, corrupt=value is None)
+    records = ledger(store, clock)
+    assert records.claim(KEY, "req-1").status == "corrupt"
+    assert records.take_over(KEY).status == "claimed"
     assert store.items[KEY].value["state"] == "pending"  # type: ignore[index]
 
 

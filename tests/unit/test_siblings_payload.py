@@ -15,6 +15,7 @@ from siblings import METADATA_KEY, PayloadTooLarge, PayloadUnavailable, SpawnFai
 from siblings.config import SiblingsConfig
 from siblings.metadata import ChainMetadata, recall
 from siblings.payload import build_event, has_pointer, normalize_payload, upload
+from siblings.runs import RunClaims
 
 META = ChainMetadata("chain", 2, "parent", 100.0)
 FN_CONTEXT = SimpleNamespace(invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:fn")
@@ -134,7 +135,8 @@ def test_load_payload_with_context_remembers_the_chain() -> None:
     class Context:
         aws_request_id = "load-payload-test-request"
 
-    load_payload({"a": 1, METADATA_KEY: META.to_dict()}, Context())
+    in_process = RunClaims(None, SiblingsConfig())
+    load_payload({"a": 1, METADATA_KEY: META.to_dict()}, Context(), claims=in_process)
     assert recall("load-payload-test-request") == (True, META)
 
 

@@ -34,6 +34,9 @@ class Fault:
     code: str
     times: int | None
     after: int = 0
+    lose_reply: bool = False
+    """Let the call reach the server, then answer the error instead of its reply (a reply
+    lost on the way back, as after a timeout)."""
 
 
 class FaultInjector:
@@ -51,10 +54,11 @@ class FaultInjector:
         code: str,
         times: int | None = None,
         after: int = 0,
+        lose_reply: bool = False,
     ) -> None:
         """Make matching calls fail (``action=None`` matches every action of ``service``)."""
         with self._lock:
-            self._faults.append(Fault(service, action, status, code, times, after))
+            self._faults.append(Fault(service, action, status, code, times, after, lose_reply))
 
     def clear(self) -> None:
         """Stop injecting."""
@@ -83,6 +87,8 @@ class FaultInjector:
             fault = self._match(identify(environ, body))
             if fault is None:
                 return app(environ, start_response)
+            if fault.lose_reply:
+                b"".join(app(environ, lambda *_: None))  # served, and the reply dropped
             headers, payload = _error(environ, fault)
             headers.append(("Content-Length", str(len(payload))))
             start_response(f"{fault.status} Error", headers)

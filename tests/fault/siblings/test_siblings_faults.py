@@ -214,8 +214,8 @@ def test_spawn_record_write_failing_after_invoke_still_returns_the_spawn(faulty:
     manager = env.manager()
     context = env.context()
     manager.any_events_rules_enabled(context)
-    # The claim (first PutItem) passes; writing the "invoked" record fails.
-    faults.fail("dynamodb", "PutItem", 500, "InternalServerError", after=1)
+    # The claim (PutItem) passes; writing the "invoked" record (BatchWriteItem) fails.
+    faults.fail("dynamodb", "BatchWriteItem", 500, "InternalServerError")
     result = manager.spawn_sibling(context)
     assert result and result.reason == "spawned"
     faults.clear()

@@ -1,0 +1,126 @@
+"""The shared table's item format, decoded defensively: any writer may have written an item.
+
+Every item holds a JSON object in ``value``, when it stops being fresh (``fresh_until``), when
+DynamoDB may delete it (``ttl``, epoch seconds) and optional lease and failure markers.
+:func:`decode_item` never raises: an attribute of the wrong type marks the item ``corrupt``.
+Owners of an item kind validate the value's shape and bounds themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """A decoded item. ``value`` is ``None`` when the item is corrupt or foreign."""
+
+    key: str
+    value: dict[str, Any] | None
+    fresh_until: float | None = None
+    keep_until: float | None = None
+    lease_owner: str | None = None
+    lease_until: float | None = None
+    corrupt: bool = False
+    """Holds attributes of the wrong type or shape (a foreign or damaged item)."""
+    failed_until: float | None = None
+    """The last refresh failed; until then nobody in the fleet retries it."""
+    last_error: str | None = None
+    """What that refresh failed with."""
+
+    def is_fresh(self, now: float) -> bool:
+        """Holds a usable value that has not expired by the reader's own clock."""
+        return (
+            self.value is not None
+            and self.fresh_until is not None
+            and self.fresh_until > now
+            and not self.is_gone(now)
+        )
+
+    def is_gone(self, now: float) -> bool:
+        """Past its TTL: DynamoDB would delete it any time, so treat it as deleted."""
+        return self.keep_until is not None and self.keep_until <= now
+
+    def lease_held(self, now: float) -> bool:
+        """Another refresher holds an unexpired lease."""
+        return self.lease_until is not None and self.lease_until > now
+
+    def recently_failed(self, now: float) -> bool:
+        """A refresh failed a moment ago and the fleet is backing off."""
+        return self.failed_until is not None and self.failed_until > now
+
+
+def decode_item(key: str, item: dict[str, Any]) -> StoredItem:
+    """Decode a raw item; anything malformed gives ``value=None`` rather than an error."""
+    value: dict[str, Any] | None = None
+    text = _scalar(item.get("value"), "S")
+    if text is not None:
+        try:
+            decoded = json.loads(text)
+            value = decoded if isinstance(decoded, dict) else None
+        except ValueError:
+            value = None
+    fresh_until = _number(item.get("fresh_until"))
+    lease_until = _number(item.get("lease_until"))
+    corrupt = (
+        ("value" in item and value is None)
+        or ("fresh_until" in item and fresh_until is None)
+        or ("lease_until" in item and lease_until is None)
+        or ("ttl" in item and _number(item.get("ttl")) is None)
+        or (value is not None and fresh_until is None)
+    )
+    if corrupt:
+        value = None
+    return StoredItem(
+        key=key,
+        value=value,
+        fresh_until=fresh_until,
+        keep_until=_number(item.get("ttl")),
+        lease_owner=_scalar(item.get("lease_owner"), "S"),
+        lease_until=lease_until,
+        corrupt=corrupt,
+        failed_until=_number(item.get("failed_until")),
+        last_error=_scalar(item.get("last_error"), "S"),
+    )
+
+
+def encode_item(key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> dict[str, Any]:
+    """The raw DynamoDB item (attribute-value form) of a value with no lease."""
+    return {
+        "pk": {"S": key},
+        "value": {"S": dumps(value)},
+        "fresh_until": {"N": repr(float(fresh_until))},
+        "ttl": {"N": str(math.ceil(keep_until))},
+    }
+
+
+def ttl_datetime(epoch: float) -> datetime:
+    """The TTL attribute's value for ``epoch``, rounded up to whole seconds (DynamoDB's unit),
+    so that an item is never deleted before it should be."""
+    return datetime.fromtimestamp(math.ceil(epoch), tz=UTC)
+
+
+def dumps(value: dict[str, Any]) -> str:
+    """The stored JSON text of a value (compact, keys sorted)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _scalar(attribute: Any, kind: str) -> str | None:
+    if isinstance(attribute, dict) and isinstance(attribute.get(kind), str):
+        return str(attribute[kind])
+    return None
+
+
+def _number(attribute: Any) -> float | None:
+    text = _scalar(attribute, "N")
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None

@@ -1,0 +1,126 @@
+"""What a sibling does with the event it received: claim its chain step, then its payload.
+
+:func:`load_payload` is the one entry point (``SiblingsManager.load_payload`` and
+``Invocation`` call it): it strips the reserved key, remembers the chain position for a later
+``spawn_sibling`` in the same execution, claims the step (:mod:`siblings.runs`) and resolves an
+S3 pointer (:mod:`siblings.pointer`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from estimator.store import DynamoStore
+from estimator.validation import parse_function
+from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.errors import StoreUnavailable
+from siblings.metadata import METADATA_KEY, ChainMetadata, check_id, metadata_of, remember
+from siblings.payload import default_s3_client
+from siblings.pointer import check_pointer, read_pointer
+from siblings.runs import RunClaims
+
+log = logging.getLogger(__name__)
+
+
+def load_payload(
+    event: Any,
+    lambda_context: Any = None,
+    *,
+    s3_client: Any = None,
+    session: Any = None,
+    config: SiblingsConfig | None = None,
+    claims: RunClaims | None = None,
+) -> dict[str, Any]:
+    """Return the payload a sibling was spawned with: ``event`` minus the reserved key, with an
+    S3 pointer resolved. Events that are not sibling events come back as a plain copy.
+
+    Pass ``lambda_context`` so that a later ``spawn_sibling(lambda_context, ...)`` in the same
+    execution knows the chain and generation (see :mod:`siblings.metadata`), and so that an
+    offloaded payload can be checked against this function's own location
+    (:mod:`siblings.pointer`). ``config`` gives ``payload_bucket``/``payload_prefix`` (default:
+    the ``SIBLINGS_*`` environment); ``s3_client`` (or ``session``) reads the object.
+    With the context, a sibling event's chain step is claimed for this execution first
+    (:mod:`siblings.runs`; ``claims`` defaults to the shared table of ``config``).
+
+    Raises :class:`DuplicateSibling` when another execution already runs this chain step (return
+    from the handler: this one must do no work); :class:`PayloadUnavailable` when an offloaded
+    payload points anywhere but where this function writes it, cannot be read or does not match
+    its digest; :class:`StoreUnavailable` when the step cannot be claimed and ``on_guard_error``
+    is ``refuse``; ``ValueError`` when the reserved key or the context is malformed;
+    ``TypeError`` when ``event`` is not a JSON object.
+    """
+    if not isinstance(event, Mapping):
+        raise TypeError(f"event must be a dict, got {type(event).__name__}")
+    metadata = metadata_of(event)
+    request_id = _request_id(lambda_context)
+    data = {k: v for k, v in event.items() if k != METADATA_KEY}
+    if metadata is None:
+        if request_id:
+            remember(request_id, None)
+        return data
+    config = config or SiblingsConfig.from_env()
+    if request_id:
+        _claim_step(claims or _default_claims(config, session), metadata, request_id)
+        remember(request_id, metadata)
+    raw = event[METADATA_KEY].get("payload")
+    if raw is None:
+        return data
+    pointer = check_pointer(
+        raw, config=config, function_name=_reader_name(lambda_context), metadata=metadata
+    )
+    client = s3_client if s3_client is not None else default_s3_client(session, config)
+    return read_pointer(client, pointer)
+
+
+def _request_id(lambda_context: Any) -> str | None:
+    if lambda_context is None:
+        return None
+    request_id = getattr(lambda_context, "aws_request_id", None)
+    if request_id is None:
+        return None
+    return check_id("lambda_context.aws_request_id", request_id)
+
+
+def _claim_step(claims: RunClaims, metadata: ChainMetadata, request_id: str) -> None:
+    try:
+        claims.start(metadata, request_id)
+    except StoreUnavailable as exc:
+        if claims.config.on_guard_error is not GuardErrorPolicy.ALLOW:
+            raise
+        log.warning("chain step not claimed (on_guard_error=allow, running anyway): %s", exc)
+
+
+_claims_lock = threading.Lock()
+_claims: dict[tuple[Any, ...], RunClaims] = {}
+
+
+def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
+    """One :class:`RunClaims` (hence one table client and breaker) per table and session."""
+    key = (id(session), *(value for name, value in config.as_overrides().items() if name != "extra"))
+    with _claims_lock:
+        claims = _claims.get(key)
+        if claims is None:
+            store = DynamoStore(config, session=session) if config.use_dynamodb else None
+            claims = _claims[key] = RunClaims(store, config)
+        return claims
+
+
+def _reader_name(lambda_context: Any) -> str | None:
+    """The name of the function reading the event: from its context, else Lambda's environment."""
+    arn = getattr(lambda_context, "invoked_function_arn", None)
+    if isinstance(arn, str):
+        try:
+            return parse_function(arn).name
+        except ValueError:
+            return None
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    try:
+        return parse_function(name).name if name else None
+    except ValueError:
+        return None
+
+

@@ -1,0 +1,108 @@
+"""Which execution runs a chain step, and which step an execution is.
+
+Lambda can start one chain step twice: the parent crashed after its Invoke and was retried, or
+an Invoke's reply was lost and the Invoke retried. Each sibling therefore claims its step when
+it starts (``load_payload`` / ``Invocation`` with the context): one conditional write of
+:func:`~siblings.keys.run_key` holding its ``aws_request_id``. A second execution of the step
+(another request id) gets :class:`~siblings.DuplicateSibling` and does no work; a retry of the
+same execution (Lambda reuses the request id) passes.
+
+The parent also records the child's step under the Invoke's request id
+(:func:`~siblings.keys.invocation_key`, written with the spawn record), which Lambda hands the
+child as ``context.aws_request_id``. A handler that never reads its event (sosw's usual shape)
+is found in its chain by :meth:`RunClaims.lookup`, so the generation limit still holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import LRUCache
+
+from estimator.store import DynamoStore
+from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.errors import DuplicateSibling
+from siblings.keys import invocation_key, run_key
+from siblings.metadata import ChainMetadata, parse_metadata
+
+log = logging.getLogger(__name__)
+
+_MEMORY_MAX = 1024
+
+
+class RunClaims:
+    """Claims of chain steps by the executions that run them, and the step of a request id."""
+
+    def __init__(
+        self,
+        store: DynamoStore | None,
+        config: SiblingsConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._lock = threading.Lock()
+        # Without a shared table the claims only hold within this process.
+        self._local: LRUCache[str, str] = LRUCache(maxsize=_MEMORY_MAX)
+
+    def start(self, metadata: ChainMetadata, request_id: str) -> None:
+        """Claim ``metadata``'s step for ``request_id``; :class:`DuplicateSibling` when another
+        execution holds it. Raises :class:`StoreUnavailable` when the table cannot be asked."""
+        key = run_key(metadata.chain_id, metadata.generation)
+        if self.store is None:
+            with self._lock:
+                runner = self._local.setdefault(key, request_id)
+            if runner != request_id:
+                raise DuplicateSibling(metadata.chain_id, metadata.generation, runner)
+            return
+        now = self.clock()
+        keep = now + self.config.spawn_record_ttl_seconds
+        claim = {"runner": request_id, "started_at": now}
+        existing = self.store.create(key, claim, keep, now)
+        if existing is None:
+            return
+        holder = existing.value.get("runner") if existing.value else None
+        if holder == request_id:
+            return  # Lambda's retry of this same execution
+        if self._valid(existing.value) and not existing.corrupt:
+            raise DuplicateSibling(metadata.chain_id, metadata.generation, str(holder))
+        log.warning("run claim %r is not one of ours: %r", key, existing.value)
+        if self.config.on_guard_error is GuardErrorPolicy.ALLOW:
+            self.store.put(key, claim, fresh_until=keep, keep_until=keep)
+            return
+        raise DuplicateSibling(
+            metadata.chain_id, metadata.generation, None, "the step's claim item is corrupt"
+        )
+
+    def lookup(self, request_id: str) -> ChainMetadata | None:
+        """The chain step recorded for the execution ``request_id`` by its parent, if any.
+
+        Raises :class:`StoreUnavailable`; a record that does not parse is ignored (logged).
+        """
+        if self.store is None:
+            return None
+        item = self.store.get(invocation_key(request_id))
+        if item is None or item.value is None or item.is_gone(self.clock()):
+            return None
+        try:
+            return parse_metadata(item.value)
+        except ValueError as exc:
+            log.warning("chain position of request %s is unreadable: %s", request_id, exc)
+            return None
+
+    def _valid(self, value: dict[str, Any] | None) -> bool:
+        if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
+            return False
+        started = value.get("started_at")
+        return (
+            isinstance(started, int | float)
+            and not isinstance(started, bool)
+            and math.isfinite(started)
+            and started <= self.clock() + self.config.max_clock_skew_seconds
+        )

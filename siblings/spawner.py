@@ -1,0 +1,235 @@
+"""The spawn pipeline: guards, the step's claim, the Invoke and its record, in that order.
+
+For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
+
+1. the generation limit (no I/O);
+2. the kill switch (one consistent GetItem) **in parallel with** the step's claim (one
+   conditional PutItem that returns the existing record on conflict): one round trip;
+3. an earlier spawn of the step returns its first result (``duplicate``);
+4. unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
+   chain position under the Invoke's request id.
+
+A refusal after the claim releases it. A warm spawn thus makes three DynamoDB requests, one
+round trip of them before the Invoke.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
+
+from estimator.aws import Clients
+from siblings.config import SiblingsConfig
+from siblings.context import InvocationInfo, remaining_seconds
+from siblings.decisions import DecisionLog
+from siblings.errors import SpawnFailed, StoreUnavailable
+from siblings.guards import Guards, Verdict
+from siblings.invoke import InvokeOutcome, Invoker
+from siblings.ledger import Claim, ClaimStatus, SpawnLedger
+from siblings.payload import upload
+from siblings.result import Reason, SpawnResult, duplicate_of
+from siblings.spawn_call import SpawnCall
+
+log = logging.getLogger(__name__)
+
+# Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
+_DEADLINE_MARGIN_S = 1.0
+
+
+class Spawner:
+    """Runs the pipeline for a manager; one per manager, thread-safe."""
+
+    def __init__(
+        self,
+        config: SiblingsConfig,
+        guards: Guards,
+        ledger: SpawnLedger,
+        clients: Clients,
+        decisions: DecisionLog,
+    ) -> None:
+        self.config = config
+        self.guards = guards
+        self.ledger = ledger
+        self.clients = clients
+        self.decisions = decisions
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="siblings-guard")
+        self._inflight: dict[str, Future[SpawnResult]] = {}
+        self._inflight_lock = threading.Lock()
+
+    def spawn(self, call: SpawnCall) -> SpawnResult:
+        """Decide ``call``; threads of this process spawning the same step share one decision."""
+        with self._inflight_lock:
+            running = self._inflight.get(call.key)
+            if running is None:
+                future: Future[SpawnResult] = Future()
+                self._inflight[call.key] = future
+        if running is not None:
+            return self._await_winner(running, call)
+        try:
+            outcome = self._decide(call)
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        else:
+            future.set_result(outcome)
+            return outcome
+        finally:
+            with self._inflight_lock:
+                self._inflight.pop(call.key, None)
+
+    def _decide(self, call: SpawnCall) -> SpawnResult:
+        stop = self._verdict(call, "generation", self.guards.check_generation(call.child.generation))
+        if stop is None:
+            deadline = self._deadline(call.info)
+            stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
+        return self.decisions.record(stop, call.started)
+
+    def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
+        """Record ``verdict`` under ``name``: ``None`` when the spawn may go on, else the refusal."""
+        call.guards[name] = verdict.info
+        if verdict.allowed:
+            if "error" in verdict.info:
+                self.decisions.count("guard_error_allowed")
+            return None
+        assert verdict.reason is not None
+        return call.result(verdict.reason, detail=verdict.detail)
+
+    def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
+        """EventBridge and concurrency, skipped under ``force``."""
+        if call.forced:
+            call.guards["eventbridge"] = call.guards["concurrency"] = {"skipped": "force"}
+            return None
+        stop = self._verdict(call, "eventbridge", self.guards.check_rules(call.info))
+        if stop is None:
+            stop = self._verdict(call, "concurrency", self.guards.check_concurrency(call.info))
+        return stop
+
+    def _dry_run(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
+        stop = self._verdict(call, "kill_switch", self.guards.check_kill_switch(call.info))
+        stop = stop or self._cached_guards(call)
+        if stop is not None:
+            return stop
+        outcome = self._invoke(call, "DryRun", deadline)
+        return call.result(
+            Reason.DRY_RUN,
+            request_id=outcome.request_id,
+            offloaded=call.encoded.offloaded,
+            payload_key=call.encoded.key,
+            detail="dry_run: Lambda checked the Invoke, no sibling was started",
+        )
+
+    def _spawn(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
+        """Kill switch with the claim, the cached guards, then Invoke and record."""
+        kill, claimed = self._kill_and_claim(call, deadline)
+        claim, stop = self._judge_claim(call, claimed)
+        refusal = self._verdict(call, "kill_switch", kill)
+        if refusal is None and stop is None:
+            refusal = self._cached_guards(call)
+        if refusal is not None or stop is not None:
+            if claim is not None and claim.status is ClaimStatus.CLAIMED:
+                self.ledger.release(call.key)
+            return refusal if refusal is not None else stop  # type: ignore[return-value]
+        try:
+            outcome = self._invoke(call, "Event", deadline)
+        except BaseException:
+            self.ledger.release(call.key)
+            raise
+        spawned = call.result(
+            Reason.SPAWNED,
+            request_id=outcome.request_id,
+            offloaded=call.encoded.offloaded,
+            payload_key=call.encoded.key,
+        )
+        child = (outcome.request_id, call.child) if outcome.request_id else None
+        try:
+            token = claim.token if claim is not None else None
+            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child)
+        except StoreUnavailable as exc:
+            # The sibling exists; a retry of this execution may invoke the step again, and the
+            # siblings' own claim on start lets only one of them run it.
+            log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+        return spawned
+
+    def _kill_and_claim(
+        self, call: SpawnCall, deadline: float | None
+    ) -> tuple[Verdict, Claim | StoreUnavailable]:
+        """Read the kill switch and claim the step at the same time: one round trip, not two."""
+        pending = None
+        if self.guards.kill_switch is not None:  # without a table it is answered in memory
+            pending = self._pool.submit(self.guards.check_kill_switch, call.info)
+        claimed: Claim | StoreUnavailable
+        try:
+            claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
+        except StoreUnavailable as exc:
+            claimed = exc
+        kill = pending.result() if pending is not None else self.guards.check_kill_switch(call.info)
+        return kill, claimed
+
+    def _judge_claim(
+        self, call: SpawnCall, claimed: Claim | StoreUnavailable
+    ) -> tuple[Claim | None, SpawnResult | None]:
+        """The claim to go on with, or the result that stops the spawn."""
+        if isinstance(claimed, StoreUnavailable):
+            return None, self._verdict(call, "ledger", self.guards.on_error("ledger", claimed))
+        if claimed.status is ClaimStatus.DONE and claimed.result is not None:
+            return claimed, duplicate_of(claimed.result, call.guards)
+        if claimed.status is ClaimStatus.BUSY:
+            detail = f"another execution ({claimed.owner}) is spawning this chain step"
+            return claimed, call.result(Reason.DUPLICATE, duplicate=True, detail=detail)
+        if claimed.status is ClaimStatus.CORRUPT:
+            error = StoreUnavailable("GetItem", ValueError(f"spawn record {call.key!r} is corrupt"))
+            stop = self._verdict(call, "ledger", self.guards.on_error("ledger", error))
+            return (None, stop) if stop is not None else (self.ledger.take_over(call.key), None)
+        return claimed, None
+
+    def _invoke(self, call: SpawnCall, invocation_type: str, deadline: float | None) -> InvokeOutcome:
+        """Offload (for a real spawn) and Invoke; a failure is counted, logged and raised."""
+        invoker = Invoker(
+            self.clients.get("lambda"),
+            max_attempts=self.config.invoke_max_attempts,
+            backoff_seconds=self.config.invoke_backoff_seconds,
+            max_backoff_seconds=self.config.invoke_backoff_max_seconds,
+        )
+        encoded = call.encoded
+        try:
+            if invocation_type == "Event" and encoded.offloaded:
+                upload(encoded, self.clients.get("s3"), call.info.function_name)
+            return invoker.invoke(
+                call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
+            )
+        except SpawnFailed as exc:
+            self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
+            raise
+
+    def _deadline(self, info: InvocationInfo) -> float | None:
+        remaining = remaining_seconds(info)
+        if remaining is None:
+            return None
+        # Short executions keep back a quarter of what is left, so Invoke retries still fit.
+        margin = min(_DEADLINE_MARGIN_S, remaining / 4)
+        return time.monotonic() + max(remaining - margin, 0.0)
+
+    def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
+        """Another thread of this process is spawning the same step: share its result."""
+        try:
+            first = running.result(timeout=self.config.lease_wait_seconds)
+        except FutureTimeout:
+            busy = call.result(
+                Reason.DUPLICATE, duplicate=True, detail="another thread is still spawning this chain step"
+            )
+            return self.decisions.record(busy, call.started)
+        if first.spawned:
+            first = replace(
+                first,
+                reason=Reason.DUPLICATE,
+                duplicate=True,
+                detail="another thread spawned this chain step; returning its result",
+            )
+        return self.decisions.record(first, call.started)
+
+

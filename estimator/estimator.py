@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
@@ -21,11 +22,16 @@ from estimator.validation import FunctionRef, check_minutes_back, parse_function
 ORIGIN = "cloudwatch"
 """``Estimate.source`` of a value fetched by this call."""
 
-_VALUE_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "value": int,
-    "invocations": (int, float),
-    "period_s": int,
+MAX_ESTIMATE = 10_000_000
+"""The largest concurrency believed from a shared item (far above any account's quota)."""
+
+# Each field of a shared estimate: its types and the range a believable value lies in.
+_VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
+    "value": (int, 0, MAX_ESTIMATE),
+    "invocations": ((int, float), 0, 1e12),
+    "period_s": (int, 60, 1440 * 60),
 }
+_MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
 
 
 @dataclass(frozen=True)
@@ -197,13 +203,20 @@ class ConcurrencyEstimator:
 
 
 def _valid_value(value: dict[str, Any]) -> bool:
-    """A shared value has our fields with the right types (anything else is foreign)."""
-    for name, kind in _VALUE_FIELDS.items():
-        field_value = value.get(name)
-        if isinstance(field_value, bool) or not isinstance(field_value, kind):
+    """A shared value has our fields, with the right types, in believable ranges (anything else
+    is foreign or damaged, and is refreshed instead of served)."""
+    for name, (kind, low, high) in _VALUE_FIELDS.items():
+        if not _in_range(value.get(name), kind, low, high):
             return False
     avg = value.get("avg_duration_ms")
-    return avg is None or (isinstance(avg, int | float) and not isinstance(avg, bool))
+    return avg is None or _in_range(avg, (int, float), 0, _MAX_DURATION_MS)
+
+
+def _in_range(value: Any, kind: type | tuple[type, ...], low: float, high: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, kind):
+        return False
+    number = float(value)  # type: ignore[arg-type]
+    return math.isfinite(number) and low <= number <= high
 
 
 def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:

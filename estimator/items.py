@@ -45,13 +45,14 @@ class StoredItem:
         """Past its TTL: DynamoDB would delete it any time, so treat it as deleted."""
         return self.keep_until is not None and self.keep_until <= now
 
-    def lease_held(self, now: float) -> bool:
-        """Another refresher holds an unexpired lease."""
-        return self.lease_until is not None and self.lease_until > now
+    def lease_held(self, now: float, longest: float = math.inf) -> bool:
+        """Another refresher holds an unexpired lease, no longer than ``longest`` from ``now``
+        (a lease reaching further was written by a skewed or buggy clock: it holds nothing)."""
+        return self.lease_until is not None and now < self.lease_until <= now + longest
 
-    def recently_failed(self, now: float) -> bool:
-        """A refresh failed a moment ago and the fleet is backing off."""
-        return self.failed_until is not None and self.failed_until > now
+    def recently_failed(self, now: float, longest: float = math.inf) -> bool:
+        """A refresh failed a moment ago and the fleet is backing off (for at most ``longest``)."""
+        return self.failed_until is not None and now < self.failed_until <= now + longest
 
 
 def decode_item(key: str, item: dict[str, Any]) -> StoredItem:

@@ -174,7 +174,7 @@ class TwoTierCache:
             last = self.memory.last_known(key)
             if last is not None:
                 stale[key] = last.from_memory()
-            plan, entry = self._consult_store(key, now, stale, validate)
+            plan, entry = self._consult_store(key, now, stale, validate, ttl)
             if plan is Plan.DONE and entry is not None:
                 results[key] = entry
             elif plan is Plan.FAILED:
@@ -194,14 +194,14 @@ class TwoTierCache:
         return results
 
     def _consult_store(
-        self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None
+        self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None, ttl: float
     ) -> tuple[Plan, Cached | None]:
         """Decide from tier 2 what to do about ``key`` (see :class:`Plan`)."""
         if self.store is None:
             return Plan.LOAD, None
         try:
             item = self.store.get(key)
-            entry = _entry_from_item(item, now, validate)
+            entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
             if _is_corrupt(item, entry, now):
                 # Another writer's shape or a damaged item: no lease can be trusted on it.
                 log.warning("cache item %r is corrupt or foreign; overwriting it", key)
@@ -213,15 +213,28 @@ class TwoTierCache:
                 previous = stale.get(key)
                 if previous is None or previous.fetched_at < entry.fetched_at:
                     stale[key] = replace(entry, source=Tier.DYNAMODB, stale=True)
-            if self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
+            if self._take_lease(key, now, ttl):
                 return Plan.LOAD, None
         except StoreUnavailable:
             return Plan.LOAD, None  # the table's breaker has logged it
         if key in stale:
             return Plan.STALE, None
-        if item is not None and item.recently_failed(now):
+        if item is not None and item.recently_failed(now, self._longest_backoff):
             return Plan.FAILED, None  # waiting would only wait out the fleet's back-off
         return Plan.WAIT, None
+
+    @property
+    def _longest_backoff(self) -> float:
+        return self.config.error_backoff_seconds + self.config.max_clock_skew_seconds
+
+    def _take_lease(self, key: str, now: float, ttl: float) -> bool:
+        """Try for the refresh lease of ``key``; leases and freshness beyond what a sane writer
+        sets (plus clock skew) do not stand in the way."""
+        assert self.store is not None
+        skew = self.config.max_clock_skew_seconds
+        return self.store.try_lease(
+            key, self.owner, now, self.config.lease_seconds, skew=skew, fresh_at_most=now + ttl + skew
+        )
 
     def _load(
         self,
@@ -271,19 +284,20 @@ class TwoTierCache:
             now = self.clock()
             try:
                 item = self.store.get(key)
-                entry = _entry_from_item(item, now, validate)
+                entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
                 if _is_corrupt(item, entry, now):
                     return self._load([key], load_many, ttl, origin, {})[key]
                 if entry is not None and item is not None and item.is_fresh(now):
                     self.memory.put(key, entry)
                     return replace(entry, source=Tier.DYNAMODB)
-                if item is not None and item.recently_failed(now):
+                if item is not None and item.recently_failed(now, self._longest_backoff):
                     return self._remember_failure(
                         key,
                         LookupFailed(key, None, f"another execution's refresh failed: {item.last_error}"),
                     )
-                held = item is not None and item.lease_held(now)
-                if not held and self.store.try_lease(key, self.owner, now, self.config.lease_seconds):
+                longest = self.config.lease_seconds + self.config.max_clock_skew_seconds
+                held = item is not None and item.lease_held(now, longest)
+                if not held and self._take_lease(key, now, ttl):
                     return self._load([key], load_many, ttl, origin, {})[key]
             except StoreUnavailable:
                 return self._load([key], load_many, ttl, origin, {})[key]
@@ -336,13 +350,19 @@ class TwoTierCache:
         return error
 
 
-def _entry_from_item(item: StoredItem | None, now: float, validate: Validate | None) -> Cached | None:
-    """The cached entry an item holds, if it is well-formed and not past its TTL."""
+def _entry_from_item(
+    item: StoredItem | None, now: float, validate: Validate | None, ttl: float, skew: float
+) -> Cached | None:
+    """The cached entry an item holds, if it is well-formed, not past its TTL, and its times are
+    believable: written no later than ``now`` (give or take ``skew``), and fresh for no longer
+    than ``ttl`` after that. A skewed or buggy writer cannot freeze a value."""
     if item is None or item.value is None or item.fresh_until is None or item.is_gone(now):
         return None
     value = item.value.get("value")
     fetched_at = item.value.get("fetched_at")
-    if not isinstance(value, dict) or not isinstance(fetched_at, int | float):
+    if not isinstance(value, dict) or isinstance(fetched_at, bool) or not isinstance(fetched_at, int | float):
+        return None
+    if not fetched_at <= now + skew or item.fresh_until > fetched_at + ttl + skew:
         return None
     if validate is not None and not validate(value):
         return None

@@ -270,10 +270,21 @@ class DynamoStore:
         """The botocore client under the pynamodb model (for what pynamodb does not expose)."""
         return self.model._get_connection().connection.client
 
-    def try_lease(self, key: str, owner: str, now: float, lease_seconds: float) -> bool:
+    def try_lease(
+        self,
+        key: str,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        *,
+        skew: float = 0.0,
+        fresh_at_most: float | None = None,
+    ) -> bool:
         """Take the refresh lease of ``key`` if its value is stale or absent and no live lease exists.
 
-        One conditional UpdateItem: exactly one of many concurrent callers wins.
+        One conditional UpdateItem: exactly one of many concurrent callers wins. A lease reaching
+        further than ``lease_seconds + skew`` ahead, or a freshness beyond ``fresh_at_most``, came
+        from a skewed or buggy writer and counts as none.
         """
         model = self.model
         # The holder itself may take its lease again (a retry after its own failed refresh).
@@ -281,6 +292,7 @@ class DynamoStore:
             model.lease_until.does_not_exist()
             | (model.lease_until < now)
             | (model.lease_owner == owner)
+            | (model.lease_until > now + lease_seconds + skew)
         )
         stale = (
             model.fresh_until.does_not_exist()
@@ -288,6 +300,8 @@ class DynamoStore:
             # Past its TTL, DynamoDB may delete it any moment: as good as absent.
             | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
         )
+        if fresh_at_most is not None:
+            stale = stale | (model.fresh_until > fresh_at_most)
         condition = model.pk.does_not_exist() | (no_live_lease & stale)
         actions: list[Any] = [
             model.lease_owner.set(owner),

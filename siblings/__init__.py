@@ -20,7 +20,6 @@ from estimator.exceptions import (
     PayloadUnavailable,
     SiblingsError,
     SpawnFailed,
-    StackDeployFailed,
     StoreUnavailable,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
@@ -50,7 +49,6 @@ __all__ = [
     "SiblingsManager",
     "SpawnFailed",
     "SpawnResult",
-    "StackDeployFailed",
     "StoreUnavailable",
     "TimeBudget",
     "disable_spawning",

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from estimator.exceptions import StackDeployFailed
+from siblings.local.errors import StackDeployFailed
 from siblings.local.fleet import DEFAULT_WORKER_FILE, Fleet, FleetSettings, summary, to_json
 
 # Checked without importing (the CLI imports this module for every command): without the

@@ -40,7 +40,7 @@ from siblings.local.calls import CallRecorder
 from siblings.local.faults import CrashInjector, ThrottleInjector
 from siblings.local.middleware import compose
 from siblings.local.provision import create_function, create_schedule_rule
-from siblings.local.quota import QuotaLayer
+from siblings.local.quota.layer import QuotaLayer
 from siblings.local.runtime import LocalLambdaRuntime
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
 from siblings.local.verify import Verification, verify

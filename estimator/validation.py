@@ -13,6 +13,7 @@ _ARN = re.compile(
     r"function:(?P<name>[^:]+)(?::(?P<qualifier>[^:]+))?$"
 )
 _PARTIAL_ARN = re.compile(r"^(?P<account>\d{12}):function:(?P<name>[^:]+)(?::(?P<qualifier>[^:]+))?$")
+_QUALIFIED_NAME = re.compile(r"^(?P<name>[^:]+):(?P<qualifier>[^:]+)$")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class FunctionRef:
 
 
 def parse_function(name_or_arn: object, qualifier: object = None) -> FunctionRef:
-    """Parse a function name, partial ARN or ARN into a :class:`FunctionRef`.
+    """Parse a function name, ``name:qualifier``, partial ARN or ARN into a :class:`FunctionRef`.
 
     An explicit ``qualifier`` must agree with one embedded in the ARN.
     Raises ``TypeError``/``ValueError`` naming the bad argument.
@@ -72,7 +73,7 @@ def _parse(name_or_arn: object, qualifier: object) -> FunctionRef:
     region = account = None
     partition = "aws"
     embedded: str | None = None
-    match = _ARN.match(text) or _PARTIAL_ARN.match(text)
+    match = _ARN.match(text) or _PARTIAL_ARN.match(text) or _QUALIFIED_NAME.match(text)
     if match:
         groups = match.groupdict()
         name = groups["name"]

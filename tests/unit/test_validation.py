@@ -27,6 +27,14 @@ def test_partial_arn_and_explicit_qualifier() -> None:
     assert (ref.name, ref.qualifier, ref.account) == ("worker", "$LATEST", "123456789012")
 
 
+def test_name_with_qualifier() -> None:
+    ref = parse_function("worker:live")
+    assert (ref.name, ref.qualifier, ref.region, ref.account) == ("worker", "live", None, None)
+    assert parse_function("worker:$LATEST", qualifier="$LATEST").resource == "worker:$LATEST"
+    with pytest.raises(ValueError, match="disagrees"):
+        parse_function("worker:1", qualifier="2")
+
+
 @pytest.mark.parametrize(
     "name", ["", "a" * 65, "has space", "semi;colon", "arn:aws:lambda:x:1:function:f", "fn:"]
 )

@@ -23,7 +23,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check $(PKGS) tests benchmarks examples
+	$(BIN)/ruff check $(PKGS) tests benchmarks
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy $(PKGS)

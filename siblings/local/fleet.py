@@ -2,7 +2,8 @@
 
 :class:`Fleet` wires everything ``siblings simulate`` shows: a moto server behind the call
 recorder, AWS's default quotas and injected throttles; the local Lambda runtime running
-``examples/cursor_worker.py`` one container per concurrent execution (each with its own
+the packaged cursor worker (:mod:`siblings.local.workers.cursor_worker`) one container per
+concurrent execution (each with its own
 :class:`~siblings.SiblingsManager`, so the in-process cache tier is per container as on Lambda);
 the shared table, a payload bucket, the function and an enabled schedule rule targeting it.
 With ``template`` set, the shared table and the payload bucket are those of that SAM template,
@@ -55,7 +56,8 @@ SHARED_TABLE = "lambda-siblings"
 TEMPLATE_TABLE = "sim-stack-siblings"
 """The shared table's name given to a ``--template`` stack: not the template's default, so a run
 shows which table it used."""
-DEFAULT_WORKER_FILE = Path(__file__).resolve().parents[2] / "examples" / "cursor_worker.py"
+DEFAULT_WORKER_FILE = Path(__file__).resolve().parent / "workers" / "cursor_worker.py"
+"""The handler the fleet runs: shipped in the package, the same file ``template.yaml`` deploys."""
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,9 @@ def _local_session() -> boto3.Session:
 
 
 def load_worker_module(path: Path) -> ModuleType:
-    """Import the worker example from its file (``examples/`` is not an installed package)."""
+    """Import a worker module from its file, as Lambda imports a handler (a fresh top level)."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"worker example not found at {path}; run from a checkout of the repository "
-            "or pass --worker-file"
-        )
+        raise FileNotFoundError(f"worker module not found at {path}")
     spec = importlib.util.spec_from_file_location("cursor_worker", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {path}")

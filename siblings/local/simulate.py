@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--plot", type=Path, metavar="FILE",
                      help="write a PNG timeline: true vs estimated concurrency, spawns")
     run.add_argument("--worker-file", type=Path, default=DEFAULT_WORKER_FILE,
-                     help="the handler module to run (default: examples/cursor_worker.py)")
+                     help="the handler module to run (default: the packaged "
+                          "siblings/local/workers/cursor_worker.py)")
     run.add_argument("--template", type=Path, metavar="PATH",
                      help="deploy this SAM template (e.g. template.yaml) into the embedded "
                           "CloudFormation first and use its stack's shared table and payload "

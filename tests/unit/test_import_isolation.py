@@ -8,7 +8,8 @@ import textwrap
 
 FORBIDDEN = ("siblings.local", "moto", "rich", "matplotlib")
 
-# Run in a fresh interpreter: this test session has long imported the simulator itself.
+# Each probe runs in a fresh interpreter (this session has long imported the simulator) and
+# prints how many modules it imported, then every module loaded.
 PROBE = textwrap.dedent(
     """
     import importlib, pathlib, sys
@@ -27,17 +28,40 @@ PROBE = textwrap.dedent(
     print(len(names), " ".join(sorted(sys.modules)))
     """
 )
+# As Lambda imports the deployed handler: a top-level module beside the installed library.
+WORKER_PROBE = textwrap.dedent(
+    """
+    import importlib.util, pathlib, sys
+    import siblings
+
+    path = pathlib.Path(siblings.__file__).parent / "local" / "workers" / "cursor_worker.py"
+    spec = importlib.util.spec_from_file_location("cursor_worker", path)
+    module = sys.modules["cursor_worker"] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert callable(module.lambda_handler)
+    print(1, " ".join(sorted(sys.modules)))
+    """
+)
 
 
 def test_library_modules_do_not_import_the_simulator() -> None:
+    count, loaded = _probe(PROBE)
+    assert count > 20  # every module of both packages was imported
+    assert [name for name in loaded if _within(name, FORBIDDEN)] == []
+
+
+def test_the_deployed_worker_does_not_import_the_simulator() -> None:
+    _, loaded = _probe(WORKER_PROBE)
+    assert [name for name in loaded if _within(name, FORBIDDEN)] == []
+
+
+def _probe(code: str) -> tuple[int, list[str]]:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stderr
     count, _, loaded = done.stdout.strip().partition(" ")
-    assert int(count) > 20  # every module of both packages was imported
-    offending = [name for name in loaded.split() if _within(name, FORBIDDEN)]
-    assert offending == []
+    return int(count), loaded.split()
 
 
 def _within(module: str, packages: tuple[str, ...]) -> bool:

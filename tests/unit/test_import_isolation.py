@@ -43,6 +43,32 @@ WORKER_PROBE = textwrap.dedent(
     """
 )
 
+# The CLI's parser: the simulate options, nothing else of the simulator.
+PARSER_PROBE = textwrap.dedent(
+    """
+    import sys
+    import siblings.cli
+
+    args = siblings.cli.build_parser().parse_args(["simulate", "--chains", "2"])
+    assert args.chains == 2
+    print(1, " ".join(sorted(sys.modules)))
+    """
+)
+# Without the local extra (moto missing): help still works, simulate says what to install.
+NO_EXTRA_PROBE = textwrap.dedent(
+    """
+    import contextlib, io, sys
+    sys.modules["moto"] = None  # find_spec("moto") is None, as when it is not installed
+    import siblings.cli
+
+    assert "simulate" in siblings.cli.build_parser().format_help()
+    with contextlib.redirect_stderr(io.StringIO()) as err:
+        code = siblings.cli.main(["simulate"])
+    assert code == 2 and "lambda-siblings[local]" in err.getvalue(), err.getvalue()
+    print(1, " ".join(sorted(name for name, module in sys.modules.items() if module)))
+    """
+)
+
 
 def test_library_modules_do_not_import_the_simulator() -> None:
     count, loaded = _probe(PROBE)
@@ -53,6 +79,17 @@ def test_library_modules_do_not_import_the_simulator() -> None:
 def test_the_deployed_worker_does_not_import_the_simulator() -> None:
     _, loaded = _probe(WORKER_PROBE)
     assert [name for name in loaded if _within(name, FORBIDDEN)] == []
+
+
+def test_the_cli_parser_imports_only_the_simulate_options() -> None:
+    _, loaded = _probe(PARSER_PROBE)
+    simulator = [name for name in loaded if _within(name, FORBIDDEN)]
+    assert set(simulator) <= {"siblings.local", "siblings.local.options", "siblings.local.settings"}
+
+
+def test_the_cli_works_without_the_local_extra() -> None:
+    _, loaded = _probe(NO_EXTRA_PROBE)
+    assert [name for name in loaded if _within(name, ("moto", "rich", "matplotlib"))] == []
 
 
 def _probe(code: str) -> tuple[int, list[str]]:

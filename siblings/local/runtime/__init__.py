@@ -23,7 +23,7 @@ refused with ``429 TooManyRequestsException`` (reason
 (``202``) and its event waits in the function's internal queue until a slot frees, as Lambda
 keeps throttled async events and retries them (for up to six hours). ``stats().throttled``
 counts the events that had to wait. A 429 on an async ``Invoke`` in AWS is an API *rate* limit;
-that is the quota layer's and the fault injector's job, not this module's.
+that is the quota layer's and the fault injector's job, not this package's.
 
 Each finished attempt publishes ``Invocations``/``Duration``/``Errors`` to ``AWS/Lambda`` through
 a :class:`~siblings.local.metrics.MetricsPublisher` (batched ``PutMetricData``), and the true

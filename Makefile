@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PKGS   := estimator siblings
 
-.PHONY: test demo bench bench-latency lint typecheck clean
+.PHONY: test demo dist-check bench bench-latency lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check $(PKGS) tests benchmarks examples
+	$(BIN)/ruff check $(PKGS) tests benchmarks
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy $(PKGS)
@@ -33,6 +33,24 @@ test: lint typecheck
 
 demo: $(VENV)/.local-installed
 	$(BIN)/siblings simulate
+
+# The wheel as a user gets it: built, installed with the [local] extra into a fresh virtualenv,
+# and the demo run from a directory outside the checkout (nothing may come from the source tree).
+# It is built from a copy of the files git would commit: a build/ left in the checkout could put
+# stale modules into the wheel.
+dist-check: | $(BIN)/python
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir "$$tmp/src"; \
+	git ls-files -z --cached --others --exclude-standard \
+	  | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$$tmp/src"; \
+	$(BIN)/pip wheel -q --no-deps --wheel-dir "$$tmp/wheel" "$$tmp/src"; \
+	wheel=$$(ls "$$tmp"/wheel/lambda_siblings-*.whl); \
+	echo "dist-check: built $$(basename $$wheel)"; \
+	$(PYTHON) -m venv "$$tmp/venv"; \
+	"$$tmp/venv/bin/pip" install -q "$$wheel[local]"; \
+	mkdir "$$tmp/run"; cd "$$tmp/run"; \
+	"$$tmp/venv/bin/siblings" simulate --chains 2 --records 40; \
+	echo "dist-check: passed"
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/throttle_load.py

@@ -56,12 +56,3 @@ class LookupFailed(LambdaSiblingsError):
         reason = detail or (f"{type(cause).__name__}: {cause}" if cause else "unknown")
         super().__init__(f"no value for {key!r}: {reason}")
 
-
-class StackDeployFailed(LambdaSiblingsError):
-    """A template did not deploy on the local server (``siblings simulate --template``)."""
-
-    def __init__(self, stack_name: str, status: str, reason: str = "") -> None:
-        self.stack_name = stack_name
-        self.status = status
-        self.reason = reason
-        super().__init__(f"{stack_name!r} not deployed: {status}" + (f": {reason}" if reason else ""))

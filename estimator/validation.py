@@ -49,7 +49,7 @@ class FunctionRef:
 
 
 def parse_function(name_or_arn: object, qualifier: object = None) -> FunctionRef:
-    """Parse a function name, partial ARN or ARN into a :class:`FunctionRef`.
+    """Parse a function name, ``name:qualifier``, partial ARN or ARN into a :class:`FunctionRef`.
 
     An explicit ``qualifier`` must agree with one embedded in the ARN.
     Raises ``TypeError``/``ValueError`` naming the bad argument.

@@ -178,12 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
     )
-    try:
-        from siblings.local import simulate as simulation
+    try:  # only the options: the simulator itself is imported when the command runs
+        from siblings.local.options import add_arguments
     except ImportError:  # the 'local' extra is not installed
         simulate.set_defaults(handler=_needs_local_extra)
     else:
-        simulation.add_arguments(simulate)
+        add_arguments(simulate)
         simulate.set_defaults(handler=cmd_simulate)
     return parser
 

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from siblings.local.calls import Call, identify, read_body
-from siblings.local.quota import DEFAULT_QUOTAS, Quota, throttle_response
+from siblings.local.quota.table import DEFAULT_QUOTAS, Quota
+from siblings.local.quota.throttle_errors import throttle_response
 from siblings.local.server import WsgiApp
 
 DEFAULT_TARGETS: Mapping[Call, Quota] = {

@@ -65,81 +65,74 @@ def live_view(fleet: Fleet, sample: Sample) -> Group:
 
 
 def summary_table(document: dict[str, Any]) -> Table:
-    """The end-of-run table, from :func:`siblings.local.fleet.summary`."""
-    verification = document["verification"]
+    """The end-of-run table, from :func:`siblings.local.summary.summary`."""
     table = Table(title="siblings simulate: summary", show_header=False)
     table.add_column("", style="bold cyan", no_wrap=True)
     table.add_column("")
+    for label, value in _run_rows(document) + _check_rows(document["verification"]):
+        table.add_row(label, value)
+    return table
+
+
+def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
+    """What ran and what it cost."""
     settings = document["settings"]
-    table.add_row(
-        "workload",
-        f"{settings['chains']} chains x {settings['records']} records, "
-        f"{settings['invocation_seconds']} s per invocation, fault rate {settings['fault_rate']}, "
-        f"seed {settings['seed']}",
-    )
-    table.add_row(
-        "time", f"{document['elapsed_seconds']} s (CloudWatch time x{settings['time_scale']:g})"
-    )
     executions = document["executions"]
-    table.add_row(
-        "executions",
-        f"{executions['invocations']} invocations, {executions['attempts']} attempts, "
-        f"{executions['retries']} retries, {executions['timeouts']} timeouts, "
-        f"{executions['cold_starts']} cold starts",
-    )
     concurrency = document["concurrency"]
-    table.add_row(
-        "concurrency",
-        f"true peak {concurrency['true_peak']}, estimated peak "
-        f"{_maybe(concurrency['estimate_peak'])}, max_concurrency "
-        f"{_maybe(settings['max_concurrency'])}",
-    )
     spawns = document["spawns"]
-    table.add_row(
-        "siblings",
-        f"{spawns['spawned']} spawned, refused {_format_counts(spawns['refused']) or 'none'}, "
-        f"{spawns['duplicates']} duplicates, {spawns['failed']} failed",
-    )
     calls = document["calls"]
-    table.add_row(
-        "AWS calls",
-        f"GetMetricData {calls['cloudwatch_get_metric_data']} "
-        f"(+{calls['cloudwatch_get_metric_data_by_monitor']} monitor), "
-        f"EventBridge {calls['eventbridge']} ({_format_counts(calls['eventbridge_by_action'])}), "
-        f"Invoke {calls['lambda_invoke']}, DynamoDB {calls['dynamodb']}, "
-        f"PutMetricData {calls['cloudwatch_put_metric_data']}",
-    )
     throttles = document["throttles"]
-    table.add_row(
-        "faults",
-        f"throttled by quotas {throttles['quota_layer']}, injected throttles "
-        f"{_format_counts(throttles['injected']) or 'none'}, handler crashes "
-        f"{_format_counts(throttles['handler_crashes_injected']) or 'none'}",
-    )
+    return [
+        ("workload",
+         f"{settings['chains']} chains x {settings['records']} records, "
+         f"{settings['invocation_seconds']} s per invocation, fault rate "
+         f"{settings['fault_rate']}, seed {settings['seed']}"),
+        ("time", f"{document['elapsed_seconds']} s (CloudWatch time x{settings['time_scale']:g})"),
+        ("executions",
+         f"{executions['invocations']} invocations, {executions['attempts']} attempts, "
+         f"{executions['retries']} retries, {executions['timeouts']} timeouts, "
+         f"{executions['cold_starts']} cold starts"),
+        ("concurrency",
+         f"true peak {concurrency['true_peak']}, estimated peak "
+         f"{_maybe(concurrency['estimate_peak'])}, max_concurrency "
+         f"{_maybe(settings['max_concurrency'])}"),
+        ("siblings",
+         f"{spawns['spawned']} spawned, refused {_format_counts(spawns['refused']) or 'none'}, "
+         f"{spawns['duplicates']} duplicates, {spawns['failed']} failed"),
+        ("AWS calls",
+         f"GetMetricData {calls['cloudwatch_get_metric_data']} "
+         f"(+{calls['cloudwatch_get_metric_data_by_monitor']} monitor), "
+         f"EventBridge {calls['eventbridge']} ({_format_counts(calls['eventbridge_by_action'])}), "
+         f"Invoke {calls['lambda_invoke']}, DynamoDB {calls['dynamodb']}, "
+         f"PutMetricData {calls['cloudwatch_put_metric_data']}"),
+        ("faults",
+         f"throttled by quotas {throttles['quota_layer']}, injected throttles "
+         f"{_format_counts(throttles['injected']) or 'none'}, handler crashes "
+         f"{_format_counts(throttles['handler_crashes_injected']) or 'none'}"),
+    ]
+
+
+def _check_rows(verification: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The verification, check by check, and its verdict."""
     records = verification["records"]
-    table.add_row(
-        "records",
-        _check(records["exactly_once"] == records["expected"])
-        + f" {records['exactly_once']} / {records['expected']} exactly once "
-        f"({records['missing']} missing, {records['duplicated']} duplicated)",
-    )
     generations = verification["generations"]
-    table.add_row(
-        "generations",
-        _check(generations["max_seen"] <= generations["limit"])
-        + f" deepest {generations['max_seen']} (max_generations {generations['limit']})",
-    )
     lost = verification["spawns"]["lost"]
-    table.add_row(
-        "spawns", _check(lost == 0) + f" {verification['spawns']['reported']} reported, {lost} lost"
-    )
-    table.add_row(
-        "verification",
+    verdict = (
         Text("PASSED", style="bold green")
         if verification["ok"]
-        else Text("FAILED: " + "; ".join(verification["problems"]), style="bold red"),
+        else Text("FAILED: " + "; ".join(verification["problems"]), style="bold red")
     )
-    return table
+    return [
+        ("records",
+         _check(records["exactly_once"] == records["expected"])
+         + f" {records['exactly_once']} / {records['expected']} exactly once "
+         f"({records['missing']} missing, {records['duplicated']} duplicated)"),
+        ("generations",
+         _check(generations["max_seen"] <= generations["limit"])
+         + f" deepest {generations['max_seen']} (max_generations {generations['limit']})"),
+        ("spawns", _check(lost == 0) + f" {verification['spawns']['reported']} reported, {lost} lost"),
+        ("verification", verdict),
+    ]
 
 
 def plot_timeline(fleet: Fleet, path: Path) -> Path:

@@ -8,6 +8,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import boto3
+
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 Middleware = Callable[[WsgiApp], WsgiApp]
 
@@ -18,6 +20,16 @@ LOCAL_CREDENTIALS = {
     "aws_session_token": "testing",
 }
 LOCAL_REGION = "us-east-1"
+
+
+def local_session() -> boto3.Session:
+    """A boto3 session with the local credentials and Region (endpoints are per client)."""
+    return boto3.Session(
+        aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
+        aws_session_token=LOCAL_CREDENTIALS["aws_session_token"],
+        region_name=LOCAL_REGION,
+    )
 
 
 class LocalAwsServer:

@@ -22,7 +22,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 from botocore.parsers import ResponseParserError
 
-from estimator.exceptions import StackDeployFailed
+from siblings.local.errors import StackDeployFailed
 from siblings.local.provision import placeholder_zip
 
 DEFAULT_STACK_NAME = "lambda-siblings"
@@ -56,7 +56,7 @@ def render_template(
     A function whose ``CodeUri`` is a local path gets ``s3://<code_bucket>/<LogicalId>.zip``
     instead (the transform needs an S3 location, as ``sam deploy`` makes one);
     :func:`deploy_template` uploads a zip there. ``source`` is not modified. Raises
-    :class:`~estimator.exceptions.StackDeployFailed` when the transform rejects the template.
+    :class:`~siblings.local.errors.StackDeployFailed` when the transform rejects the template.
     """
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
@@ -86,7 +86,7 @@ def deploy_template(
     """Create ``template_path`` as stack ``stack_name`` on the server at ``endpoint_url``.
 
     ``parameters`` override the template's parameter defaults. Returns the stack's outputs
-    (``OutputKey`` -> ``OutputValue``); raises :class:`~estimator.exceptions.StackDeployFailed`
+    (``OutputKey`` -> ``OutputValue``); raises :class:`~siblings.local.errors.StackDeployFailed`
     when the SAM transform rejects the template or the stack does not reach ``CREATE_COMPLETE``.
     """
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from siblings.local.runtime import InvocationRecord
+from siblings.local.runtime.records import InvocationRecord
 from siblings.metadata import metadata_of
 
 _SHOWN = 10  # offending items listed per problem; the counts are always complete
@@ -68,85 +68,127 @@ def verify(
     - a spawn lost: a sibling Invoke the runtime accepted but never ran, or a spawn a handler
       reported (its Invoke request id) that the runtime never received.
     """
-    problems: list[str] = []
+    records = _check_records(chains, record_counts)
+    runs = _check_runs(invocations, max_generations)
+    problems = records.problems() + runs.problems(max_generations)
     details: dict[str, Any] = {}
+    if records.missing:
+        details["missing"] = records.missing[:_SHOWN]
+    if records.duplicated:
+        details["duplicated"] = records.duplicated[:_SHOWN]
+    return Verification(
+        ok=not problems,
+        problems=problems,
+        records_expected=records.expected,
+        records_once=records.once,
+        records_missing=len(records.missing),
+        records_duplicated=len(records.duplicated),
+        max_generation=runs.max_generation,
+        max_generations=max_generations,
+        spawns_reported=len(runs.reported),
+        spawns_lost=len(runs.unrun) + len(runs.never_received),
+        invocations_unrun=len(runs.unrun),
+        details=details,
+    )
 
-    missing: list[str] = []
-    duplicated: list[str] = []
-    once = 0
-    expected = 0
-    for chain_id, records in sorted(chains.items()):
-        for index in range(records):
-            expected += 1
+
+@dataclass
+class _Records:
+    """How often each record was committed, sorted into what is wrong."""
+
+    expected: int = 0
+    once: int = 0
+    missing: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """One line per kind of problem found."""
+        problems = []
+        if self.missing:
+            problems.append(f"{len(self.missing)} record(s) never processed: {_some(self.missing)}")
+        if self.duplicated:
+            problems.append(
+                f"{len(self.duplicated)} record(s) processed more than once: {_some(self.duplicated)}"
+            )
+        if self.unknown:
+            problems.append(f"{len(self.unknown)} record(s) outside every chain: {_some(self.unknown)}")
+        return problems
+
+
+def _check_records(
+    chains: Mapping[str, int], record_counts: Mapping[tuple[str, int], int]
+) -> _Records:
+    records = _Records()
+    for chain_id, count_of_records in sorted(chains.items()):
+        for index in range(count_of_records):
+            records.expected += 1
             count = record_counts.get((chain_id, index), 0)
             if count == 1:
-                once += 1
+                records.once += 1
             elif count == 0:
-                missing.append(f"{chain_id}#{index}")
+                records.missing.append(f"{chain_id}#{index}")
             else:
-                duplicated.append(f"{chain_id}#{index} x{count}")
-    unknown = sorted(
+                records.duplicated.append(f"{chain_id}#{index} x{count}")
+    records.unknown = sorted(
         f"{chain_id}#{index}"
         for (chain_id, index) in record_counts
         if chain_id not in chains or not 0 <= index < chains[chain_id]
     )
-    if missing:
-        problems.append(f"{len(missing)} record(s) never processed: {_some(missing)}")
-        details["missing"] = missing[:_SHOWN]
-    if duplicated:
-        problems.append(f"{len(duplicated)} record(s) processed more than once: {_some(duplicated)}")
-        details["duplicated"] = duplicated[:_SHOWN]
-    if unknown:
-        problems.append(f"{len(unknown)} record(s) outside every chain: {_some(unknown)}")
+    return records
 
-    runs = list(invocations)
-    accepted = {inv.request_id for inv in runs}
-    max_generation = 0
-    over: list[str] = []
-    unrun: list[str] = []
-    reported: set[str] = set()
-    for inv in runs:
+
+@dataclass
+class _Runs:
+    """What the invocations show about generations and spawns."""
+
+    max_generation: int = 0
+    over: list[str] = field(default_factory=list)
+    unrun: list[str] = field(default_factory=list)
+    reported: set[str] = field(default_factory=set)
+    never_received: list[str] = field(default_factory=list)
+
+    def problems(self, max_generations: int) -> list[str]:
+        """One line per kind of problem found."""
+        problems = []
+        if self.over:
+            problems.append(
+                f"{len(self.over)} execution(s) past max_generations={max_generations}: "
+                f"{_some(self.over)}"
+            )
+        if self.unrun:
+            problems.append(f"{len(self.unrun)} accepted invocation(s) never ran: {_some(self.unrun)}")
+        if self.never_received:
+            problems.append(
+                f"{len(self.never_received)} reported spawn(s) never reached Lambda: "
+                f"{_some(self.never_received)}"
+            )
+        return problems
+
+
+def _check_runs(invocations: Iterable[InvocationRecord], max_generations: int) -> _Runs:
+    runs = _Runs()
+    accepted: set[str] = set()
+    for inv in invocations:
+        accepted.add(inv.request_id)
         try:
             metadata = metadata_of(inv.event)
         except ValueError:
             metadata = None
         generation = metadata.generation if metadata is not None else 0
-        max_generation = max(max_generation, generation)
+        runs.max_generation = max(runs.max_generation, generation)
         if generation > max_generations:
-            over.append(f"{inv.request_id} (generation {generation})")
+            runs.over.append(f"{inv.request_id} (generation {generation})")
         if not inv.attempts:
-            unrun.append(inv.request_id)
+            runs.unrun.append(inv.request_id)
         for attempt in inv.attempts:
             result = attempt.result
             if isinstance(result, Mapping) and result.get("action") == "spawned":
                 request_id = result.get("request_id")
                 if isinstance(request_id, str):
-                    reported.add(request_id)
-    never_received = sorted(reported - accepted)
-    if over:
-        problems.append(
-            f"{len(over)} execution(s) past max_generations={max_generations}: {_some(over)}"
-        )
-    if unrun:
-        problems.append(f"{len(unrun)} accepted invocation(s) never ran: {_some(unrun)}")
-    if never_received:
-        problems.append(
-            f"{len(never_received)} reported spawn(s) never reached Lambda: {_some(never_received)}"
-        )
-    return Verification(
-        ok=not problems,
-        problems=problems,
-        records_expected=expected,
-        records_once=once,
-        records_missing=len(missing),
-        records_duplicated=len(duplicated),
-        max_generation=max_generation,
-        max_generations=max_generations,
-        spawns_reported=len(reported),
-        spawns_lost=len(unrun) + len(never_received),
-        invocations_unrun=len(unrun),
-        details=details,
-    )
+                    runs.reported.add(request_id)
+    runs.never_received = sorted(runs.reported - accepted)
+    return runs
 
 
 def _some(items: list[str]) -> str:

@@ -219,7 +219,8 @@ def test_crash_injector_is_repeatable_and_honours_the_rate() -> None:
 
 
 def test_example_store_commits_each_record_once_across_crashes_and_zombies(aws: Any) -> None:
-    from siblings.local.fleet import DEFAULT_WORKER_FILE, load_worker_module
+    from siblings.local.fleet_worker import load_worker_module
+    from siblings.local.settings import DEFAULT_WORKER_FILE
 
     worker = load_worker_module(DEFAULT_WORKER_FILE)
     dynamodb = aws.client("dynamodb")
@@ -265,7 +266,8 @@ def test_example_store_commits_each_record_once_across_crashes_and_zombies(aws: 
 
 
 def test_a_retried_scheduled_execution_gets_back_the_chain_it_adopted(aws: Any) -> None:
-    from siblings.local.fleet import DEFAULT_WORKER_FILE, load_worker_module
+    from siblings.local.fleet_worker import load_worker_module
+    from siblings.local.settings import DEFAULT_WORKER_FILE
 
     worker = load_worker_module(DEFAULT_WORKER_FILE)
     store = worker.ChainStore(aws.client("dynamodb"), "chains")  # one table for both

@@ -54,7 +54,7 @@ from tests.helpers import put_lambda_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
-WORKER_FILE = REPO / "examples" / "cursor_worker.py"
+WORKER_FILE = REPO / "siblings" / "local" / "workers" / "cursor_worker.py"
 STACK = "lambda-siblings-test"
 FUNCTION = "CursorWorkerFunction"
 LIBRARY_POLICY = "CursorWorkerFunctionRolePolicy0"
@@ -483,7 +483,7 @@ def test_library_calls_exactly_what_its_policy_allows(
 
 
 def _load_worker(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A fresh import of examples/cursor_worker.py (a cold container)."""
+    """A fresh import of the packaged cursor_worker.py (a cold container)."""
     name = f"cursor_worker_{uuid.uuid4().hex}"
     spec = importlib.util.spec_from_file_location(name, WORKER_FILE)
     assert spec is not None and spec.loader is not None

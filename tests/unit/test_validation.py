@@ -35,6 +35,14 @@ def test_name_with_qualifier_is_accepted_as_documented(text: str, qualifier: str
         parse_function(text, qualifier="other")
 
 
+def test_name_with_qualifier() -> None:
+    ref = parse_function("worker:live")
+    assert (ref.name, ref.qualifier, ref.region, ref.account) == ("worker", "live", None, None)
+    assert parse_function("worker:$LATEST", qualifier="$LATEST").resource == "worker:$LATEST"
+    with pytest.raises(ValueError, match="disagrees"):
+        parse_function("worker:1", qualifier="2")
+
+
 @pytest.mark.parametrize(
     "name", ["", "a" * 65, "has space", "semi;colon", "arn:aws:lambda:x:1:function:f", "fn:"]
 )

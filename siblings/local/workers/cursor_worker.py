@@ -128,30 +128,24 @@ class ChainStore:
 
     def claim(self, chain_id: str, epoch: int, owner: str) -> Chain | None:
         """Take the chain for ``epoch`` (or keep it, on a retry); ``None`` if it moved on."""
-        try:
-            item = self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=chain_key(chain_id),
-                UpdateExpression="SET epoch = :e, #o = :o, #s = :running, heartbeat = :now",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND #s <> :done AND "
-                    "(epoch < :e OR (epoch = :e AND #o = :o))"
-                ),
-                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
-                ExpressionAttributeValues={
-                    ":e": {"N": str(epoch)},
-                    ":o": {"S": owner},
-                    ":running": {"S": "running"},
-                    ":done": {"S": "done"},
-                    ":now": {"N": str(self.clock())},
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return _chain(item)
+        response = self._update_chain(
+            chain_id,
+            UpdateExpression="SET epoch = :e, #o = :o, #s = :running, heartbeat = :now",
+            ConditionExpression=(
+                "attribute_exists(pk) AND #s <> :done AND "
+                "(epoch < :e OR (epoch = :e AND #o = :o))"
+            ),
+            ExpressionAttributeNames={"#o": "owner", "#s": "status"},
+            ExpressionAttributeValues={
+                ":e": {"N": str(epoch)},
+                ":o": {"S": owner},
+                ":running": {"S": "running"},
+                ":done": {"S": "done"},
+                ":now": {"N": str(self.clock())},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return None if response is None else _chain(response["Attributes"])
 
     def commit(self, chain: Chain, owner: str, start: int, results: list[str]) -> int | None:
         """Commit a batch of results starting at record ``start``; return the new cursor.
@@ -178,26 +172,20 @@ class ChainStore:
                 raise
             response: dict[str, Any] = dict(exc.response)
             count = int(response["Item"]["count"]["N"])  # written before: that batch stands
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=chain_key(chain.chain_id),
-                UpdateExpression="SET #c = :next, heartbeat = :now",
-                ConditionExpression="epoch = :e AND #o = :o AND #c = :at",
-                ExpressionAttributeNames={"#c": "cursor", "#o": "owner"},
-                ExpressionAttributeValues={
-                    ":e": {"N": str(chain.epoch)},
-                    ":o": {"S": owner},
-                    ":at": {"N": str(start)},
-                    ":next": {"N": str(start + count)},
-                    ":now": {"N": str(self.clock())},
-                },
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise
-        return start + count
+        moved = self._update_chain(
+            chain.chain_id,
+            UpdateExpression="SET #c = :next, heartbeat = :now",
+            ConditionExpression="epoch = :e AND #o = :o AND #c = :at",
+            ExpressionAttributeNames={"#c": "cursor", "#o": "owner"},
+            ExpressionAttributeValues={
+                ":e": {"N": str(chain.epoch)},
+                ":o": {"S": owner},
+                ":at": {"N": str(start)},
+                ":next": {"N": str(start + count)},
+                ":now": {"N": str(self.clock())},
+            },
+        )
+        return None if moved is None else start + count
 
     def coverage(self) -> dict[tuple[str, int], int]:
         """How many output items cover each record (a full scan of the output table)."""
@@ -214,25 +202,19 @@ class ChainStore:
 
     def set_status(self, chain: Chain, owner: str, status: str) -> bool:
         """Mark the chain ``parked`` or ``done`` if we still own it."""
-        try:
-            self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=chain_key(chain.chain_id),
-                UpdateExpression="SET #s = :s, heartbeat = :now",
-                ConditionExpression="epoch = :e AND #o = :o",
-                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
-                ExpressionAttributeValues={
-                    ":s": {"S": status},
-                    ":e": {"N": str(chain.epoch)},
-                    ":o": {"S": owner},
-                    ":now": {"N": str(self.clock())},
-                },
-            )
-        except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        changed = self._update_chain(
+            chain.chain_id,
+            UpdateExpression="SET #s = :s, heartbeat = :now",
+            ConditionExpression="epoch = :e AND #o = :o",
+            ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+            ExpressionAttributeValues={
+                ":s": {"S": status},
+                ":e": {"N": str(chain.epoch)},
+                ":o": {"S": owner},
+                ":now": {"N": str(self.clock())},
+            },
+        )
+        return changed is not None
 
     def adopt(self, owner: str, stale_after_seconds: float) -> Chain | None:
         """Claim one parked chain, or one abandoned for ``stale_after_seconds``; else ``None``.
@@ -265,30 +247,37 @@ class ChainStore:
         return None
 
     def _take_over(self, seen: Chain, owner: str, cutoff: float) -> Chain | None:
+        response = self._update_chain(
+            seen.chain_id,
+            UpdateExpression="SET epoch = :next, #o = :o, #s = :running, heartbeat = :now",
+            ConditionExpression="epoch = :seen AND (#s = :parked OR "
+            "(#s = :running AND heartbeat < :cutoff))",
+            ExpressionAttributeNames={"#o": "owner", "#s": "status"},
+            ExpressionAttributeValues={
+                ":seen": {"N": str(seen.epoch)},
+                ":next": {"N": str(seen.epoch + 1)},
+                ":o": {"S": owner},
+                ":running": {"S": "running"},
+                ":parked": {"S": "parked"},
+                ":cutoff": {"N": str(cutoff)},
+                ":now": {"N": str(self.clock())},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        # None: someone else took it first.
+        return None if response is None else _chain(response["Attributes"])
+
+    def _update_chain(self, chain_id: str, **request: Any) -> dict[str, Any] | None:
+        """``UpdateItem`` on a chain's item; ``None`` when its condition failed."""
         try:
-            item = self.dynamodb.update_item(
-                TableName=self.table_name,
-                Key=chain_key(seen.chain_id),
-                UpdateExpression="SET epoch = :next, #o = :o, #s = :running, heartbeat = :now",
-                ConditionExpression="epoch = :seen AND (#s = :parked OR "
-                "(#s = :running AND heartbeat < :cutoff))",
-                ExpressionAttributeNames={"#o": "owner", "#s": "status"},
-                ExpressionAttributeValues={
-                    ":seen": {"N": str(seen.epoch)},
-                    ":next": {"N": str(seen.epoch + 1)},
-                    ":o": {"S": owner},
-                    ":running": {"S": "running"},
-                    ":parked": {"S": "parked"},
-                    ":cutoff": {"N": str(cutoff)},
-                    ":now": {"N": str(self.clock())},
-                },
-                ReturnValues="ALL_NEW",
-            )["Attributes"]
+            response: dict[str, Any] = self.dynamodb.update_item(
+                TableName=self.table_name, Key=chain_key(chain_id), **request
+            )
         except ClientError as exc:
             if _code(exc) == "ConditionalCheckFailedException":
-                return None  # someone else took it first
+                return None
             raise
-        return _chain(item)
+        return response
 
 
 class CursorWorker:

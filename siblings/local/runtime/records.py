@@ -1,0 +1,103 @@
+"""What the local Lambda runtime records: invocations, their attempts, and its counters."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from siblings.local.context import LambdaContext
+
+Handler = Callable[[Any, LambdaContext], Any]
+"""``handler(event, context)``, as in Lambda."""
+
+AttemptOutcome = Literal["running", "succeeded", "failed", "timed_out"]
+InvocationStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
+
+
+@dataclass
+class Attempt:
+    """One run of an invocation's handler (an async event gets up to three)."""
+
+    number: int
+    started_at: float
+    ended_at: float | None = None
+    init_ms: float = 0.0
+    outcome: AttemptOutcome = "running"
+    error: str | None = None
+    result: Any = None
+
+    @property
+    def duration_ms(self) -> float:
+        """How long the handler ran (so far, while running); a cold start's init excluded."""
+        end = self.ended_at if self.ended_at is not None else time.monotonic()
+        return max(0.0, (end - self.started_at) * 1000.0 - self.init_ms)
+
+
+@dataclass
+class InvocationRecord:
+    """An invocation the runtime accepted, with every attempt made for it."""
+
+    request_id: str
+    function_name: str
+    qualifier: str | None
+    invoked_function_arn: str
+    function_version: str
+    payload: bytes
+    timeout_seconds: float
+    memory_mb: int
+    accepted_at: float
+    invocation_type: str = "Event"
+    source: str = "invoke"
+    """``invoke`` (an ``Invoke`` API call) or ``trigger`` (:meth:`LocalLambdaRuntime.invoke_async`)."""
+    status: InvocationStatus = "queued"
+    ready_at: float = 0.0
+    attempts: list[Attempt] = field(default_factory=list)
+    throttled: bool = False
+
+    @property
+    def event(self) -> Any:
+        """A fresh copy of the event (each attempt gets its own)."""
+        return json.loads(self.payload) if self.payload else {}
+
+    @property
+    def result(self) -> Any:
+        """What the last successful attempt returned, else ``None``."""
+        for attempt in reversed(self.attempts):
+            if attempt.outcome == "succeeded":
+                return attempt.result
+        return None
+
+
+@dataclass(frozen=True)
+class RuntimeStats:
+    """Counters of a :class:`LocalLambdaRuntime` at one moment."""
+
+    accepted: int
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    attempts: int
+    errors: int
+    timeouts: int
+    retries: int
+    throttled: int
+    sync_throttled: int
+    dry_runs: int
+    peak_concurrency: int
+    cold_starts: int
+    late_finishes: int
+
+
+
+@dataclass(frozen=True)
+class FunctionConfig:
+    """A function's configuration at invoke time: moto's, with the registration's overrides."""
+
+    unqualified_arn: str
+    version: str
+    timeout_seconds: float
+    memory_mb: int

@@ -110,6 +110,8 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
             return 0
         kill = status.kill
         state = "DISABLED" if kill.disabled else "enabled"
+        if kill.corrupt:
+            state = "CORRUPT (treated as disabled): rewrite it with `siblings enable` or `disable`"
         print(f"spawning of {kill.function_name}: {state}")
         if kill.changed_at is not None:
             print(f"  changed {_when(kill.changed_at)} by {kill.changed_by}: {kill.reason or '-'}")

@@ -44,7 +44,14 @@ class Verdict:
 
 
 def _valid_rules(value: dict[str, Any]) -> bool:
-    return isinstance(value.get("enabled"), bool)
+    """A cached rule state as :class:`~siblings.rules.RuleLookup` writes it."""
+    checked = value.get("checked", [])
+    return (
+        isinstance(value.get("enabled"), bool)
+        and all(isinstance(value.get(name), str | None) for name in ("rule", "target"))
+        and isinstance(checked, list)
+        and all(isinstance(name, str) for name in checked)
+    )
 
 
 class Guards:
@@ -85,7 +92,9 @@ class Guards:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"
         detail = f"disabled by {state.changed_by}: {state.reason}" if state.disabled else ""
-        verdict_info = {"disabled": state.disabled, "source": source}
+        verdict_info: dict[str, Any] = {"disabled": state.disabled, "source": source}
+        if state.corrupt:
+            detail, verdict_info["corrupt"] = state.reason, True
         if state.disabled:
             return Verdict(False, Reason.KILL_SWITCH, detail, verdict_info)
         return Verdict(True, info=verdict_info)

@@ -12,6 +12,8 @@ The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawn
 from __future__ import annotations
 
 import getpass
+import logging
+import math
 import os
 import threading
 import time
@@ -23,6 +25,8 @@ from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.keys import kill_key, rules_key
+
+log = logging.getLogger(__name__)
 
 # The switch must outlive any TTL sweep: keep it for a century.
 _FOREVER_S = 100 * 365 * 24 * 3600.0
@@ -37,6 +41,9 @@ class KillState:
     reason: str = ""
     changed_at: float | None = None
     changed_by: str | None = None
+    corrupt: bool = False
+    """The item is not one this library wrote: spawning is treated as disabled (fail closed)
+    until an operator writes the switch again with ``siblings enable`` or ``disable``."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -51,26 +58,61 @@ class KillSwitch:
         self.clock = clock
         self._lock = threading.Lock()
         self._last: dict[str, KillState] = {}
+        self._warned: set[str] = set()
 
     def state(self, function_name: str) -> KillState:
-        """The current state (raises :class:`StoreUnavailable` when DynamoDB fails)."""
-        item = self.store.get(kill_key(function_name))
-        value = item.value if item is not None and not item.is_gone(self.clock()) else None
-        if not value:
+        """The current state (raises :class:`StoreUnavailable` when DynamoDB fails).
+
+        An item that is not one of ours means *disabled*: a guard must not be switched off by
+        a malformed item.
+        """
+        key = kill_key(function_name)
+        item = self.store.get(key)
+        if item is None or item.is_gone(self.clock()):
             state = KillState(function_name, disabled=False)
-        else:
+        elif item.corrupt or not self._valid(item.value):
             state = KillState(
                 function_name,
-                disabled=bool(value.get("disabled")),
-                reason=str(value.get("reason") or ""),
-                changed_at=_float(value.get("changed_at")),
-                changed_by=value.get("changed_by")
-                if isinstance(value.get("changed_by"), str)
-                else None,
+                disabled=True,
+                reason="the kill-switch item is corrupt; rewrite it with `siblings enable` or `disable`",
+                corrupt=True,
+            )
+            self._warn_once(key, item.value)
+        else:
+            value = item.value or {}
+            state = KillState(
+                function_name,
+                disabled=value["disabled"],
+                reason=value.get("reason") or "",
+                changed_at=value.get("changed_at"),
+                changed_by=value.get("changed_by"),
             )
         with self._lock:
             self._last[function_name] = state
         return state
+
+    def _valid(self, value: dict[str, Any] | None) -> bool:
+        """A switch as :meth:`set` writes it. (Its time is only shown, never acted on, so an
+        operator's skewed clock does not make it corrupt.)"""
+        if not isinstance(value, dict) or not isinstance(value.get("disabled"), bool):
+            return False
+        reason, by, changed_at = value.get("reason", ""), value.get("changed_by"), value.get("changed_at")
+        if not isinstance(reason, str) or not isinstance(by, str | None):
+            return False
+        if changed_at is None:
+            return True
+        return (
+            not isinstance(changed_at, bool)
+            and isinstance(changed_at, int | float)
+            and math.isfinite(changed_at)
+        )
+
+    def _warn_once(self, key: str, value: Any) -> None:
+        with self._lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.error("kill-switch item %r is corrupt (%r): spawning is treated as disabled", key, value)
 
     def last_known(self, function_name: str) -> KillState | None:
         """The state this process read last, for when DynamoDB is unavailable."""
@@ -193,9 +235,3 @@ def spawning_status(
         rules = cached if isinstance(cached, dict) else None
         fresh_until = rules_item.fresh_until
     return FunctionStatus(kill=kill, rules=rules, rules_fresh_until=fresh_until)
-
-
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

@@ -55,6 +55,7 @@ dist-check: | $(BIN)/python
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/throttle_load.py
 	$(BIN)/python benchmarks/estimator_latency.py
+	$(BIN)/python benchmarks/spawn_path.py
 
 bench-latency: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/estimator_latency.py

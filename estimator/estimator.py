@@ -15,7 +15,7 @@ from estimator.exceptions import EstimateUnavailable, LookupFailed
 from estimator.keys import estimate_key
 from estimator.memory import Cached
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
-from estimator.shared_cache import TwoTierCache
+from estimator.shared_cache import TwoTierCache, Validate
 from estimator.store import DynamoStore
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
 
@@ -120,6 +120,15 @@ class ConcurrencyEstimator:
             if hit is not None:  # the hot path of a warm container
                 return _to_estimate(ref, hit)
         return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
+
+    def shared_entry(self, function_name: str) -> tuple[str, float, Validate] | None:
+        """``(key, ttl, validate)`` of the shared item of ``function_name``'s default estimate
+        when this process holds no fresh value of it, else ``None``: for a caller that reads
+        several shared items in one request and hands them to :meth:`TwoTierCache.accept`."""
+        key = estimate_key(parse_function(function_name), self.config.minutes_back)
+        if self.cache.memory.get(key) is not None:
+            return None
+        return key, self.config.cache_ttl_seconds, _valid_value
 
     def estimate_many(
         self,

@@ -145,6 +145,18 @@ class TwoTierCache:
                 results.update(self._fill(misses, load_many, ttl, origin, validate, wait))
         return results
 
+    def accept(
+        self, key: str, item: StoredItem | None, *, ttl: float, validate: Validate | None = None
+    ) -> bool:
+        """Take ``item``, read by the caller (a batch read), into memory if it holds a fresh,
+        valid value: the next :meth:`get` of ``key`` is then a memory hit. True if taken."""
+        now = self.clock()
+        entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
+        if entry is None or item is None or not item.is_fresh(now):
+            return False
+        self.memory.put(key, entry)
+        return True
+
     def invalidate(self, key: str) -> None:
         """Forget ``key`` in this process (the shared item is left to expire)."""
         self.memory.discard(key)

@@ -265,6 +265,29 @@ class DynamoStore:
 
         self._run("BatchWriteItem", attempt)
 
+    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
+        """Several items in one strongly consistent BatchGetItem (up to 100 keys); absent keys
+        map to ``None``. Keys DynamoDB leaves unprocessed are asked once more."""
+        table = self.config.table_name
+        found: dict[str, StoredItem | None] = dict.fromkeys(keys)
+
+        def attempt() -> None:
+            pending: Any = {table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": True}}
+            for _ in range(2):
+                response = self._client.batch_get_item(RequestItems=pending)
+                for raw in response.get("Responses", {}).get(table, []):
+                    key = raw.get("pk", {}).get("S")
+                    if key in found:
+                        found[key] = decode_item(key, raw)
+                pending = response.get("UnprocessedKeys") or {}
+                if not pending:
+                    return
+            raise StoreUnavailable("BatchGetItem", RuntimeError(f"unprocessed: {pending}"))
+
+        if keys:
+            self._run("BatchGetItem", attempt)
+        return found
+
     @property
     def _client(self) -> Any:
         """The botocore client under the pynamodb model (for what pynamodb does not expose)."""

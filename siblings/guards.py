@@ -19,11 +19,11 @@ from typing import Any
 
 from estimator import ConcurrencyEstimator
 from estimator.memory import Cached
-from estimator.shared_cache import TwoTierCache
+from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.keys import rules_key
+from siblings.keys import kill_key, rules_key
 from siblings.killswitch import KillSwitch
 from siblings.result import Reason
 from siblings.rules import RuleLookup
@@ -79,12 +79,26 @@ class Guards:
             return Verdict(True, info=info)
         return Verdict(False, Reason.GUARD_ERROR, f"{guard} guard unavailable: {exc}", info)
 
-    def check_kill_switch(self, info: InvocationInfo) -> Verdict:
-        """Refuse while an operator has disabled spawning of the function."""
+    def check_kill_switch(self, info: InvocationInfo, forced: bool = False) -> Verdict:
+        """Refuse while an operator has disabled spawning of the function.
+
+        The switch is read on every spawn (one consistent read, so that it takes effect at the
+        next spawn). A container missing the rule state or the estimate in memory reads them in
+        the same request (one BatchGetItem) and keeps them, so that the guards after it make
+        no request of their own.
+        """
         if self.kill_switch is None:
             return Verdict(True, info={"source": "none (no shared table)"})
+        cold = self._cold_entries(info, forced)
         try:
-            state = self.kill_switch.state(info.function_name)
+            if cold:
+                key = kill_key(info.function_name)
+                items = self.kill_switch.store.get_many([key, *cold])
+                for name, (ttl, validate) in cold.items():
+                    self.cache.accept(name, items[name], ttl=ttl, validate=validate)
+                state = self.kill_switch.state_of(info.function_name, items[key])
+            else:
+                state = self.kill_switch.state(info.function_name)
             source = "dynamodb"
         except StoreUnavailable as exc:
             last = self.kill_switch.last_known(info.function_name)
@@ -98,6 +112,21 @@ class Guards:
         if state.disabled:
             return Verdict(False, Reason.KILL_SWITCH, detail, verdict_info)
         return Verdict(True, info=verdict_info)
+
+    def _cold_entries(self, info: InvocationInfo, forced: bool) -> dict[str, tuple[float, Validate]]:
+        """The shared items the later guards will need and this process does not hold fresh."""
+        if forced:
+            return {}
+        cold: dict[str, tuple[float, Validate]] = {}
+        if not self.config.auto_spawning:
+            key = rules_key(info.ref)
+            if self.cache.memory.get(key) is None:
+                cold[key] = (self.config.rules_cache_ttl_seconds, _valid_rules)
+        if self.config.max_concurrency is not None:
+            entry = self._estimator().shared_entry(info.function_name)
+            if entry is not None:
+                cold[entry[0]] = (entry[1], entry[2])
+        return cold
 
     def check_generation(self, generation: int) -> Verdict:
         """Refuse a sibling whose generation would exceed ``max_generations``."""

@@ -10,9 +10,10 @@ Resources, as the template scopes them:
 * ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
   ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
 * ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
-* ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchWriteItem``: the
-  shared table (``DeleteItem`` when a spawn claim is undone; ``BatchWriteItem`` writes the spawn
-  record and the child's chain position together);
+* ``dynamodb:GetItem``, ``PutItem``, ``UpdateItem``, ``DeleteItem``, ``BatchWriteItem``,
+  ``BatchGetItem``: the shared table (``DeleteItem`` when a spawn claim is undone;
+  ``BatchWriteItem`` writes the spawn record and the child's chain position together;
+  ``BatchGetItem`` reads a cold container's kill switch, rule state and estimate at once);
 * ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``.
 
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
@@ -33,6 +34,7 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",
         "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",
         "s3:PutObject",
         "s3:GetObject",
     }

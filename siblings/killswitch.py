@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from estimator.items import StoredItem
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
@@ -66,8 +67,11 @@ class KillSwitch:
         An item that is not one of ours means *disabled*: a guard must not be switched off by
         a malformed item.
         """
-        key = kill_key(function_name)
-        item = self.store.get(key)
+        return self.state_of(function_name, self.store.get(kill_key(function_name)))
+
+    def state_of(self, function_name: str, item: StoredItem | None) -> KillState:
+        """The state an item read by the caller (``None``: absent) says; remembered as the
+        last known state."""
         if item is None or item.is_gone(self.clock()):
             state = KillState(function_name, disabled=False)
         elif item.corrupt or not self._valid(item.value):
@@ -77,7 +81,7 @@ class KillSwitch:
                 reason="the kill-switch item is corrupt; rewrite it with `siblings enable` or `disable`",
                 corrupt=True,
             )
-            self._warn_once(key, item.value)
+            self._warn_once(item.key, item.value)
         else:
             value = item.value or {}
             state = KillState(

@@ -3,7 +3,8 @@
 For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
 
 1. the generation limit (no I/O);
-2. the kill switch (one consistent GetItem) **in parallel with** the step's claim (one
+2. the kill switch (one consistent GetItem; in a cold container one BatchGetItem that also
+   brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
 4. unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
@@ -161,14 +162,15 @@ class Spawner:
         """Read the kill switch and claim the step at the same time: one round trip, not two."""
         pending = None
         if self.guards.kill_switch is not None:  # without a table it is answered in memory
-            pending = self._pool.submit(self.guards.check_kill_switch, call.info)
+            pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
         claimed: Claim | StoreUnavailable
         try:
             claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
         except StoreUnavailable as exc:
             claimed = exc
-        kill = pending.result() if pending is not None else self.guards.check_kill_switch(call.info)
-        return kill, claimed
+        if pending is None:
+            return self.guards.check_kill_switch(call.info, call.forced), claimed
+        return pending.result(), claimed
 
     def _judge_claim(
         self, call: SpawnCall, claimed: Claim | StoreUnavailable

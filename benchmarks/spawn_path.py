@@ -92,7 +92,8 @@ def _kinds(service: str, body: bytes) -> str:
     if service != "dynamodb":
         return "sibling"
     text = body.decode(errors="replace")
-    found = [kind for kind in ("kill#", "rules#", "estimate#", "spawn#", "req#", "run#") if f'"{kind}' in text]
+    kinds = ("kill#", "rules#", "estimate#", "spawn#", "req#", "run#")
+    found = [kind for kind in kinds if f'"{kind}' in text]
     return "+".join(kind.rstrip("#") for kind in found)
 
 
@@ -235,10 +236,12 @@ def report(figures: dict[str, Any]) -> str:
     ]
     for name, row in figures["latency"].items():
         lines.append(
-            f"| {name} | {row['calls']} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms | {row['mean_ms']:.2f} ms |"
+            f"| {name} | {row['calls']} | {row['p50_ms']:.2f} ms | {row['p99_ms']:.2f} ms "
+            f"| {row['mean_ms']:.2f} ms |"
         )
     latency = figures["latency"]
-    budget = latency["naive: bare async Invoke"]["p50_ms"] + latency["baseline: one consistent GetItem"]["p50_ms"]
+    naive = latency["naive: bare async Invoke"]["p50_ms"]
+    budget = naive + latency["baseline: one consistent GetItem"]["p50_ms"]
     ours = latency["ours: warm spawn decision"]["p50_ms"]
     verdict = "met" if ours <= budget else "missed"
     lines += ["", f"Target ours ≤ naive + one GetItem: {ours:.2f} ms vs {budget:.2f} ms ({verdict})."]

@@ -55,6 +55,14 @@ class Config:
     """Use the shared DynamoDB tier; ``False`` keeps the cache in process only."""
     dynamodb_timeout_seconds: float = bounded(2.0, 0, 60, above=True)
     """Connect/read timeout of DynamoDB calls, so an outage degrades quickly."""
+    refresh_ahead_fraction: float = bounded(0.2, 0, 0.5)
+    """The last share of a value's TTL in which the fleet refreshes it early and each process
+    reads it again at a random moment, so that N processes do not read one item in the same
+    instant (0 turns both off)."""
+    outage_refresh_probability: float = bounded(0.02, 0, 1)
+    """With the shared table unavailable, the chance that a process holding a stale value asks
+    the origin itself (else it serves what it holds for ``error_backoff_seconds`` more): a
+    bounded share of the fleet refreshes, not all of it."""
     max_clock_skew_seconds: float = bounded(60.0, 0, 3600)
     """How far another writer's clock may be ahead of ours; shared items whose times lie
     further in the future than their own TTL allows are treated as corrupt."""

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from estimator.memory import Cached, Tier
 
 
 @dataclass(frozen=True)
@@ -125,3 +128,33 @@ def _number(attribute: Any) -> float | None:
     except ValueError:
         return None
     return number if math.isfinite(number) else None
+
+
+def cached_entry(
+    item: StoredItem | None,
+    now: float,
+    validate: Callable[[dict[str, Any]], bool] | None,
+    ttl: float,
+    skew: float,
+) -> Cached | None:
+    """The cached entry an item holds, if it is well-formed, not past its TTL, and its times are
+    believable: written no later than ``now`` (give or take ``skew``), and fresh for no longer
+    than ``ttl`` after that. A skewed or buggy writer cannot freeze a value."""
+    if item is None or item.value is None or item.fresh_until is None or item.is_gone(now):
+        return None
+    value = item.value.get("value")
+    fetched_at = item.value.get("fetched_at")
+    if not isinstance(value, dict) or isinstance(fetched_at, bool) or not isinstance(fetched_at, int | float):
+        return None
+    if not fetched_at <= now + skew or item.fresh_until > fetched_at + ttl + skew:
+        return None
+    if validate is not None and not validate(value):
+        return None
+    return Cached(value, Tier.DYNAMODB, float(fetched_at), item.fresh_until, stale=False)
+
+
+def holds_junk(item: StoredItem | None, entry: Cached | None, now: float) -> bool:
+    """An item that holds something, not past its TTL, that does not decode to an entry."""
+    if item is None or item.is_gone(now):
+        return False
+    return item.corrupt or (item.value is not None and entry is None)

@@ -59,6 +59,12 @@ class MemoryTier:
             hit = self._fresh.get(key)
         return hit[0] if hit is not None else None
 
+    def served_until(self, key: str) -> float | None:
+        """When the memory entry of ``key`` stops being served (``None``: none)."""
+        with self._lock:
+            hit = self._fresh.get(key)
+        return hit[1] if hit is not None else None
+
     def last_known(self, key: str) -> Cached | None:
         """The most recent entry for ``key`` whatever its age (for stale fallback)."""
         with self._lock:

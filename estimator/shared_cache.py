@@ -22,9 +22,11 @@ from typing import Any
 
 from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
+from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
 from estimator.polling import Backoff
-from estimator.store import DynamoStore, StoredItem
+from estimator.refresh_policy import RefreshPolicy
+from estimator.store import DynamoStore
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class TwoTierCache:
         self.store = store
         self.clock = clock
         self.memory = MemoryTier(config.memory_cache_size, timer=clock)
+        self.policy = RefreshPolicy(config)
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
         self._failures: dict[str, tuple[float, LookupFailed]] = {}
         self._failures_lock = threading.Lock()
@@ -151,10 +154,12 @@ class TwoTierCache:
         """Take ``item``, read by the caller (a batch read), into memory if it holds a fresh,
         valid value: the next :meth:`get` of ``key`` is then a memory hit. True if taken."""
         now = self.clock()
-        entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
+        entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
         if entry is None or item is None or not item.is_fresh(now):
             return False
-        self.memory.put(key, entry)
+        if self.policy.due_early(entry.expires_at, now, ttl):
+            return False  # the normal path may take its early refresh
+        self._remember(key, entry, now, ttl)
         return True
 
     def invalidate(self, key: str) -> None:
@@ -213,13 +218,16 @@ class TwoTierCache:
             return Plan.LOAD, None
         try:
             item = self.store.get(key)
-            entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
-            if _is_corrupt(item, entry, now):
+            entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
+            if holds_junk(item, entry, now):
                 # Another writer's shape or a damaged item: no lease can be trusted on it.
                 log.warning("cache item %r is corrupt or foreign; overwriting it", key)
                 return Plan.LOAD, None
             if entry is not None and item is not None and item.is_fresh(now):
-                self.memory.put(key, entry)
+                if self._refresh_early(key, item, now, ttl):
+                    stale[key] = replace(entry, source=Tier.DYNAMODB)  # served if it fails
+                    return Plan.LOAD, None
+                self._remember(key, entry, now, ttl)
                 return Plan.DONE, replace(entry, source=Tier.DYNAMODB)
             if entry is not None:
                 previous = stale.get(key)
@@ -228,24 +236,50 @@ class TwoTierCache:
             if self._take_lease(key, now, ttl):
                 return Plan.LOAD, None
         except StoreUnavailable:
-            return Plan.LOAD, None  # the table's breaker has logged it
+            # The table's breaker has logged it. Without the fleet's single flight, only a
+            # bounded share of processes asks the origin; the others serve what they hold.
+            if key in stale and not self.policy.ask_origin_in_outage():
+                return Plan.STALE, None
+            return Plan.LOAD, None
         if key in stale:
             return Plan.STALE, None
         if item is not None and item.recently_failed(now, self._longest_backoff):
             return Plan.FAILED, None  # waiting would only wait out the fleet's back-off
         return Plan.WAIT, None
 
+    def _remember(self, key: str, entry: Cached, now: float, ttl: float) -> None:
+        """Keep ``entry`` in memory until this process's jittered next read (see
+        :mod:`estimator.refresh_policy`)."""
+        self.memory.put(key, entry, serve_until=self.policy.memory_until(entry.expires_at, now, ttl))
+
+    def _refresh_early(self, key: str, item: StoredItem, now: float, ttl: float) -> bool:
+        """Take the lease to refresh a value in its early window, unless one is visibly held."""
+        assert item.fresh_until is not None
+        if not self.policy.due_early(item.fresh_until, now, ttl):
+            return False
+        longest = self.config.lease_seconds + self.config.max_clock_skew_seconds
+        if item.lease_held(now, longest):
+            return False
+        return self._take_lease(key, now, ttl, due_by=item.fresh_until)
+
     @property
     def _longest_backoff(self) -> float:
         return self.config.error_backoff_seconds + self.config.max_clock_skew_seconds
 
-    def _take_lease(self, key: str, now: float, ttl: float) -> bool:
-        """Try for the refresh lease of ``key``; leases and freshness beyond what a sane writer
-        sets (plus clock skew) do not stand in the way."""
+    def _take_lease(self, key: str, now: float, ttl: float, due_by: float | None = None) -> bool:
+        """Try for the refresh lease of ``key`` (due: stale by ``due_by``, default ``now``);
+        leases and freshness beyond what a sane writer sets (plus clock skew) do not stand in
+        the way."""
         assert self.store is not None
         skew = self.config.max_clock_skew_seconds
         return self.store.try_lease(
-            key, self.owner, now, self.config.lease_seconds, skew=skew, fresh_at_most=now + ttl + skew
+            key,
+            self.owner,
+            now,
+            self.config.lease_seconds,
+            skew=skew,
+            fresh_at_most=now + ttl + skew,
+            due_by=due_by,
         )
 
     def _load(
@@ -275,7 +309,7 @@ class TwoTierCache:
                     results[key] = self._remember_failure(key, LookupFailed(key, error, detail))
                 continue
             entry = Cached(value, origin, fetched_at, fetched_at + ttl)
-            self.memory.put(key, entry)
+            self._remember(key, entry, fetched_at, ttl)
             self._store_put(key, entry)
             results[key] = entry
         return results
@@ -296,11 +330,11 @@ class TwoTierCache:
             now = self.clock()
             try:
                 item = self.store.get(key)
-                entry = _entry_from_item(item, now, validate, ttl, self.config.max_clock_skew_seconds)
-                if _is_corrupt(item, entry, now):
+                entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
+                if holds_junk(item, entry, now):
                     return self._load([key], load_many, ttl, origin, {})[key]
                 if entry is not None and item is not None and item.is_fresh(now):
-                    self.memory.put(key, entry)
+                    self._remember(key, entry, now, ttl)
                     return replace(entry, source=Tier.DYNAMODB)
                 if item is not None and item.recently_failed(now, self._longest_backoff):
                     return self._remember_failure(
@@ -360,29 +394,3 @@ class TwoTierCache:
             with self._failures_lock:
                 self._failures[key] = (self.clock() + self.config.error_backoff_seconds, error)
         return error
-
-
-def _entry_from_item(
-    item: StoredItem | None, now: float, validate: Validate | None, ttl: float, skew: float
-) -> Cached | None:
-    """The cached entry an item holds, if it is well-formed, not past its TTL, and its times are
-    believable: written no later than ``now`` (give or take ``skew``), and fresh for no longer
-    than ``ttl`` after that. A skewed or buggy writer cannot freeze a value."""
-    if item is None or item.value is None or item.fresh_until is None or item.is_gone(now):
-        return None
-    value = item.value.get("value")
-    fetched_at = item.value.get("fetched_at")
-    if not isinstance(value, dict) or isinstance(fetched_at, bool) or not isinstance(fetched_at, int | float):
-        return None
-    if not fetched_at <= now + skew or item.fresh_until > fetched_at + ttl + skew:
-        return None
-    if validate is not None and not validate(value):
-        return None
-    return Cached(value, Tier.DYNAMODB, float(fetched_at), item.fresh_until, stale=False)
-
-
-def _is_corrupt(item: StoredItem | None, entry: Cached | None, now: float) -> bool:
-    """An item that holds something, not past its TTL, that does not decode to an entry."""
-    if item is None or item.is_gone(now):
-        return False
-    return item.corrupt or (item.value is not None and entry is None)

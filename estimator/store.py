@@ -302,12 +302,14 @@ class DynamoStore:
         *,
         skew: float = 0.0,
         fresh_at_most: float | None = None,
+        due_by: float | None = None,
     ) -> bool:
         """Take the refresh lease of ``key`` if its value is stale or absent and no live lease exists.
 
         One conditional UpdateItem: exactly one of many concurrent callers wins. A lease reaching
         further than ``lease_seconds + skew`` ahead, or a freshness beyond ``fresh_at_most``, came
-        from a skewed or buggy writer and counts as none.
+        from a skewed or buggy writer and counts as none. ``due_by`` (default ``now``) takes the
+        lease of a value that will be stale by then: an early refresh.
         """
         model = self.model
         # The holder itself may take its lease again (a retry after its own failed refresh).
@@ -319,7 +321,7 @@ class DynamoStore:
         )
         stale = (
             model.fresh_until.does_not_exist()
-            | (model.fresh_until <= now)
+            | (model.fresh_until <= (now if due_by is None else due_by))
             # Past its TTL, DynamoDB may delete it any moment: as good as absent.
             | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
         )

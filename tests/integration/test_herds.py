@@ -1,0 +1,79 @@
+"""A fleet does not move as one: reads spread over a window, one early refresh, and with the
+table down only a bounded share of processes asks CloudWatch."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import pytest
+
+from estimator import ConcurrencyEstimator, ensure_table
+from estimator.store import DynamoStore
+from tests.conftest import Aws
+from tests.fault.test_estimator_faults import closed_port_url
+from tests.helpers import local_config, put_lambda_metrics
+
+KEY = "estimate#worker#5"
+
+
+@pytest.fixture(autouse=True)
+def table(aws: Aws) -> None:
+    ensure_table(local_config(aws.endpoint_url), aws.session)
+
+
+def test_memory_expiries_spread_over_the_last_share_of_the_ttl(aws: Aws) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    config = local_config(aws.endpoint_url, cache_ttl_seconds=60, use_dynamodb=False)
+    until = []
+    for seed in range(100):
+        estimator = ConcurrencyEstimator(config, session=aws.session)
+        estimator.cache.policy.random = random.Random(seed)
+        expires = estimator.estimate("worker").expires_at
+        served = estimator.cache.memory.served_until(KEY)
+        assert served is not None and expires - 12.0 <= served <= expires  # 20% of 60 s
+        until.append(expires - served)
+    # Spread, not all at one instant: a process-fleet's reads land over ~12 s.
+    assert max(until) - min(until) > 8.0
+    assert sum(1 for gap in until if gap < 1.0) < 20
+
+
+def test_one_reader_refreshes_early_and_nobody_serves_stale(aws: Aws) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    config = local_config(aws.endpoint_url, cache_ttl_seconds=2.0, refresh_ahead_fraction=0.5)
+    first = ConcurrencyEstimator(config, session=aws.session).estimate("worker")
+    time.sleep(max(0.0, first.expires_at - 0.8 - time.time()))  # inside the early window
+    readers = [ConcurrencyEstimator(config, session=aws.session) for _ in range(20)]
+    estimates = [reader.estimate("worker") for reader in readers]
+    assert aws.recorder.count("monitoring", "GetMetricData") == 2  # the first, and one early
+    assert not any(e.stale for e in estimates)
+    refreshed = DynamoStore(config, session=aws.session).get(KEY)
+    assert refreshed is not None and refreshed.fresh_until is not None
+    assert refreshed.fresh_until > first.expires_at  # renewed before the old value expired
+    # Only the lease winner wrote: the others saw the lease or the new value.
+    assert aws.recorder.count("dynamodb", "UpdateItem") <= 3
+
+
+def test_with_the_table_down_only_a_share_of_processes_asks_cloudwatch(aws: Aws) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    config = local_config(aws.endpoint_url, cache_ttl_seconds=3.0, outage_refresh_probability=0.05)
+    fleet = []
+    for seed in range(200):
+        estimator = ConcurrencyEstimator(config, session=aws.session)
+        estimator.cache.policy.random = random.Random(seed)
+        fleet.append(estimator)
+    fleet[0].estimate("worker")
+    for estimator in fleet[1:]:
+        assert estimator.estimate("worker").source == "dynamodb"
+    aws.recorder.reset()
+    time.sleep(3.1)  # every value is now stale, and the table goes away
+    for estimator in fleet:
+        assert estimator.cache.store is not None
+        estimator.cache.store = DynamoStore(
+            local_config(closed_port_url(), dynamodb_timeout_seconds=0.2), session=aws.session
+        )
+    served = [estimator.estimate("worker") for estimator in fleet]
+    asked = aws.recorder.count("monitoring", "GetMetricData")
+    assert 1 <= asked <= 25  # about 5% of 200, not 200
+    assert sum(e.stale for e in served) == len(fleet) - asked
+    assert all(e.value == 10 for e in served if e.stale)  # what each process held

@@ -20,7 +20,7 @@ A drop-in for ``sosw.components.siblings.SiblingsManager``::
    ``PayloadTooLarge`` before anything is written or invoked;
 2. generation limit and 3. kill switch: even with ``force=True``;
 4. an earlier spawn of the same chain step (a retried parent): the first result, ``duplicate``;
-5. EventBridge rule state and 6. concurrency: skipped with ``force=True``;
+5. EventBridge rule state, 6. concurrency and account headroom: skipped with ``force=True``;
 7. claim the step, offload the payload to S3 if needed, async Invoke with retries, record.
 
 An Invoke that still fails raises :class:`SpawnFailed`. Every decision is counted in
@@ -50,6 +50,7 @@ from estimator.store import DynamoStore
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context, remaining_seconds
 from siblings.decisions import DecisionLog
+from siblings.emf import make_emitter
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
 from siblings.invoke import InvokeOutcome, Invoker
@@ -64,7 +65,7 @@ from siblings.spawn_call import SpawnCall
 log = logging.getLogger("siblings")
 
 _CLIENT_KWARGS = {"lambda_client": "lambda", "events_client": "events", "s3_client": "s3"}
-_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config")
+_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics")
 # Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
 _CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
 # Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
@@ -80,7 +81,8 @@ class SiblingsManager:
     ready :class:`SiblingsConfig`, then ``custom_config`` overrides it), ``session``
     (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
     (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
-    (:class:`ConcurrencyEstimator`). Clients are created on first use.
+    (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics`` that receives the
+    decisions' metrics, see :mod:`siblings.emf`). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -122,7 +124,7 @@ class SiblingsManager:
             rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
         )
-        self._decisions = DecisionLog()
+        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self._inflight: dict[str, Future[SpawnResult]] = {}
         self._inflight_lock = threading.Lock()
         self._last_function: str | None = None
@@ -255,9 +257,11 @@ class SiblingsManager:
         return None
 
     def _decide(self, call: SpawnCall) -> SpawnResult:
+        guards_started = time.monotonic()
         refusal = self._check_guards(call)
+        guard_ms = (time.monotonic() - guards_started) * 1000.0
         if refusal is not None:
-            return self._decisions.record(refusal, call.started)
+            return self._decisions.record(refusal, call.started, guard_ms)
         deadline = self._deadline(call.info)
         if self.config.dry_run:
             outcome = self._invoke(call, "DryRun", deadline)
@@ -268,8 +272,8 @@ class SiblingsManager:
                 payload_key=call.encoded.key,
                 detail="dry_run: Lambda checked the Invoke, no sibling was started",
             )
-            return self._decisions.record(dry, call.started)
-        return self._decisions.record(self._spawn(call, deadline), call.started)
+            return self._decisions.record(dry, call.started, guard_ms)
+        return self._decisions.record(self._spawn(call, deadline), call.started, guard_ms)
 
     def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
         """Record ``verdict`` under ``name``: ``None`` when the spawn may go on, else the refusal."""
@@ -303,11 +307,13 @@ class SiblingsManager:
             if first is not None:
                 return duplicate_of(first, call.guards)
         if call.forced:
-            call.guards["eventbridge"] = call.guards["concurrency"] = {"skipped": "force"}
+            for name in ("eventbridge", "concurrency", "account_headroom"):
+                call.guards[name] = {"skipped": "force"}
             return None
         for name, check in (
             ("eventbridge", lambda: self.guards.check_rules(call.info)),
             ("concurrency", lambda: self.guards.check_concurrency(call.info)),
+            ("account_headroom", lambda: self.guards.check_account_headroom(call.info)),
         ):
             stop = self._verdict(call, name, check())
             if stop is not None:

@@ -34,7 +34,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from estimator.estimator import ConcurrencyEstimator, ensure_table
+from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table
 from siblings.config import SiblingsConfig
 from siblings.local.calls import CallRecorder
 from siblings.local.faults import CrashInjector, ThrottleInjector
@@ -124,6 +124,9 @@ class Sample:
     """Seconds since the run started."""
     running: int
     estimate: int | None
+    """Little's law, as the guards' cache holds it."""
+    observed_peak: int | None
+    """The highest ConcurrentExecutions of a minute in the same window (same call)."""
     records_done: int
     spawned: int
 
@@ -364,7 +367,7 @@ class Fleet:
         schedule.start()
         deadline = self.started_at + settings.timeout_seconds
         next_estimate = 0.0
-        estimate: int | None = None
+        estimate: Estimate | None = None
         while True:
             now = time.monotonic()
             if now >= next_estimate:
@@ -400,18 +403,19 @@ class Fleet:
         while not self._stop_schedule.wait(period):
             self.runtime.invoke_async(FUNCTION_NAME, event)
 
-    def _estimate(self) -> int | None:
+    def _estimate(self) -> Estimate | None:
         assert self._monitor_estimator is not None
         try:
-            return self._monitor_estimator.estimate(FUNCTION_NAME).value
+            return self._monitor_estimator.estimate(FUNCTION_NAME)
         except Exception:  # an unavailable estimate is a gap in the plot, not a failure
             return None
 
-    def _sample(self, estimate: int | None) -> Sample:
+    def _sample(self, estimate: Estimate | None) -> Sample:
         sample = Sample(
+            observed_peak=None if estimate is None else estimate.observed_peak,
             t=time.monotonic() - self.started_at,
             running=self.runtime.running(FUNCTION_NAME),
-            estimate=estimate,
+            estimate=None if estimate is None else estimate.value,
             records_done=self._tally.committed,
             spawned=self.spawn_stats()["spawned"],
         )
@@ -522,6 +526,7 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
     spawns = fleet.spawn_stats()
     calls = fleet.recorder.counts()
     estimates = [s.estimate for s in fleet.samples if s.estimate is not None]
+    peaks = [s.observed_peak for s in fleet.samples if s.observed_peak is not None]
     elapsed = (fleet.finished_at or time.monotonic()) - fleet.started_at
     metric_calls = calls.get(("monitoring", "GetMetricData"), 0)
     assert fleet.config is not None
@@ -566,6 +571,9 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
             "true_peak": stats.peak_concurrency,
             "estimate_last": estimates[-1] if estimates else None,
             "estimate_peak": max(estimates) if estimates else None,
+            # ConcurrentExecutions (Maximum) from the same GetMetricData call as Little's law.
+            "observed_peak_last": peaks[-1] if peaks else None,
+            "observed_peak": max(peaks) if peaks else None,
         },
         "spawns": {
             "spawned": spawns["spawned"],

@@ -10,7 +10,7 @@ chosen by :func:`make_emitter`:
    it and published with the caller's own metrics when the caller flushes it (its
    ``log_metrics`` decorator); the caller's namespace and dimensions apply;
 2. Powertools installed (``lambda-siblings[powertools]``), no object passed, running on Lambda
-   (``AWS_LAMBDA_FUNCTION_NAME`` set): a private ``AmazonCloudWatchEMFProvider`` (never a
+   (``AWS_EXECUTION_ENV`` is ``AWS_Lambda_<runtime>``): a private ``AmazonCloudWatchEMFProvider`` (never a
    ``Metrics``, whose metric set is shared by every instance in the process) prints one EMF
    document per decision to stdout, where Lambda ships it to CloudWatch Logs. Elsewhere stdout
    belongs to the program (a script, the CLI, the local simulation), so 3 applies;
@@ -168,7 +168,10 @@ def make_emitter(config: SiblingsConfig, metrics: Any = None) -> Emitter | None:
         return None
     if metrics is not None:
         return CallerMetrics(metrics)
-    provider = powertools_provider() if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else None
+    # Lambda's runtime sets AWS_EXECUTION_ENV; AWS_LAMBDA_FUNCTION_NAME alone is also set by
+    # tools that imitate a function (sosw's benchmarks), whose stdout is not a log stream.
+    on_lambda = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
+    provider = powertools_provider() if on_lambda else None
     if provider is not None:
         return PowertoolsDocuments(config.metrics_namespace, provider)
     return LogLine(config.metrics_namespace)

@@ -81,8 +81,8 @@ class SiblingsManager:
     ready :class:`SiblingsConfig`, then ``custom_config`` overrides it), ``session``
     (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
     (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
-    (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics`` that receives the
-    decisions' metrics, see :mod:`siblings.emf`). Clients are created on first use.
+    (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics``, see
+    :mod:`siblings.emf`). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -307,8 +307,8 @@ class SiblingsManager:
             if first is not None:
                 return duplicate_of(first, call.guards)
         if call.forced:
-            for name in ("eventbridge", "concurrency", "account_headroom"):
-                call.guards[name] = {"skipped": "force"}
+            skipped = ("eventbridge", "concurrency", "account_headroom")
+            call.guards.update({name: {"skipped": "force"} for name in skipped})
             return None
         for name, check in (
             ("eventbridge", lambda: self.guards.check_rules(call.info)),

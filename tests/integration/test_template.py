@@ -55,9 +55,6 @@ from siblings.result import REFUSALS
 from tests.conftest import Aws
 from tests.helpers import put_lambda_metrics
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Tried to parse AWS..CloudWatch..Alarm"
-)
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 WORKER_FILE = REPO / "examples" / "cursor_worker.py"

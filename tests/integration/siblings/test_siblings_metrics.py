@@ -79,11 +79,13 @@ def three_decisions(env: SiblingsEnv, **custom: Any) -> Any:
 
 @pytest.fixture
 def off_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    monkeypatch.delenv("AWS_EXECUTION_ENV", raising=False)
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)  # not enough to count as Lambda
 
 
 @pytest.fixture
 def on_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.12")  # what Lambda's runtime sets
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
 
 

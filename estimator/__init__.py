@@ -11,24 +11,39 @@ shared table build on these modules, the documented extension points:
 :mod:`estimator.memory` (tier 1), :mod:`estimator.config` and :mod:`estimator.settings` (a
 config to extend, and its one parser), :mod:`estimator.aws` (the client factory),
 :mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`.
+
+Signals, all from one GetMetricData call per refresh (:mod:`estimator.metrics`): Little's law
+(``Estimate.value``), the function's observed peak (``Estimate.observed_peak``) and the
+account's concurrency (``Estimate.account_concurrency``); the limits they are compared with
+come from Lambda's control plane, cached for an hour (:mod:`estimator.limits`).
 """
 
 from estimator.config import Config
-from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table, estimate_concurrency
+from estimator.estimator import (
+    ConcurrencyEstimator,
+    ConcurrencySignal,
+    Estimate,
+    ensure_table,
+    estimate_concurrency,
+)
 from estimator.exceptions import (
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
     StoreUnavailable,
 )
+from estimator.limits import AccountLimit, ReservedConcurrency
 
 __all__ = [
+    "AccountLimit",
     "ConcurrencyEstimator",
+    "ConcurrencySignal",
     "Config",
     "Estimate",
     "EstimateUnavailable",
     "LambdaSiblingsError",
     "LookupFailed",
+    "ReservedConcurrency",
     "StoreUnavailable",
     "ensure_table",
     "estimate_concurrency",

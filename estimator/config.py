@@ -40,6 +40,9 @@ class Config:
     """Window of CloudWatch metrics the estimate is computed over."""
     cache_ttl_seconds: float = bounded(60.0, 0, _DAY, above=True)
     """How long an estimate is fresh (Lambda metrics have one-minute resolution)."""
+    limits_cache_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)
+    """How long the account's concurrency limit and a function's reserved concurrency are fresh
+    (Lambda's control-plane APIs have a 15 TPS quota; limits change rarely)."""
     stale_grace_seconds: float = bounded(3600.0, 0, 30 * _DAY)
     """How long past its freshness an item is kept (DynamoDB TTL) to be served when a refresh fails."""
     lease_seconds: float = bounded(10.0, 0, 3600, above=True)

@@ -1,4 +1,5 @@
-"""ConcurrencyEstimator: Little's law over CloudWatch metrics, cached in two shared tiers."""
+"""ConcurrencyEstimator: Little's law and the observed peak from one CloudWatch call, cached in
+two shared tiers, beside the account's concurrency and the limits it is compared with."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from estimator.aws import Clients
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
 from estimator.keys import estimate_key
+from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache, Validate
@@ -32,6 +35,19 @@ _VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
     "period_s": (int, 60, 1440 * 60),
 }
 _MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
+# Added later: items written before them lack them and still read (as None).
+_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency")
+
+
+class ConcurrencySignal(StrEnum):
+    """Which measure of a function's concurrency to act on (see :meth:`Estimate.concurrency`)."""
+
+    LITTLES_LAW = "littles_law"
+    """``Estimate.value``: the average over the window (sosw's estimate); smooth, lags bursts."""
+    OBSERVED_PEAK = "observed_peak"
+    """``Estimate.observed_peak``: the highest ConcurrentExecutions of any minute of the window."""
+    MAX = "max"
+    """The higher of the two: the most cautious."""
 
 
 @dataclass(frozen=True)
@@ -39,9 +55,12 @@ class Estimate:
     """An approximate concurrency of one function and where it came from.
 
     ``value`` is ``ceil(invocations * avg_duration_ms / (1000 * period_s))`` over the last
-    ``period_s`` seconds of whole minutes. ``source`` is ``"memory"``, ``"dynamodb"`` or
-    ``"cloudwatch"``; ``stale`` is True when a refresh failed and an older value is served.
-    Times are epoch seconds.
+    ``period_s`` seconds of whole minutes (Little's law). ``observed_peak`` is the highest
+    ``ConcurrentExecutions`` (Maximum) Lambda published for the function in any minute of the
+    window, and ``account_concurrency`` the same for the whole account (the metric without
+    dimensions); each is ``None`` when CloudWatch has no datapoints. ``source`` is
+    ``"memory"``, ``"dynamodb"`` or ``"cloudwatch"``; ``stale`` is True when a refresh failed
+    and an older value is served. Times are epoch seconds.
     """
 
     function_name: str
@@ -53,9 +72,20 @@ class Estimate:
     fetched_at: float
     expires_at: float
     stale: bool = False
+    observed_peak: int | None = None
+    account_concurrency: int | None = None
 
     def __int__(self) -> int:
         return self.value
+
+    def concurrency(self, signal: ConcurrencySignal | str = ConcurrencySignal.LITTLES_LAW) -> int:
+        """The concurrency by ``signal``; without an observed peak, Little's law stands in."""
+        chosen = ConcurrencySignal(signal)
+        if chosen is ConcurrencySignal.LITTLES_LAW or self.observed_peak is None:
+            return self.value
+        if chosen is ConcurrencySignal.OBSERVED_PEAK:
+            return self.observed_peak
+        return max(self.value, self.observed_peak)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of every field."""
@@ -65,9 +95,12 @@ class Estimate:
 class ConcurrencyEstimator:
     """Estimates Lambda concurrency from CloudWatch with a fleet-wide shared cache.
 
-    One GetMetricData call fetches Invocations (Sum) and Duration (Average); the result is
-    cached in memory and in the shared DynamoDB table for ``config.cache_ttl_seconds``, and
-    only one execution in the fleet refreshes it per window.
+    One GetMetricData call fetches Invocations (Sum), Duration (Average) and
+    ConcurrentExecutions (Maximum) of each function, and ConcurrentExecutions of the account;
+    the result is cached in memory and in the shared DynamoDB table for
+    ``config.cache_ttl_seconds``, and only one execution in the fleet refreshes it per window.
+    :attr:`limits` looks up the limits to compare with (cached the same way, for
+    ``config.limits_cache_ttl_seconds``).
 
     Clients are injected or built from ``session`` (a ``boto3.Session``) on first use.
     """
@@ -78,19 +111,24 @@ class ConcurrencyEstimator:
         *,
         session: Any = None,
         cloudwatch_client: Any = None,
+        lambda_client: Any = None,
         store: DynamoStore | None = None,
         cache: TwoTierCache | None = None,
         clock: Callable[[], float] = time.time,
     ):
         self.config = config or Config.from_env()
         self._session = session
-        self._clients = Clients(self.config, session, {"cloudwatch": cloudwatch_client})
+        self._clients = Clients(
+            self.config, session, {"cloudwatch": cloudwatch_client, "lambda": lambda_client}
+        )
         if cache is None:
             if store is None and self.config.use_dynamodb:
                 store = DynamoStore(self.config, session=session)
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
+        self.limits = LimitLookup(self.config, cache, self._clients)
+        """The account's concurrency limit and functions' reserved concurrency, cached."""
 
     @property
     def cloudwatch(self) -> Any:
@@ -139,7 +177,8 @@ class ConcurrencyEstimator:
     ) -> dict[str, Estimate]:
         """Estimates of several functions, keyed by the names given.
 
-        The misses are fetched with one GetMetricData call per 250 functions. Raises
+        The misses are fetched with one GetMetricData call per 166 functions (three queries
+        each, plus the account's). Raises
         :class:`EstimateUnavailable` (for the first function without any value) if some
         function has none.
         """
@@ -149,6 +188,18 @@ class ConcurrencyEstimator:
         refs = {name: parse_function(name) for name in names}
         estimates = self._estimate_refs(list(refs.values()), self._minutes(minutes_back), use_cache)
         return {name: estimates[ref] for name, ref in refs.items()}
+
+    def account_limit(self, *, max_wait: float | None = None) -> AccountLimit:
+        """The account's concurrency limit (``GetAccountSettings``, cached); raises
+        :class:`LookupFailed` when Lambda fails and nothing is cached."""
+        return self.limits.account_limit(max_wait=max_wait)
+
+    def reserved_concurrency(
+        self, function_name: str, *, max_wait: float | None = None
+    ) -> ReservedConcurrency:
+        """The function's reserved concurrency (``GetFunctionConcurrency``, cached); raises
+        :class:`LookupFailed` when Lambda fails and nothing is cached."""
+        return self.limits.reserved_concurrency(parse_function(function_name), max_wait=max_wait)
 
     def _minutes(self, minutes_back: int | None) -> int:
         return check_minutes_back(self.config.minutes_back if minutes_back is None else minutes_back)
@@ -195,18 +246,20 @@ class ConcurrencyEstimator:
         return estimates
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
-        """Fetch fresh values: one GetMetricData call per 250 functions."""
+        """Fetch fresh values: one GetMetricData call per 166 functions."""
         window = aligned_window(datetime.fromtimestamp(self.clock(), tz=UTC), minutes_back)
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]
-            metrics = fetch_metrics(self.cloudwatch, chunk, window)
-            for ref, metric in zip(chunk, metrics, strict=True):
+            batch = fetch_metrics(self.cloudwatch, chunk, window)
+            for ref, metric in zip(chunk, batch.functions, strict=True):
                 values[estimate_key(ref, minutes_back)] = {
                     "value": metric.concurrency,
                     "invocations": metric.invocations,
                     "avg_duration_ms": metric.avg_duration_ms,
                     "period_s": metric.period_s,
+                    "observed_peak": metric.observed_peak,
+                    "account_concurrency": batch.account_concurrency,
                 }
         return values
 
@@ -216,6 +269,12 @@ def _valid_value(value: dict[str, Any]) -> bool:
     is foreign or damaged, and is refreshed instead of served)."""
     for name, (kind, low, high) in _VALUE_FIELDS.items():
         if not _in_range(value.get(name), kind, low, high):
+            return False
+    for name in _OPTIONAL_INT_FIELDS:
+        optional = value.get(name)
+        if optional is not None and (
+            isinstance(optional, bool) or not isinstance(optional, int) or optional < 0
+        ):
             return False
     avg = value.get("avg_duration_ms")
     return avg is None or _in_range(avg, (int, float), 0, _MAX_DURATION_MS)
@@ -231,6 +290,8 @@ def _in_range(value: Any, kind: type | tuple[type, ...], low: float, high: float
 def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
     value = cached.value
     avg = value.get("avg_duration_ms")
+    peak = value.get("observed_peak")
+    account = value.get("account_concurrency")
     return Estimate(
         function_name=ref.resource,
         value=int(value["value"]),
@@ -241,6 +302,8 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
         fetched_at=cached.fetched_at,
         expires_at=cached.expires_at,
         stale=cached.stale,
+        observed_peak=None if peak is None else int(peak),
+        account_concurrency=None if account is None else int(account),
     )
 
 

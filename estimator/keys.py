@@ -9,8 +9,20 @@ from __future__ import annotations
 from estimator.validation import FunctionRef
 
 ESTIMATE_PREFIX = "estimate#"
+LIMITS_PREFIX = "limits#"
 
 
 def estimate_key(ref: FunctionRef, minutes_back: int) -> str:
     """Key of the cached estimate of one function (qualifier included) over one window."""
     return f"{ESTIMATE_PREFIX}{ref.resource}#{minutes_back}"
+
+
+def account_limit_key() -> str:
+    """Key of the cached account concurrency limit (a table serves one account and Region)."""
+    return f"{LIMITS_PREFIX}account"
+
+
+def function_concurrency_key(ref: FunctionRef) -> str:
+    """Key of a function's cached reserved concurrency: the bare name, as reserved concurrency
+    is set on the function, not on an alias or version."""
+    return f"{LIMITS_PREFIX}function#{ref.name}"

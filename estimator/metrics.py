@@ -1,10 +1,16 @@
-"""One GetMetricData call for Invocations (Sum) and Duration (Average) of many functions."""
+"""One GetMetricData call for the concurrency signals of many functions and of the account.
+
+Per function: Invocations (Sum) and Duration (Average) for Little's law, and
+ConcurrentExecutions (Maximum) for the observed peak. Once per call: ConcurrentExecutions
+(Maximum) without dimensions, the account's concurrency. Everything rides in the same request,
+so the extra signals cost no extra call.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,10 +24,23 @@ log = logging.getLogger(__name__)
 COMPLETE = "Complete"
 """The only ``StatusCode`` whose data counts."""
 
-# GetMetricData takes at most 500 queries a call; each function needs two.
+# GetMetricData takes at most 500 queries a call; each function needs three, and one query per
+# call is the account's concurrency.
 MAX_QUERIES_PER_CALL = 500
-FUNCTIONS_PER_CALL = MAX_QUERIES_PER_CALL // 2
+QUERIES_PER_FUNCTION = 3
+FUNCTIONS_PER_CALL = (MAX_QUERIES_PER_CALL - 1) // QUERIES_PER_FUNCTION
 BUCKET_SECONDS = 60
+ACCOUNT_QUERY_ID = "account"
+"""Id of the account-level ConcurrentExecutions query (ids must start with a lower-case letter)."""
+
+# Query id prefix -> (metric, statistic). Maximum for ConcurrentExecutions: the peak of the
+# minute is what can exhaust a limit, and it is the only statistic that stays right when a
+# query without dimensions is answered from several series (as moto does; see the README).
+_FUNCTION_QUERIES = {
+    "i": ("Invocations", "Sum"),
+    "d": ("Duration", "Average"),
+    "c": ("ConcurrentExecutions", "Maximum"),
+}
 
 
 @dataclass(frozen=True)
@@ -39,16 +58,28 @@ class MetricWindow:
 
 @dataclass(frozen=True)
 class FunctionMetrics:
-    """Window totals of one function, and the concurrency they imply."""
+    """Window totals of one function, the concurrency they imply, and the observed peak."""
 
     invocations: float
     avg_duration_ms: float | None
     period_s: int
+    observed_peak: int | None = None
+    """Highest ``ConcurrentExecutions`` (Maximum) of any minute; ``None`` without datapoints."""
 
     @property
     def concurrency(self) -> int:
         """Little's law over the window."""
         return littles_law(self.invocations, self.avg_duration_ms, self.period_s)
+
+
+@dataclass(frozen=True)
+class MetricsBatch:
+    """What one GetMetricData call returned: each function's metrics, in the order asked,
+    and the account's concurrency (highest ``ConcurrentExecutions`` without dimensions,
+    ``None`` without datapoints)."""
+
+    functions: list[FunctionMetrics]
+    account_concurrency: int | None
 
 
 def aligned_window(now: datetime, minutes_back: int) -> MetricWindow:
@@ -63,43 +94,42 @@ def aligned_window(now: datetime, minutes_back: int) -> MetricWindow:
     return MetricWindow(end - timedelta(minutes=minutes_back), end)
 
 
+def _query(query_id: str, metric: str, stat: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric, "Dimensions": dimensions},
+            "Period": BUCKET_SECONDS,
+            "Stat": stat,
+        },
+        "ReturnData": True,
+    }
+
+
 def build_queries(functions: Sequence[FunctionRef]) -> list[dict[str, Any]]:
-    """Two ``MetricDataQueries`` per function, ids ``i<n>`` and ``d<n>``."""
+    """Three ``MetricDataQueries`` per function (ids ``i<n>``, ``d<n>``, ``c<n>``) and the
+    account's concurrency (id ``account``)."""
     queries: list[dict[str, Any]] = []
     for index, ref in enumerate(functions):
         dimensions = [{"Name": "FunctionName", "Value": ref.name}]
         if ref.qualifier:
             dimensions.append({"Name": "Resource", "Value": ref.resource})
-        for prefix, metric, stat in (("i", "Invocations", "Sum"), ("d", "Duration", "Average")):
-            queries.append(
-                {
-                    "Id": f"{prefix}{index}",
-                    "MetricStat": {
-                        "Metric": {
-                            "Namespace": "AWS/Lambda",
-                            "MetricName": metric,
-                            "Dimensions": dimensions,
-                        },
-                        "Period": BUCKET_SECONDS,
-                        "Stat": stat,
-                    },
-                    "ReturnData": True,
-                }
-            )
+        for prefix, (metric, stat) in _FUNCTION_QUERIES.items():
+            queries.append(_query(f"{prefix}{index}", metric, stat, dimensions))
+    queries.append(_query(ACCOUNT_QUERY_ID, "ConcurrentExecutions", "Maximum", []))
     return queries
 
 
 def fetch_metrics(
     cloudwatch: Any, functions: Sequence[FunctionRef], window: MetricWindow
-) -> list[FunctionMetrics]:
-    """Fetch the window totals of up to 250 functions in one GetMetricData call.
+) -> MetricsBatch:
+    """Fetch the signals of up to :data:`FUNCTIONS_PER_CALL` functions in one GetMetricData call.
 
     NextToken pages (large windows) are followed; they belong to the same request.
     """
     if len(functions) > FUNCTIONS_PER_CALL:
         raise ValueError(f"at most {FUNCTIONS_PER_CALL} functions per call, got {len(functions)}")
-    invocations: list[dict[datetime, float]] = [{} for _ in functions]
-    durations: list[dict[datetime, float]] = [{} for _ in functions]
+    series: dict[str, dict[datetime, float]] = {}
     request: dict[str, Any] = {
         "MetricDataQueries": build_queries(functions),
         "StartTime": window.start,
@@ -113,15 +143,15 @@ def fetch_metrics(
         messages.extend(_messages(response.get("Messages")))
         for result in response.get("MetricDataResults", []):
             query_id = result.get("Id", "")
+            _check_id(query_id, len(functions))
             status[query_id] = result.get("StatusCode")
             messages.extend(_messages(result.get("Messages")))
-            target = invocations if query_id.startswith("i") else durations
-            index = _index(query_id, len(functions))
+            target = series.setdefault(query_id, {})
             for stamp, value in zip(
                 result.get("Timestamps", []), result.get("Values", []), strict=False
             ):
                 # Pages may repeat a bucket's id; sums of one bucket are not split across pages.
-                target[index][stamp] = _finite(query_id, value)
+                target[stamp] = _finite(query_id, value)
         token = response.get("NextToken")
         if not token:
             break
@@ -129,20 +159,29 @@ def fetch_metrics(
     _check_complete(request["MetricDataQueries"], status, messages)
     metrics = []
     for index in range(len(functions)):
-        total, avg = combine_buckets(invocations[index], durations[index])
-        metrics.append(FunctionMetrics(total, avg, window.period_s))
-    return metrics
+        total, avg = combine_buckets(series.get(f"i{index}", {}), series.get(f"d{index}", {}))
+        peak = _peak(series.get(f"c{index}", {}))
+        metrics.append(FunctionMetrics(total, avg, window.period_s, peak))
+    return MetricsBatch(metrics, _peak(series.get(ACCOUNT_QUERY_ID, {})))
 
 
-def _index(query_id: str, count: int) -> int:
-    """The function index of a query id we sent (``i3``, ``d3``); anything else is foreign."""
+def _peak(buckets: Mapping[datetime, float]) -> int | None:
+    """The highest per-minute Maximum, rounded up (executions are whole); ``None`` if empty."""
+    if not buckets:
+        return None
+    return max(0, math.ceil(max(buckets.values())))
+
+
+def _check_id(query_id: str, count: int) -> None:
+    """A query id we sent (``i3``, ``d3``, ``c3``, ``account``); anything else is foreign."""
+    if query_id == ACCOUNT_QUERY_ID:
+        return
     try:
         index = int(query_id[1:])
     except ValueError:
         index = -1
-    if query_id[:1] not in ("i", "d") or not 0 <= index < count:
+    if query_id[:1] not in _FUNCTION_QUERIES or not 0 <= index < count:
         raise IncompleteMetrics(f"unexpected query id {query_id!r} in the response")
-    return index
 
 
 def _finite(query_id: str, value: Any) -> float:

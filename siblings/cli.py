@@ -6,11 +6,12 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from estimator import ConcurrencyEstimator, Estimate, ensure_table
+from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, ensure_table
 from siblings import cli_errors
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
@@ -37,11 +38,22 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
+    """The rows as a ``rich`` table (rich must be installed)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="right" if index else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
     """A rich table when rich is installed, aligned plain text otherwise."""
     try:
         from rich.console import Console
-        from rich.table import Table
     except ImportError:
         widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
                   for i, c in enumerate(columns)]
@@ -50,28 +62,38 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
         for row in rows:
             print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
         return
-    table = Table(title=title)
-    for index, column in enumerate(columns):
-        table.add_column(column, justify="right" if index else "left")
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
+    Console().print(_rich_table(title, columns, rows))
 
 
-def cmd_estimate(args: argparse.Namespace) -> int:
-    """``siblings estimate FN [FN ...]``."""
-    config = _config(args)
-    estimator = ConcurrencyEstimator(config, session=_session(config))
-    estimates: dict[str, Estimate] = estimator.estimate_many(
-        args.functions, args.minutes_back, use_cache=not args.no_cache
-    )
-    if args.json:
-        print(json.dumps({name: e.to_dict() for name, e in estimates.items()}, indent=2))
-        return 0
-    rows = [
+_ESTIMATE_COLUMNS = [
+    "function", "littles_law", "observed_peak", "account", "invocations", "avg ms", "source", "fetched",
+]
+
+
+def _estimates(
+    estimator: ConcurrencyEstimator, args: argparse.Namespace
+) -> tuple[dict[str, Estimate], AccountLimit | None]:
+    """The estimates asked for, and the account's limit (``None`` when Lambda cannot say)."""
+    estimates = estimator.estimate_many(args.functions, args.minutes_back, use_cache=not args.no_cache)
+    try:
+        limit: AccountLimit | None = estimator.account_limit()
+    except LookupFailed as exc:  # the estimates still stand; say why the limit is missing
+        print(f"siblings estimate: account limit unavailable: {exc}", file=sys.stderr)
+        limit = None
+    return estimates, limit
+
+
+def _estimate_rows(estimates: dict[str, Estimate], limit: AccountLimit | None) -> list[list[str]]:
+    def maybe(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    ceiling = "-" if limit is None else str(limit.concurrent_executions)
+    return [
         [
             name,
             str(e.value),
+            maybe(e.observed_peak),
+            f"{maybe(e.account_concurrency)} / {ceiling}",
             f"{e.invocations:g}",
             "-" if e.avg_duration_ms is None else f"{e.avg_duration_ms:.1f}",
             e.source + (" (stale)" if e.stale else ""),
@@ -79,13 +101,52 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         ]
         for name, e in estimates.items()
     ]
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    """``siblings estimate FN [FN ...] [--json | --watch]``."""
+    config = _config(args)
+    estimator = ConcurrencyEstimator(config, session=_session(config))
     minutes = args.minutes_back or config.minutes_back
-    _print_table(
-        f"Approximate concurrency over the last {minutes} min",
-        ["function", "concurrency", "invocations", "avg ms", "source", "fetched"],
-        rows,
-    )
+    title = f"Concurrency over the last {minutes} min (account: concurrency / limit)"
+    if args.watch:
+        return _watch(estimator, args, title)
+    estimates, limit = _estimates(estimator, args)
+    if args.json:
+        account_limit = None if limit is None else limit.concurrent_executions
+        document = {name: {**e.to_dict(), "account_limit": account_limit} for name, e in estimates.items()}
+        print(json.dumps(document, indent=2))
+        return 0
+    _print_table(title, _ESTIMATE_COLUMNS, _estimate_rows(estimates, limit))
     return 0
+
+
+def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str) -> int:
+    """A live table, refreshed when the cached values expire: every read goes through the
+    shared cache, so watching adds no CloudWatch call to what the fleet makes anyway."""
+    if args.no_cache or args.json:
+        raise ValueError("--watch reads through the shared cache: drop --no-cache and --json")
+    try:
+        from rich.console import Console
+        from rich.live import Live
+    except ImportError:
+        raise ValueError("--watch needs rich: pip install 'lambda-siblings[local]'") from None
+    shown = 0
+    try:
+        with Live(console=Console(), auto_refresh=False) as live:
+            while True:
+                estimates, limit = _estimates(estimator, args)
+                rows = _estimate_rows(estimates, limit)
+                live.update(_rich_table(f"{title}, {_when(time.time())}", _ESTIMATE_COLUMNS, rows))
+                live.refresh()
+                shown += 1
+                if args.count and shown >= args.count:
+                    return 0
+                # The next cache window: when the first value shown stops being fresh.
+                expiry = min(e.expires_at for e in estimates.values())
+                time.sleep(max(0.5, expiry - time.time()))
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_create_table(args: argparse.Namespace) -> int:
@@ -157,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     estimate.add_argument("--minutes-back", type=int, help="window in minutes (1-1440)")
     estimate.add_argument("--json", action="store_true", help="print JSON")
     estimate.add_argument("--no-cache", action="store_true", help="ask CloudWatch, skip the caches")
+    estimate.add_argument(
+        "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
+    )
+    estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
     estimate.set_defaults(handler=cmd_estimate)
 
     create = commands.add_parser(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from estimator.config import Config
+from estimator.estimator import ConcurrencySignal
 from estimator.settings import bounded
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,13 @@ class SiblingsConfig(Config):
     """sosw's setting: spawn even when no EventBridge rule targeting the function is enabled."""
     max_concurrency: int | None = bounded(None, 1, 10_000_000)
     """Refuse to spawn while the estimated concurrency is at or above this; ``None`` disables."""
+    concurrency_signal: ConcurrencySignal = ConcurrencySignal.LITTLES_LAW
+    """What the concurrency guard compares with ``max_concurrency``: ``littles_law`` (the
+    window's average, sosw's), ``observed_peak`` (the highest ConcurrentExecutions of a minute)
+    or ``max`` (the higher of the two)."""
+    min_account_headroom: int | None = bounded(None, 0, 10_000_000)
+    """Refuse to spawn while the account's concurrency (or the function's, against its reserved
+    concurrency) is within this many executions of its limit; ``None`` disables."""
     max_generations: int = bounded(100, 1, 1_000_000)
     """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
     payload_bucket: str | None = None
@@ -65,9 +73,15 @@ class SiblingsConfig(Config):
     """Longest backoff between Invoke attempts."""
     spawn_record_ttl_seconds: float = bounded(7 * _DAY, 0, 366 * _DAY, above=True)
     """How long spawn records (idempotency) are kept; Lambda retries async events for up to 6 h."""
+    metrics_enabled: bool = True
+    """Publish each decision's metrics in CloudWatch Embedded Metric Format (no API call)."""
+    metrics_namespace: str = "LambdaSiblings"
+    """CloudWatch namespace of those metrics (unless a Powertools ``Metrics`` is passed)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not 1 <= len(self.metrics_namespace) <= 255:
+            raise ValueError(f"metrics_namespace must be 1-255 characters, got {self.metrics_namespace!r}")
         if self.spawn_record_ttl_seconds < LAMBDA_MAX_EVENT_AGE_S:
             log.warning(
                 "spawn_record_ttl_seconds=%s is shorter than Lambda's 6 h retry window: a late "

@@ -1,20 +1,25 @@
-"""What every spawn decision leaves behind: counters (sosw's ``get_stats``) and one JSON log line.
+"""What every spawn decision leaves behind: counters (sosw's ``get_stats``), one JSON log line,
+and operator metrics in CloudWatch Embedded Metric Format (:mod:`siblings.emf`).
 
 Each ``spawn_sibling`` call ends in exactly one :class:`Decision`, counted in
-:class:`DecisionLog` and logged as one JSON line on the ``siblings`` logger, so an operator can
-chart spawns and refusals by reason from the logs alone.
+:class:`DecisionLog`, logged as one JSON line on the ``siblings`` logger, and published as EMF
+metrics (through Powertools when present, else in that log line), so an operator can chart
+spawns and refusals by reason without a single CloudWatch API call.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections import Counter
 from enum import StrEnum
 
-from siblings.result import Reason, SpawnResult
+from estimator.validation import parse_function
+from siblings.emf import Emitter, Metric, decision_metrics
+from siblings.result import REFUSALS, Reason, SpawnResult
 
 log = logging.getLogger("siblings")
 
@@ -44,11 +49,13 @@ def decision_of(outcome: SpawnResult) -> Decision:
 
 
 class DecisionLog:
-    """Thread-safe counters of decisions, and the structured log line of each."""
+    """Thread-safe counters of decisions, the structured log line of each, and its metrics
+    through ``emitter`` (``None``: no metrics)."""
 
-    def __init__(self) -> None:
+    def __init__(self, emitter: Emitter | None = None) -> None:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
+        self.emitter = emitter
 
     def snapshot(self) -> dict[str, int]:
         """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``duplicate``,
@@ -67,8 +74,11 @@ class DecisionLog:
             for name in names:
                 self._counts[name] += 1
 
-    def record(self, outcome: SpawnResult, started: float) -> SpawnResult:
-        """Count and log ``outcome`` (``started`` is the call's ``time.monotonic()``)."""
+    def record(
+        self, outcome: SpawnResult, started: float, guard_ms: float | None = None
+    ) -> SpawnResult:
+        """Count, log and publish ``outcome`` (``started`` is the call's ``time.monotonic()``,
+        ``guard_ms`` the time its guards took, when they ran)."""
         decision = decision_of(outcome)
         if decision is Decision.REFUSED:
             self.count("refused", f"refused_{outcome.reason}")
@@ -76,13 +86,66 @@ class DecisionLog:
             self.count(decision.value)
         if decision is Decision.SPAWNED and outcome.offloaded:
             self.count("offloaded")
+        emitter = self.emitter
+        metrics: list[Metric] = []
+        function_name = _function_name(outcome.function_arn)
+        if emitter is not None:
+            metrics = decision_metrics(
+                decision.value, outcome.reason, outcome.generation, guard_ms, outcome.reason in REFUSALS
+            )
+            emitter.emit(function_name, metrics)
         level = logging.ERROR if decision is Decision.FAILED else logging.INFO
         if log.isEnabledFor(level):
-            log.log(level, json.dumps(_line(decision, outcome, started), default=str, sort_keys=True))
+            line = _line(decision, outcome, started, guard_ms)
+            if emitter is not None:
+                line.update(emitter.line_fields(function_name, metrics))
+            log.log(level, json.dumps(line, default=str, sort_keys=True))
         return outcome
 
 
-def _line(decision: Decision, outcome: SpawnResult, started: float) -> dict[str, object]:
+def stdout_handler() -> logging.Handler:
+    """Send the ``siblings`` log lines to stdout as bare JSON, once (idempotent).
+
+    CloudWatch Logs extracts EMF only from a log event that *is* the JSON document; Lambda's
+    Python runtime prefixes records of its own log handler (level, time, request id), so a
+    function that relies on the log-line metrics (Powertools not installed) calls this once at
+    import time. Decision lines then stop propagating to the root handler (no duplicate lines);
+    the library's other records (``siblings.*`` warnings) still reach it.
+    """
+    for handler in log.handlers:
+        if getattr(handler, "_siblings_stdout", False):
+            return handler
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(lambda record: record.name == log.name)
+    handler._siblings_stdout = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    log.addHandler(_OthersToRoot())
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
+class _OthersToRoot(logging.Handler):
+    """Passes the records of ``siblings.*`` modules on to the root logger, as propagation would
+    have, once the decision logger stops propagating."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name != log.name:
+            logging.getLogger().handle(record)
+
+
+def _function_name(function_arn: str) -> str:
+    """The dimension value: the bare function name (aliases share their function's metrics)."""
+    try:
+        return parse_function(function_arn).name
+    except (TypeError, ValueError):  # a spawn record of another version without an ARN
+        return "unknown"
+
+
+def _line(
+    decision: Decision, outcome: SpawnResult, started: float, guard_ms: float | None
+) -> dict[str, object]:
     return {
         "message": "siblings.spawn",
         "decision": decision.value,
@@ -94,8 +157,10 @@ def _line(decision: Decision, outcome: SpawnResult, started: float) -> dict[str,
         "request_id": outcome.request_id,
         "forced": outcome.forced,
         "offloaded": outcome.offloaded,
-        "duplicate": outcome.duplicate,
+        # A number, not a bool: in an EMF line "duplicate" is also the metric's value.
+        "duplicate": int(outcome.duplicate),
         "detail": outcome.detail,
         "guards": outcome.guards,
         "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1),
+        "guard_latency": None if guard_ms is None else round(guard_ms, 3),
     }

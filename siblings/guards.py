@@ -1,10 +1,14 @@
-"""The four loop guards, each answered from a cache or one cheap read, each giving a Verdict.
+"""The loop guards, each answered from a cache or one cheap read, each giving a Verdict.
 
 1. Kill switch (:mod:`siblings.killswitch`): applies even with ``force``.
 2. Generation limit: a sibling past ``max_generations`` is refused, even with ``force``.
 3. EventBridge: some rule targeting the function is enabled (:mod:`siblings.rules`, cached in
    both tiers), or ``auto_spawning`` is on, as in sosw.
-4. Concurrency: with ``max_concurrency`` set, the cached estimate must be below it.
+4. Concurrency: with ``max_concurrency`` set, the cached estimate (by ``concurrency_signal``)
+   must be below it.
+5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
+   more than that many executions below the account's limit, and the function's below its
+   reserved concurrency when it has one (the tighter of the two counts).
 
 A guard that cannot be answered (``LookupFailed``, ``EstimateUnavailable``,
 ``StoreUnavailable`` with no value to fall back on) follows ``on_guard_error``: ``refuse``
@@ -17,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from estimator import ConcurrencyEstimator
+from estimator import AccountLimit, ConcurrencyEstimator, ConcurrencySignal, Estimate
 from estimator.memory import Cached
 from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
@@ -178,16 +182,72 @@ class Guards:
             estimate = self._estimator().estimate(info.function_name, max_wait=max_wait(info))
         except EstimateUnavailable as exc:
             return self.on_error("concurrency", exc)
+        signal = self.config.concurrency_signal
+        current = estimate.concurrency(signal)
         verdict_info = {
-            "estimate": estimate.value,
+            "estimate": current,
+            "signal": signal.value,
+            "littles_law": estimate.value,
+            "observed_peak": estimate.observed_peak,
             "max_concurrency": limit,
             "source": estimate.source,
             "stale": estimate.stale,
         }
-        if estimate.value >= limit:
-            detail = f"estimated concurrency {estimate.value} >= max_concurrency={limit}"
+        if current >= limit:
+            detail = f"concurrency ({signal.value}) {current} >= max_concurrency={limit}"
             return Verdict(False, Reason.MAX_CONCURRENCY, detail, verdict_info)
         return Verdict(True, info=verdict_info)
+
+    def check_account_headroom(self, info: InvocationInfo) -> Verdict:
+        """Refuse while the account (or the function, against its reserved concurrency) is
+        within ``min_account_headroom`` executions of its concurrency limit."""
+        minimum = self.config.min_account_headroom
+        if minimum is None:
+            return Verdict(True, info={"min_account_headroom": None})
+        wait = max_wait(info)
+        estimator = self._estimator()
+        try:
+            estimate = estimator.estimate(info.function_name, max_wait=wait)
+            account = estimator.account_limit(max_wait=wait)
+            reserved = estimator.reserved_concurrency(info.function_name, max_wait=wait).reserved
+        except (EstimateUnavailable, LookupFailed) as exc:
+            return self.on_error("account_headroom", exc)
+        verdict_info = headroom(estimate, account, reserved)
+        verdict_info["min_account_headroom"] = minimum
+        if verdict_info["headroom"] <= minimum:
+            detail = (
+                f"{verdict_info['limited_by']} headroom {verdict_info['headroom']} <= "
+                f"min_account_headroom={minimum}"
+            )
+            return Verdict(False, Reason.ACCOUNT_HEADROOM, detail, verdict_info)
+        return Verdict(True, info=verdict_info)
+
+
+def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) -> dict[str, Any]:
+    """How many more executions fit: under the account's limit, and under the function's
+    reserved concurrency when set; ``headroom`` is the tighter, ``limited_by`` says which.
+
+    No datapoint of the account's concurrency means nothing ran in the window: 0. The function's
+    own concurrency is the higher of Little's law and its observed peak (a limit is hit by
+    peaks, not averages).
+    """
+    used = estimate.account_concurrency or 0
+    room = account.concurrent_executions - used
+    limited_by = "account"
+    function_concurrency = estimate.concurrency(ConcurrencySignal.MAX)
+    if reserved is not None and reserved - function_concurrency < room:
+        room, limited_by = reserved - function_concurrency, "reserved_concurrency"
+    return {
+        "headroom": room,
+        "limited_by": limited_by,
+        "account_concurrency": estimate.account_concurrency,
+        "account_limit": account.concurrent_executions,
+        "function_concurrency": function_concurrency,
+        "reserved_concurrency": reserved,
+        "source": estimate.source,
+        "limit_source": account.source,
+        "stale": estimate.stale or account.stale,
+    }
 
 
 def max_wait(info: InvocationInfo) -> float | None:

@@ -5,8 +5,9 @@ exactly the actions in :data:`RUNTIME_ACTIONS`; ``tests/integration/test_templat
 the calls the library makes against a local AWS and checks the template's policy against them.
 Resources, as the template scopes them:
 
-* ``cloudwatch:GetMetricData``, ``events:ListRuleNamesByTarget``: ``*`` (no resource-level
-  permissions exist for them);
+* ``cloudwatch:GetMetricData``, ``events:ListRuleNamesByTarget``, ``lambda:GetAccountSettings``:
+  ``*`` (no resource-level permissions exist for them);
+* ``lambda:GetFunctionConcurrency``: the function itself (with ``min_account_headroom``);
 * ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
   ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
 * ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
@@ -18,7 +19,8 @@ Resources, as the template scopes them:
 
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
 ``siblings create-table``; ``siblings disable/enable/status`` use ``GetItem``/``PutItem`` on the
-table; ``siblings estimate`` uses ``GetMetricData`` and ``GetItem``/``PutItem``/``UpdateItem``.
+table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings`` and
+``GetItem``/``PutItem``/``UpdateItem``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
     {
         "cloudwatch:GetMetricData",
         "lambda:InvokeFunction",
+        "lambda:GetAccountSettings",
+        "lambda:GetFunctionConcurrency",
         "events:ListRuleNamesByTarget",
         "events:DescribeRule",
         "dynamodb:GetItem",

@@ -20,7 +20,7 @@ A drop-in for ``sosw.components.siblings.SiblingsManager``::
    ``PayloadTooLarge`` before anything is written or invoked;
 2. generation limit and 3. kill switch: even with ``force=True``;
 4. an earlier spawn of the same chain step (a retried parent): the first result, ``duplicate``;
-5. EventBridge rule state and 6. concurrency: skipped with ``force=True``;
+5. EventBridge rule state, 6. concurrency and account headroom: skipped with ``force=True``;
 7. claim the step, offload the payload to S3 if needed, async Invoke with retries, record.
 
 An Invoke that still fails raises :class:`SpawnFailed`. Every decision is counted in
@@ -47,6 +47,7 @@ from estimator.store import DynamoStore
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
+from siblings.emf import make_emitter
 from siblings.errors import DuplicateSibling, StoreUnavailable
 from siblings.guards import Guards
 from siblings.inbound import load_payload
@@ -70,7 +71,7 @@ from siblings.spawner import Spawner
 log = logging.getLogger(__name__)
 
 _CLIENT_KWARGS = {"lambda_client": "lambda", "events_client": "events", "s3_client": "s3"}
-_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config")
+_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics")
 # Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
 _CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
 # Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
@@ -86,7 +87,8 @@ class SiblingsManager:
     ready :class:`SiblingsConfig`, then ``custom_config`` overrides it), ``session``
     (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
     (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
-    (:class:`ConcurrencyEstimator`). Clients are created on first use.
+    (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics``, see
+    :mod:`siblings.emf`). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -128,7 +130,7 @@ class SiblingsManager:
             rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
         )
-        self._decisions = DecisionLog()
+        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self.runs = RunClaims(store, self.config)
         self.spawner = Spawner(self.config, self.guards, self.ledger, self._clients, self._decisions)
         self._last_function: str | None = None

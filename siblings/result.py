@@ -25,6 +25,9 @@ class Reason(StrEnum):
     """Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
     MAX_CONCURRENCY = "max_concurrency"
     """Refused: the estimated concurrency is at or above ``max_concurrency``."""
+    ACCOUNT_HEADROOM = "account_headroom"
+    """Refused: the account (or the function's reserved concurrency) is within
+    ``min_account_headroom`` executions of its concurrency limit."""
     GUARD_ERROR = "guard_error"
     """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
     FAILED = "failed"
@@ -37,6 +40,7 @@ REFUSALS = frozenset(
         Reason.MAX_GENERATIONS,
         Reason.RULES_DISABLED,
         Reason.MAX_CONCURRENCY,
+        Reason.ACCOUNT_HEADROOM,
         Reason.GUARD_ERROR,
     }
 )
@@ -67,7 +71,7 @@ class SpawnResult:
     request_id: str | None = None
     """Request id of the async Invoke that created the sibling."""
     forced: bool = False
-    """``force=True`` was given (EventBridge and concurrency guards skipped)."""
+    """``force=True`` was given (EventBridge, concurrency and headroom guards skipped)."""
     offloaded: bool = False
     """The payload went to S3 and the sibling received a pointer."""
     payload_key: str | None = None

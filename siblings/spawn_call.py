@@ -24,6 +24,8 @@ class SpawnCall:
     """``time.monotonic()`` when the call began (for the logged latency)."""
     guards: dict[str, Any] = field(default_factory=dict)
     """How each guard answered, copied into the result."""
+    guard_ms: float | None = None
+    """How long the guards took (the claim included), once they have run."""
 
     @property
     def key(self) -> str:

@@ -88,7 +88,9 @@ class Spawner:
         if stop is None:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
-        return self.decisions.record(stop, call.started)
+        if call.guard_ms is None:  # stopped before the cached guards: it all was guard time
+            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+        return self.decisions.record(stop, call.started, call.guard_ms)
 
     def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
         """Record ``verdict`` under ``name``: ``None`` when the spawn may go on, else the refusal."""
@@ -101,14 +103,24 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """EventBridge and concurrency, skipped under ``force``."""
-        if call.forced:
-            call.guards["eventbridge"] = call.guards["concurrency"] = {"skipped": "force"}
+        """EventBridge, concurrency and account headroom, skipped under ``force``; the guards'
+        time is taken here, when the last of them has answered."""
+        try:
+            if call.forced:
+                skipped = ("eventbridge", "concurrency", "account_headroom")
+                call.guards.update({name: {"skipped": "force"} for name in skipped})
+                return None
+            for name, check in (
+                ("eventbridge", self.guards.check_rules),
+                ("concurrency", self.guards.check_concurrency),
+                ("account_headroom", self.guards.check_account_headroom),
+            ):
+                stop = self._verdict(call, name, check(call.info))
+                if stop is not None:
+                    return stop
             return None
-        stop = self._verdict(call, "eventbridge", self.guards.check_rules(call.info))
-        if stop is None:
-            stop = self._verdict(call, "concurrency", self.guards.check_concurrency(call.info))
-        return stop
+        finally:
+            call.guard_ms = (time.monotonic() - call.started) * 1000.0
 
     def _dry_run(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         stop = self._verdict(call, "kill_switch", self.guards.check_kill_switch(call.info))

@@ -27,16 +27,11 @@ def put_lambda_metrics(
     ``margin_seconds`` remain in the current minute: the test's estimates then see the same
     window the data was written for.
     """
-    left = 60 - time.time() % 60
-    if left < margin_seconds:
-        time.sleep(left + 0.2)
-    current = datetime.fromtimestamp(time.time(), tz=UTC).replace(second=0, microsecond=0)
-    dimensions = [{"Name": "FunctionName", "Value": function_name}]
-    if qualifier:
-        dimensions.append({"Name": "Resource", "Value": f"{function_name}:{qualifier}"})
+    dimensions = _dimensions(function_name, qualifier)
     data = []
-    for age, (invocations, duration_ms) in enumerate(reversed(buckets), start=1):
-        stamp = current - timedelta(minutes=age) + timedelta(seconds=30)
+    for stamp, (invocations, duration_ms) in zip(
+        _stamps(len(buckets), margin_seconds), buckets, strict=True
+    ):
         data.append(
             {"MetricName": "Invocations", "Dimensions": dimensions, "Value": invocations,
              "Timestamp": stamp, "Unit": "Count"}
@@ -46,6 +41,50 @@ def put_lambda_metrics(
              "Timestamp": stamp, "Unit": "Milliseconds"}
         )
     cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+
+
+def put_concurrency_metrics(
+    cloudwatch: Any,
+    function_name: str | None,
+    peaks: list[float],
+    *,
+    qualifier: str | None = None,
+    margin_seconds: float = 12.0,
+) -> None:
+    """Publish per-minute ``ConcurrentExecutions`` peaks ending one minute ago, as Lambda does:
+    for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
+    account (no dimensions). Same timing as :func:`put_lambda_metrics`.
+
+    moto answers a query without dimensions from *every* series of the metric (real CloudWatch
+    keeps the account-level series separate), so the account's value seen through moto is the
+    Maximum over the account series and every function series.
+    """
+    dimensions = [] if function_name is None else _dimensions(function_name, qualifier)
+    data = [
+        {"MetricName": "ConcurrentExecutions", "Dimensions": dimensions, "Value": peak,
+         "Timestamp": stamp, "Unit": "Count"}
+        for stamp, peak in zip(_stamps(len(peaks), margin_seconds), peaks, strict=True)
+    ]
+    cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
+
+
+def _dimensions(function_name: str, qualifier: str | None) -> list[dict[str, str]]:
+    dimensions = [{"Name": "FunctionName", "Value": function_name}]
+    if qualifier:
+        dimensions.append({"Name": "Resource", "Value": f"{function_name}:{qualifier}"})
+    return dimensions
+
+
+def _stamps(count: int, margin_seconds: float) -> list[datetime]:
+    """Mid-minute stamps of the last ``count`` whole minutes, oldest first, once at least
+    ``margin_seconds`` are left in the current minute."""
+    left = 60 - time.time() % 60
+    if left < margin_seconds:
+        time.sleep(left + 0.2)
+    current = datetime.fromtimestamp(time.time(), tz=UTC).replace(second=0, microsecond=0)
+    return [
+        current - timedelta(minutes=age) + timedelta(seconds=30) for age in range(count, 0, -1)
+    ]
 
 
 def local_config(endpoint_url: str, **overrides: Any) -> Config:

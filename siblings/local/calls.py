@@ -22,6 +22,9 @@ _LAMBDA_ROUTES = [
     (re.compile(r"^/2015-03-31/functions/?$"), "GET", "ListFunctions"),
     (re.compile(r"^/2015-03-31/functions/[^/]+/?$"), "GET", "GetFunction"),
     (re.compile(r"^/2015-03-31/functions/[^/]+/?$"), "DELETE", "DeleteFunction"),
+    (re.compile(r"^/2016-08-19/account-settings/?$"), "GET", "GetAccountSettings"),
+    (re.compile(r"^/2019-09-30/functions/[^/]+/concurrency/?$"), "GET", "GetFunctionConcurrency"),
+    (re.compile(r"^/2017-10-31/functions/[^/]+/concurrency/?$"), "PUT", "PutFunctionConcurrency"),
 ]
 _S3_ACTIONS = {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}
 

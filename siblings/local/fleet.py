@@ -28,7 +28,7 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-from estimator.estimator import ConcurrencyEstimator, ensure_table
+from estimator.estimator import ConcurrencyEstimator, Estimate, ensure_table
 from siblings.config import SiblingsConfig
 from siblings.local.calls import CallRecorder
 from siblings.local.faults import CrashInjector, ThrottleInjector
@@ -70,6 +70,9 @@ class Sample:
     """Seconds since the run started."""
     running: int
     estimate: int | None
+    """Little's law, as the guards' cache holds it."""
+    observed_peak: int | None
+    """The highest ConcurrentExecutions of a minute in the same window (same call)."""
     records_done: int
     spawned: int
 
@@ -253,7 +256,7 @@ class Fleet:
         """Sample until every chain is done (``True``) or the run's timeout (``False``)."""
         deadline = self.started_at + self.settings.timeout_seconds
         next_estimate = 0.0
-        estimate: int | None = None
+        estimate: Estimate | None = None
         while True:
             now = time.monotonic()
             if now >= next_estimate:
@@ -285,18 +288,19 @@ class Fleet:
         while not self._stop_schedule.wait(period):
             self.runtime.invoke_async(FUNCTION_NAME, event)
 
-    def _estimate(self) -> int | None:
+    def _estimate(self) -> Estimate | None:
         assert self._monitor_estimator is not None
         try:
-            return self._monitor_estimator.estimate(FUNCTION_NAME).value
+            return self._monitor_estimator.estimate(FUNCTION_NAME)
         except Exception:  # an unavailable estimate is a gap in the plot, not a failure
             return None
 
-    def _sample(self, estimate: int | None) -> Sample:
+    def _sample(self, estimate: Estimate | None) -> Sample:
         sample = Sample(
+            observed_peak=None if estimate is None else estimate.observed_peak,
             t=time.monotonic() - self.started_at,
             running=self.runtime.running(FUNCTION_NAME),
-            estimate=estimate,
+            estimate=None if estimate is None else estimate.value,
             records_done=self._tally.committed,
             spawned=self.spawn_stats()["spawned"],
         )

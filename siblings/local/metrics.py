@@ -20,7 +20,8 @@ class MetricsPublisher:
     """Buffers per-invocation datums and sends them with few ``PutMetricData`` calls.
 
     Lambda publishes ``Invocations``, ``Errors`` and ``Duration`` per function when an
-    invocation finishes; the estimator reads exactly those. A background thread flushes every
+    invocation finishes, and ``ConcurrentExecutions`` per function and for the whole account
+    (no dimensions); the estimator reads those. A background thread flushes every
     ``flush_seconds``; :meth:`flush` sends what is buffered now. A failed call keeps its datums
     for the next flush (the buffer is bounded).
     """
@@ -64,6 +65,21 @@ class MetricsPublisher:
             )
             if errored:
                 datums.append(_datum("Errors", 1.0, "Count", dimensions, timestamp))
+        with self._lock:
+            self._buffer.extend(datums)
+            del self._buffer[:-_MAX_BACKLOG]
+
+    def record_concurrency(
+        self, function_name: str, running: int, account_running: int, at: datetime | None = None
+    ) -> None:
+        """Buffer the concurrency seen when an execution starts: the function's and the
+        account's. CloudWatch's Maximum over a minute of these is Lambda's peak."""
+        timestamp = at or datetime.now(UTC)
+        function = [{"Name": "FunctionName", "Value": function_name}]
+        datums = [
+            _datum("ConcurrentExecutions", float(running), "Count", function, timestamp),
+            _datum("ConcurrentExecutions", float(account_running), "Count", [], timestamp),
+        ]
         with self._lock:
             self._buffer.extend(datums)
             del self._buffer[:-_MAX_BACKLOG]

@@ -32,7 +32,8 @@ def live_view(fleet: Fleet, sample: Sample) -> Group:
     )
     table.add_row(
         "executions",
-        f"running {sample.running} (true)   estimated {_maybe(sample.estimate)}   "
+        f"running {sample.running} (true)   Little's law {_maybe(sample.estimate)}   "
+        f"observed peak {_maybe(sample.observed_peak)}   "
         f"max_concurrency {_maybe(settings.max_concurrency)}",
     )
     table.add_row(
@@ -93,8 +94,9 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
          f"{executions['retries']} retries, {executions['timeouts']} timeouts, "
          f"{executions['cold_starts']} cold starts"),
         ("concurrency",
-         f"true peak {concurrency['true_peak']}, estimated peak "
-         f"{_maybe(concurrency['estimate_peak'])}, max_concurrency "
+         f"true peak {concurrency['true_peak']}, Little's law peak "
+         f"{_maybe(concurrency['estimate_peak'])}, observed peak "
+         f"{_maybe(concurrency.get('observed_peak'))}, max_concurrency "
          f"{_maybe(settings['max_concurrency'])}"),
         ("siblings",
          f"{spawns['spawned']} spawned, refused {_format_counts(spawns['refused']) or 'none'}, "
@@ -136,7 +138,8 @@ def _check_rows(verification: dict[str, Any]) -> list[tuple[str, Any]]:
 
 
 def plot_timeline(fleet: Fleet, path: Path) -> Path:
-    """Write a PNG: true vs estimated concurrency, and siblings spawned, over time."""
+    """Write a PNG: true concurrency, Little's law and the observed peak, and siblings spawned,
+    over time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,6 +149,7 @@ def plot_timeline(fleet: Fleet, path: Path) -> Path:
     shift = fleet.started_at - fleet.runtime.started_at
     timeline = [(t - shift, n) for t, n in fleet.runtime.timeline() if t >= shift]
     estimates = [(s.t, s.estimate) for s in fleet.samples if s.estimate is not None]
+    peaks = [(s.t, s.observed_peak) for s in fleet.samples if s.observed_peak is not None]
     spawn_times = sorted(
         inv.accepted_at - fleet.started_at
         for inv in fleet.runtime.invocations()
@@ -160,7 +164,12 @@ def plot_timeline(fleet: Fleet, path: Path) -> Path:
     if estimates:
         axis.step(
             [t for t, _ in estimates], [e for _, e in estimates], where="post",
-            label="estimated concurrency (CloudWatch, cached)", color="tab:orange",
+            label="Little's law estimate (CloudWatch, cached)", color="tab:orange",
+        )
+    if peaks:
+        axis.step(
+            [t for t, _ in peaks], [p for _, p in peaks], where="post",
+            label="observed peak (ConcurrentExecutions, same call)", color="tab:purple",
         )
     if fleet.settings.max_concurrency is not None:
         axis.axhline(

@@ -37,14 +37,25 @@ class LocalAwsServer:
 
     ``middleware`` wraps moto's WSGI app (the quota layer, a call recorder, the local Lambda
     runtime's Invoke hook...). Use as a context manager or call :meth:`start` / :meth:`stop`.
+    ``account_settings`` answers Lambda's ``GetAccountSettings`` (moto does not): its
+    ``concurrency_limit`` (default ``concurrency_limit``, 1,000) is reset with the server.
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, middleware: Middleware | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        middleware: Middleware | None = None,
+        concurrency_limit: int = 1000,
+    ):
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError(f"LocalAwsServer binds loopback only, got host={host!r}")
+        from siblings.local.account_settings import AccountSettings
+
         self.host = host
         self.port = port
         self._middleware = middleware
+        self.account_settings = AccountSettings(concurrency_limit)
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -67,6 +78,7 @@ class LocalAwsServer:
         from siblings.local.calls import serialize_dynamodb
 
         app: WsgiApp = serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
+        app = self.account_settings.wrap(app)  # inside the middleware: recorded and quota'd
         if self._middleware is not None:
             app = self._middleware(app)
         self._server = make_server(
@@ -92,6 +104,7 @@ class LocalAwsServer:
     def reset(self) -> None:
         """Forget every resource the server holds (moto's reset API)."""
         self._post("/moto-api/reset", b"")
+        self.account_settings.reset()
         self.configure({"lambda": {"use_docker": False}})
 
     def configure(self, settings: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
     # Counted before _shared_table scans the table: that scan is not one of the fleet's calls.
     calls = _calls(fleet.recorder.counts(), fleet.monitor_metric_calls)
     estimates = [s.estimate for s in fleet.samples if s.estimate is not None]
+    peaks = [s.observed_peak for s in fleet.samples if s.observed_peak is not None]
     elapsed = (fleet.finished_at or time.monotonic()) - fleet.started_at
     return {
         "settings": _settings(fleet),
@@ -42,6 +43,9 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
             "true_peak": stats.peak_concurrency,
             "estimate_last": estimates[-1] if estimates else None,
             "estimate_peak": max(estimates) if estimates else None,
+            # ConcurrentExecutions (Maximum) from the same GetMetricData call as Little's law.
+            "observed_peak_last": peaks[-1] if peaks else None,
+            "observed_peak": max(peaks) if peaks else None,
         },
         "spawns": _spawns(fleet.spawn_stats()),
         "calls": calls,

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from estimator import ConcurrencyEstimator
 from siblings.cli import main
 from tests.conftest import Aws
-from tests.helpers import put_lambda_metrics
+from tests.helpers import local_config, put_concurrency_metrics, put_lambda_metrics
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich wraps tables to 80 columns when not on a terminal; keep the cells whole."""
+    monkeypatch.setenv("COLUMNS", "200")
 
 
 def run(aws: Aws, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -30,11 +38,58 @@ def test_estimate_json_and_table(aws: Aws, capsys: pytest.CaptureFixture[str]) -
     data = json.loads(out)
     assert data["worker"]["value"] == 10 and data["worker"]["source"] == "cloudwatch"
     assert data["idle"]["value"] == 0
+    assert data["worker"]["observed_peak"] is None and data["worker"]["account_limit"] == 1000
     code, out, _ = run(aws, capsys, "estimate", "worker", "--minutes-back", "5")
     assert code == 0 and "worker" in out and "10" in out and "dynamodb" in out
     code, out, _ = run(aws, capsys, "estimate", "worker", "--no-cache", "--json")
     assert json.loads(out)["worker"]["source"] == "cloudwatch"
     assert aws.recorder.count("monitoring", "GetMetricData") == 2
+
+
+def test_estimate_shows_observed_peak_and_the_account(
+    aws: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(aws, capsys, "create-table")
+    cloudwatch = aws.client("cloudwatch")
+    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)] * 5)
+    put_concurrency_metrics(cloudwatch, "worker", [4, 12, 7, 9, 5])
+    put_concurrency_metrics(cloudwatch, None, [80, 140, 90, 70, 60])  # account-wide
+    aws.server.account_settings.concurrency_limit = 500
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--json")
+    entry = json.loads(out)["worker"]
+    assert code == 0
+    assert (entry["value"], entry["observed_peak"]) == (10, 12)
+    assert (entry["account_concurrency"], entry["account_limit"]) == (140, 500)
+    code, out, _ = run(aws, capsys, "estimate", "worker")
+    assert code == 0 and "observed_peak" in out and "140 / 500" in out and "12" in out
+    assert aws.recorder.count("monitoring", "GetMetricData") == 1
+    assert aws.recorder.count("lambda", "GetAccountSettings") == 1  # then the shared cache
+
+
+def test_watch_reads_through_the_shared_cache(
+    aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(aws, capsys, "create-table")
+    put_concurrency_metrics(aws.client("cloudwatch"), "worker", [3, 5])
+    # The fleet keeps the estimate fresh: the watcher costs it no extra GetMetricData.
+    fleet = ConcurrencyEstimator(local_config(aws.endpoint_url, cache_ttl_seconds=1.0), session=aws.session)
+    fleet.estimate("worker")
+    aws.recorder.reset()
+    monkeypatch.setenv("SIBLINGS_CACHE_TTL_SECONDS", "1")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "1")
+    assert code == 0 and "worker" in out and "observed_peak" in out
+    assert aws.recorder.count("monitoring", "GetMetricData") == 0
+    # Three refreshes, one per cache window (1 s): at most one GetMetricData each.
+    started = time.monotonic()
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "3")
+    assert code == 0 and out.count("worker") >= 1
+    assert 1.0 <= time.monotonic() - started < 10
+    assert 1 <= aws.recorder.count("monitoring", "GetMetricData") <= 3
+
+
+def test_watch_refuses_no_cache(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(aws, capsys, "estimate", "worker", "--watch", "--no-cache")
+    assert code == 2 and "shared cache" in err
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,6 @@ from tests.conftest import Aws
 from tests.helpers import local_config, put_lambda_metrics
 
 
-@pytest.fixture
-def table(aws: Aws) -> str:
-    ensure_table(local_config(aws.endpoint_url), aws.session)
-    aws.recorder.reset()
-    return "lambda-siblings"
-
-
 def make(aws: Aws, **overrides: Any) -> ConcurrencyEstimator:
     return ConcurrencyEstimator(local_config(aws.endpoint_url, **overrides), session=aws.session)
 
@@ -84,7 +77,7 @@ def test_no_cache_always_asks_cloudwatch(aws: Aws, table: str) -> None:
     assert gmd(aws) == 3
 
 
-def test_estimate_many_uses_one_call_per_250_functions(aws: Aws, table: str) -> None:
+def test_estimate_many_batches_calls_and_shares_the_values(aws: Aws, table: str) -> None:
     names = [f"fn-{i}" for i in range(260)]
     put_lambda_metrics(aws.client("cloudwatch"), "fn-7", [(600, 1000)], margin_seconds=25)
     estimates = make(aws, minutes_back=1).estimate_many(names)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def user_env(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_readme_has_the_examples() -> None:
-    assert len(python_blocks()) == 4
+    assert len(python_blocks()) == 5
 
 
 def test_estimator_examples(user_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,7 +41,10 @@ def test_estimator_examples(user_env: Any, capsys: pytest.CaptureFixture[str]) -
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
     assert lines[2] == "0 dynamodb False"  # the first block already shared the value
-    assert lines[3] == "{'fn-a': 0, 'fn-b': 0, 'fn-c': 0}"
+    assert lines[3] == "None None"  # no ConcurrentExecutions datapoints
+    assert lines[4] == "0"
+    assert lines[5] == "{'fn-a': 0, 'fn-b': 0, 'fn-c': 0}"
+    assert lines[6] == "1000"  # the embedded server's GetAccountSettings
 
 
 def test_invocation_handler_example(user_env: Any) -> None:
@@ -67,3 +71,22 @@ def test_sosw_style_example(user_env: Any) -> None:
     result = handler({"cursor": 3}, FakeContext(user_env.function_arn, remaining_ms=5_000))
     assert result["spawned"] is True
     assert user_env.invokes.events[0]["cursor"] == 3
+
+
+def test_powertools_metrics_example(user_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from aws_lambda_powertools import Metrics
+
+    user_env.rule("schedule")
+    namespace: dict[str, Any] = {}
+    Metrics().clear_metrics()  # one metric set per process: start and end empty
+    try:
+        exec(compile(python_blocks()[4], "README.md", "exec"), namespace)
+        capsys.readouterr()
+        result = namespace["lambda_handler"]({"cursor": 1}, FakeContext(user_env.function_arn))
+        printed = capsys.readouterr().out
+    finally:
+        Metrics().clear_metrics()
+    assert result["spawned"] is True and user_env.invokes.events[0]["cursor"] == 2
+    (document,) = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
+    assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MyApp"
+    assert document["spawned"] == [1.0] and document["service"] == "orders"

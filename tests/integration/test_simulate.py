@@ -60,6 +60,12 @@ def test_tiny_fleet_processes_every_record_exactly_once(
     # The guards are cached: a handful of control-plane calls for the whole fleet.
     assert summary["calls"]["eventbridge"] <= 10
     assert summary["calls"]["lambda_invoke"] == summary["spawns"]["spawned"]
+    # The runtime publishes ConcurrentExecutions as Lambda does; the observed peak comes from
+    # the same GetMetricData call as Little's law and never exceeds the true peak.
+    concurrency = summary["concurrency"]
+    assert concurrency["estimate_peak"] is not None
+    assert concurrency["observed_peak"] is not None
+    assert 1 <= concurrency["observed_peak"] <= concurrency["true_peak"]
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Without --template the fleet makes its own shared table.
     assert summary["settings"]["table_name"] == "lambda-siblings"

@@ -14,7 +14,8 @@ rendered template as CloudFormation would (only when moto left TTL off, by
 :func:`~siblings.local.stack.deploy_template`); the lifecycle rule is
 checked statically. moto also does not attach ``ManagedPolicyArns`` (SAM's
 ``AWSLambdaBasicExecutionRole``, CloudWatch Logs for the runtime), which no checked request
-needs.
+needs. moto's CloudFormation skips ``AWS::CloudWatch::Alarm`` (with a warning): the loop alarm is
+checked statically, the dashboard both ways.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ from estimator.store import CacheItem, DynamoStore
 from siblings import SiblingsManager, SpawnFailed
 from siblings.config import SiblingsConfig
 from siblings.context import read_context
+from siblings.emf import DIMENSION
 from siblings.iam import CREATE_TABLE_ACTIONS, RUNTIME_ACTIONS, iam_action
 from siblings.local.calls import Call, credential_scope
 from siblings.local.server import LOCAL_REGION
 from siblings.local.stack import code_bucket_name, deploy_template, load_template, render_template
+from siblings.result import REFUSALS
 from tests.conftest import Aws
 from tests.helpers import put_lambda_metrics
 
@@ -60,7 +63,11 @@ FUNCTION = "CursorWorkerFunction"
 LIBRARY_POLICY = "CursorWorkerFunctionRolePolicy0"
 WORKER_POLICY = "CursorWorkerFunctionRolePolicy1"
 # IAM actions without resource-level permissions: "*" is the only possible Resource.
-RESOURCE_STAR_ONLY = {"cloudwatch:GetMetricData", "events:ListRuleNamesByTarget"}
+RESOURCE_STAR_ONLY = {
+    "cloudwatch:GetMetricData",
+    "events:ListRuleNamesByTarget",
+    "lambda:GetAccountSettings",
+}
 SCHEDULED_EVENT = {
     "version": "0",
     "id": "5c1b6e0e-0000-0000-0000-000000000000",
@@ -166,6 +173,43 @@ def test_payload_prefix_lifecycle_and_environment_agree(source: dict[str, Any]) 
     assert variables["SIBLINGS_PAYLOAD_BUCKET"] == {"Ref": "PayloadBucket"}
     assert variables["SIBLINGS_PAYLOAD_PREFIX"] == {"Ref": "PayloadPrefix"}
     assert "SIBLINGS_MAX_CONCURRENCY" in variables
+
+
+def _dashboard(source: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard body with its ``${...}`` references filled in as CloudFormation would."""
+    body = source["Resources"]["SiblingsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    defaults = {name: str(p.get("Default")) for name, p in source["Parameters"].items()}
+    filled = re.sub(r"\$\{([^}]+)\}", lambda m: defaults.get(m.group(1), "us-east-1"), body)
+    decoded: dict[str, Any] = json.loads(filled)
+    return decoded
+
+
+def test_dashboard_and_alarm_chart_what_the_library_emits(source: dict[str, Any]) -> None:
+    parameters = source["Parameters"]
+    assert parameters["MetricsNamespace"]["Default"] == SiblingsConfig().metrics_namespace
+    assert parameters["ConcurrencySignal"]["AllowedValues"] == [
+        s.value for s in type(SiblingsConfig().concurrency_signal)
+    ]
+    widgets = {w["properties"]["title"]: w["properties"] for w in _dashboard(source)["widgets"]}
+    spawns = widgets["Spawns and refusals by reason"]["metrics"]
+    names = {row[1] for row in spawns}
+    assert names == {"spawned", "duplicate", "failed"} | {f"refused_{r}" for r in REFUSALS}
+    assert {(row[0], row[2]) for row in spawns} == {("LambdaSiblings", DIMENSION)}
+    concurrency = widgets["Concurrency: Little's law estimate vs observed peak"]["metrics"]
+    assert concurrency[-1][:3] == ["AWS/Lambda", "ConcurrentExecutions", "FunctionName"]
+    assert concurrency[-1][-1]["stat"] == "Maximum"
+    headroom = widgets["Account headroom (limit - account concurrency)"]["metrics"]
+    assert headroom[0][:2] == ["AWS/Lambda", "ConcurrentExecutions"]  # no dimension: the account
+    assert headroom[0][2]["stat"] == "Maximum"
+
+    alarm = source["Resources"]["RunawayLoopAlarm"]["Properties"]
+    assert alarm["MetricName"] == "refused_max_generations"
+    assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert alarm["Dimensions"] == [{"Name": DIMENSION, "Value": {"Ref": "FunctionName"}}]
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+    variables = source["Resources"][FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert variables["SIBLINGS_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    assert variables["SIBLINGS_MIN_ACCOUNT_HEADROOM"] == {"Ref": "MinAccountHeadroom"}
 
 
 def test_handler_is_the_example_worker(source: dict[str, Any]) -> None:
@@ -291,6 +335,12 @@ def test_stack_environment_configures_the_library(aws: Aws, stack: Stack) -> Non
     ]
 
 
+def test_stack_creates_the_dashboard(aws: Aws, stack: Stack) -> None:
+    name = stack.outputs["DashboardName"]
+    body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+    assert len(body["widgets"]) == 4
+
+
 def test_stack_rule_is_the_one_the_spawn_guard_checks(
     aws: Aws, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -343,6 +393,9 @@ def authorisations(call: Call, environ: dict[str, Any], body: bytes, account: st
         )
         qualifier = parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier")
         return [(iam_action(service, operation), f"{arn}:{qualifier[0]}" if qualifier else arn)]
+    if service == "lambda" and operation == "GetFunctionConcurrency":
+        name = unquote(path.split("/")[3])
+        return [(iam_action(service, operation), f"arn:aws:lambda:{region}:{account}:function:{name}")]
     if service == "events" and operation == "DescribeRule":
         name = json.loads(body)["Name"]
         return [(iam_action(service, operation), f"arn:aws:events:{region}:{account}:rule/{name}")]

@@ -282,6 +282,13 @@ class Scheduler:
         self._counters["attempts"] += 1
         self._peak = max(self._peak, len(self._running))
         self._timeline.append((now - self._started_at, len(self._running)))
+        if self.metrics is not None:  # ConcurrentExecutions, as Lambda publishes it
+            self.metrics.record_concurrency(
+                invocation.function_name,
+                self._running_by_fn[invocation.function_name],
+                len(self._running),
+                at=datetime.fromtimestamp(self._metrics_clock(), UTC),
+            )
         threading.Thread(
             target=self._execute,
             args=(registration, run),

@@ -1,0 +1,134 @@
+"""The limits a concurrency is compared with: the account's, and a function's reserved concurrency.
+
+Both come from Lambda's control plane (``GetAccountSettings``, ``GetFunctionConcurrency``), whose
+APIs share a 15 TPS quota per account and Region, and both change rarely. So they are cached like
+the estimate, in both tiers with the fleet-wide single flight of
+:class:`~estimator.shared_cache.TwoTierCache`, for ``limits_cache_ttl_seconds`` (an hour): one
+call per key per hour for the whole fleet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from estimator.aws import Clients
+from estimator.config import Config
+from estimator.keys import account_limit_key, function_concurrency_key
+from estimator.memory import Cached
+from estimator.shared_cache import TwoTierCache
+from estimator.validation import FunctionRef
+
+ORIGIN = "lambda"
+"""``source`` of a limit fetched by this call."""
+
+
+@dataclass(frozen=True)
+class AccountLimit:
+    """The account's concurrency limit in this Region, and where it came from.
+
+    ``concurrent_executions`` is the account's quota (1,000 by default);
+    ``unreserved_concurrent_executions`` what is left of it for functions without reserved
+    concurrency. ``source`` is ``"memory"``, ``"dynamodb"`` or ``"lambda"``.
+    """
+
+    concurrent_executions: int
+    unreserved_concurrent_executions: int | None
+    source: str
+    fetched_at: float
+    stale: bool = False
+
+
+@dataclass(frozen=True)
+class ReservedConcurrency:
+    """A function's reserved concurrency (``None``: not set, the function shares the account's)."""
+
+    function_name: str
+    reserved: int | None
+    source: str
+    fetched_at: float
+    stale: bool = False
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative int, or ``None`` for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def _valid_account(value: dict[str, Any]) -> bool:
+    unreserved = value.get("unreserved")
+    return _count(value.get("limit")) is not None and (unreserved is None or _count(unreserved) is not None)
+
+
+def _valid_function(value: dict[str, Any]) -> bool:
+    reserved = value.get("reserved", "missing")
+    return reserved is None or _count(reserved) is not None
+
+
+class LimitLookup:
+    """Looks up and caches the concurrency limits; the Lambda client comes from ``clients``.
+
+    Errors: :class:`~estimator.exceptions.LookupFailed` when Lambda fails (or answers without
+    the limit) and nothing, not even a stale value, is cached.
+    """
+
+    def __init__(self, config: Config, cache: TwoTierCache, clients: Clients) -> None:
+        self.config = config
+        self.cache = cache
+        self._clients = clients
+
+    def account_limit(self, *, max_wait: float | None = None) -> AccountLimit:
+        """The account's concurrency limit, from ``GetAccountSettings`` at most once an hour."""
+        cached = self._get(account_limit_key(), self._fetch_account, _valid_account, max_wait)
+        value = cached.value
+        return AccountLimit(
+            int(value["limit"]),
+            _count(value.get("unreserved")),
+            cached.source,
+            cached.fetched_at,
+            cached.stale,
+        )
+
+    def reserved_concurrency(
+        self, ref: FunctionRef, *, max_wait: float | None = None
+    ) -> ReservedConcurrency:
+        """The reserved concurrency of ``ref``'s function, from ``GetFunctionConcurrency``."""
+        cached = self._get(
+            function_concurrency_key(ref),
+            lambda: self._fetch_function(ref),
+            _valid_function,
+            max_wait,
+        )
+        reserved = cached.value.get("reserved")
+        return ReservedConcurrency(
+            ref.name, _count(reserved), cached.source, cached.fetched_at, cached.stale
+        )
+
+    def _get(self, key: str, load: Any, validate: Any, max_wait: float | None) -> Cached:
+        return self.cache.get(
+            key,
+            load,
+            ttl=self.config.limits_cache_ttl_seconds,
+            origin=ORIGIN,
+            validate=validate,
+            max_wait=max_wait,
+        )
+
+    def _fetch_account(self) -> dict[str, Any]:
+        settings = self._clients.get("lambda").get_account_settings()
+        limits = settings.get("AccountLimit") or {}
+        limit = _count(limits.get("ConcurrentExecutions"))
+        if limit is None:
+            # A made-up limit would switch the headroom guard off, or on for everyone.
+            raise ValueError(f"GetAccountSettings gave no usable ConcurrentExecutions: {limits!r}")
+        return {"limit": limit, "unreserved": _count(limits.get("UnreservedConcurrentExecutions"))}
+
+    def _fetch_function(self, ref: FunctionRef) -> dict[str, Any]:
+        answer = self._clients.get("lambda").get_function_concurrency(FunctionName=ref.name)
+        # AWS leaves the key out when nothing is reserved (moto sends null): both mean "not set".
+        reserved = answer.get("ReservedConcurrentExecutions")
+        if reserved is not None and _count(reserved) is None:
+            raise ValueError(f"GetFunctionConcurrency gave {reserved!r}")
+        return {"reserved": reserved}

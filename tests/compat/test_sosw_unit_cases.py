@@ -16,12 +16,12 @@ unknown key that ours must accept.
 from __future__ import annotations
 
 from typing import Any
-from unittest.mock import MagicMock
 
 import pytest
 
 from estimator.store import DynamoStore
-from siblings import METADATA_KEY, SiblingsManager
+from siblings import SiblingsManager
+from tests.compat.shapes import mock_context, only_payload, sosw_context
 from tests.helpers import put_lambda_metrics
 from tests.integration.siblings.support import SiblingsEnv
 
@@ -34,26 +34,6 @@ STAGE_TEST = {"dry_run": True}
 WEST = "us-west-2"
 FUNC1 = f"arn:aws:lambda:{WEST}:123456789012:function:my-test-func1"
 FUNC2 = f"arn:aws:lambda:{WEST}:123456789012:function:my-test-func2"
-
-
-def sosw_context(arn: str) -> type:
-    """A context the way sosw's tests make one: a class (not an instance) whose only
-    attribute is ``invoked_function_arn``; no request id, no remaining-time method."""
-    return type("lambda_context", (object,), {"invoked_function_arn": arn})
-
-
-def mock_context(env: SiblingsEnv) -> MagicMock:
-    """sosw's ``MagicMock()`` context, with the one attribute ours reads set (see
-    ``test_spawn_sibling``); every other attribute stays whatever the mock makes up."""
-    context = MagicMock()
-    context.invoked_function_arn = env.function_arn
-    return context
-
-
-def sent_payload(env: SiblingsEnv) -> dict[str, Any]:
-    """The event of the only Invoke, without our reserved chain key."""
-    assert len(env.invokes.events) == 1
-    return {k: v for k, v in env.invokes.events[0].items() if k != METADATA_KEY}
 
 
 @pytest.mark.parametrize(
@@ -153,9 +133,9 @@ def test_spawn_sibling(env: SiblingsEnv) -> None:
     """
     env.rule("schedule")
     manager = env.manager({**CUSTOM_CONFIG, **STAGE_TEST})
-    result = manager.spawn_sibling(mock_context(env), payload={"rows": [1, 2]})
+    result = manager.spawn_sibling(mock_context(env.function_arn), payload={"rows": [1, 2]})
     assert [(target, kind) for target, kind, _ in env.invokes.calls] == [(env.function_arn, "DryRun")]
-    assert sent_payload(env) == {"rows": [1, 2]}
+    assert only_payload(env) == {"rows": [1, 2]}
     assert not result and result.reason == "dry_run"
 
 
@@ -167,7 +147,7 @@ def test_spawn_sibling__no_rules_enabled(env: SiblingsEnv) -> None:
     sosw returned ``None``; ours returns a falsy ``SpawnResult`` saying why.
     """
     manager = env.manager({**CUSTOM_CONFIG, **STAGE_TEST})
-    result = manager.spawn_sibling(mock_context(env))
+    result = manager.spawn_sibling(mock_context(env.function_arn))
     assert env.invoke_count() == 0
     assert not result and result.reason == "rules_disabled"
 
@@ -181,10 +161,11 @@ def test_spawn_sibling__force_skips_rules_check(env: SiblingsEnv) -> None:
     add the reserved ``__siblings__`` key, so the sibling receives the same JSON object.
     """
     manager = env.manager({**CUSTOM_CONFIG, **STAGE_TEST})
-    result = manager.spawn_sibling(mock_context(env), payload='{"file_name": "some.txt"}', force=True)
+    context = mock_context(env.function_arn)
+    result = manager.spawn_sibling(context, payload='{"file_name": "some.txt"}', force=True)
     assert env.recorder.count("events") == 0
     assert [kind for _, kind, _ in env.invokes.calls] == ["DryRun"]
-    assert sent_payload(env) == {"file_name": "some.txt"}
+    assert only_payload(env) == {"file_name": "some.txt"}
     assert result.reason == "dry_run" and result.forced
 
 

@@ -196,6 +196,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return int(simulate.run(args))
 
 
+def cmd_migrate_check(args: argparse.Namespace) -> int:
+    """``siblings migrate-check PATH [PATH ...]``: exit 0 clean, 1 attention, 2 unreadable."""
+    from siblings import migrate_check
+
+    return migrate_check.run(args.paths, sys.stdout, sys.stderr, as_json=args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``siblings`` command."""
     parser = argparse.ArgumentParser(
@@ -241,6 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--reason", help="why (stored with the switch)")
         sub.set_defaults(handler=cmd_kill_switch)
+
+    check = commands.add_parser(
+        "migrate-check",
+        help="list the sosw usages in handler modules and what each means here",
+        description="Read handler modules (never import them) and list their sosw usages. Exit "
+        "status: 0 nothing needs attention, 1 something does, 2 a path could not be read or parsed.",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(handler=cmd_migrate_check)
 
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"

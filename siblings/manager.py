@@ -194,12 +194,15 @@ class SiblingsManager:
         )
 
     def any_events_rules_enabled(self, lambda_context: Any) -> bool:
-        """Whether an EventBridge rule targeting the running function (under the ARN it was
-        invoked with, or unqualified) is enabled. Answered from the shared cache; raises
+        """Whether the EventBridge guard lets this function spawn: a rule targeting exactly the
+        ARN it was invoked with is enabled, or ``auto_spawning`` is on (sosw's answer too; then
+        nothing is looked up). Answered from the shared cache; raises
         :class:`~siblings.LookupFailed` when EventBridge fails with nothing cached.
         """
         info = read_context(lambda_context)
         self._last_function = info.function_name
+        if self.config.auto_spawning:
+            return True
         return bool(self.guards.rules_state(info).value.get("enabled"))
 
     def get_approximate_concurrent_executions(
@@ -239,12 +242,13 @@ class SiblingsManager:
         ``offloaded``, ``failed``, ``dry_run``, ``guard_error_allowed``."""
         return self._decisions.snapshot()
 
-    def get_stats(self) -> dict[str, int]:
-        """Same as :attr:`stats` (sosw's name)."""
+    def get_stats(self, recursive: bool = True) -> dict[str, int]:
+        """Same as :attr:`stats` (sosw's name). ``recursive`` is accepted for sosw's callers;
+        the manager has no sub-components whose counters could be merged."""
         return self.stats
 
-    def reset_stats(self) -> None:
-        """Zero every counter."""
+    def reset_stats(self, recursive: bool = True) -> None:
+        """Zero every counter (``recursive`` as in :meth:`get_stats`)."""
         self._decisions.reset()
 
     # --- the decision ---

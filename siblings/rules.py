@@ -3,11 +3,13 @@
 sosw lists the account's rules (first page only) and then every rule's targets, a number of
 calls that grows with the account. Here the question is asked from the function's side:
 ``ListRuleNamesByTarget`` (every page) for the ARN the function was invoked with, then
-``DescribeRule`` on those rules until one is ENABLED. A function invoked through an alias or
-version is looked up under that qualified ARN first, then under its unqualified ARN, so a rule
-that targets ``fn:prod`` counts for executions of ``fn:prod``. Rules that target a *different*
-alias than the one invoked are not seen (finding them would need ``ListAliases``); siblings are
-invoked through the same ARN as their parent, so a chain stays under one ARN.
+``DescribeRule`` on those rules until one is ENABLED. Only rules whose target is exactly the
+ARN the function was invoked with count, as in sosw: a rule on ``fn:prod`` counts for
+executions of ``fn:prod``, a rule on the unqualified ``fn`` does not. Disabling the rules on
+one alias must stop that alias's chains even while another alias (or ``$LATEST``) keeps an
+enabled schedule. Siblings are invoked through the same ARN as their parent, so a chain stays
+under one ARN. Unlike sosw, every page is followed (sosw read the first page of ``ListRules``
+only) and ``ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`` counts as enabled.
 
 Only the account's default event bus is searched, where scheduled rules live. The answer is a
 JSON dict cached (key :func:`siblings.keys.rules_key`) by :class:`estimator.shared_cache.TwoTierCache` for
@@ -26,10 +28,8 @@ from siblings.context import InvocationInfo
 
 
 def target_arns(info: InvocationInfo) -> list[str]:
-    """ARNs a rule may target to count for this execution, most specific first."""
-    if info.qualifier:
-        return [info.function_arn, info.unqualified_arn]
-    return [info.unqualified_arn]
+    """ARNs a rule may target to count for this execution: the one it was invoked with."""
+    return [info.function_arn]
 
 
 class RuleLookup:

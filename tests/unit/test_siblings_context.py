@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from unittest.mock import MagicMock
 
 import pytest
 
@@ -69,3 +70,18 @@ def test_other_partitions() -> None:
 def test_malformed_contexts(context: object, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         read_context(context)
+
+
+def test_what_a_mock_made_up_counts_as_absent() -> None:
+    # sosw-era handler tests pass MagicMock() contexts with only the ARN set.
+    context = MagicMock()
+    context.invoked_function_arn = ARN
+    info = read_context(context)
+    assert (info.function_name, info.request_id, info.remaining_ms) == ("worker", None, None)
+    with pytest.raises(TypeError, match="test double must set it"):
+        read_context(MagicMock())
+
+
+def test_a_class_with_only_the_arn_is_a_context() -> None:
+    info = read_context(type("lambda_context", (object,), {"invoked_function_arn": ARN}))
+    assert (info.function_arn, info.request_id, info.remaining_ms) == (ARN, None, None)

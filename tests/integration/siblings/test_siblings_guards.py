@@ -84,10 +84,15 @@ def test_rule_targeting_the_alias_counts_and_the_alias_is_invoked(env: SiblingsE
     assert env.invokes.calls[-1][0] == f"{env.function_arn}:prod"
 
 
-def test_unqualified_rule_counts_for_an_alias_execution(env: SiblingsEnv) -> None:
+def test_unqualified_rule_does_not_count_for_an_alias_execution(env: SiblingsEnv) -> None:
+    # As in sosw: only a rule on the ARN the function was invoked with turns its chains on.
     env.alias("live")
     env.rule("schedule")
-    assert env.manager().spawn_sibling(env.context(qualifier="live"))
+    manager = env.manager()
+    result = manager.spawn_sibling(env.context(qualifier="live"))
+    assert not result and result.reason == "rules_disabled"
+    assert not manager.any_events_rules_enabled(env.context(qualifier="live"))
+    assert manager.spawn_sibling(env.context())
 
 
 def test_rule_names_are_followed_across_pages(env: SiblingsEnv) -> None:

@@ -1,4 +1,8 @@
-"""Inject AWS's own failures at random: throttled calls at the server, crashes in handlers."""
+"""Inject AWS's own failures at random: throttled calls at the server, crashes in handlers.
+
+The two windows in which one chain step can be invoked twice have their own injector,
+:class:`siblings.local.windows.WindowFaults`.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from typing import Any
 
 from siblings.local.calls import Call, identify, read_body
 from siblings.local.quota.table import DEFAULT_QUOTAS, Quota
 from siblings.local.quota.throttle_errors import throttle_response
 from siblings.local.server import WsgiApp
+from siblings.local.settings import check_rate
 
 DEFAULT_TARGETS: Mapping[Call, Quota] = {
     ("lambda", "Invoke"): DEFAULT_QUOTAS["lambda.Invoke"],
@@ -25,21 +31,35 @@ class InjectedCrash(RuntimeError):
     """Raised inside a handler by :class:`CrashInjector` (a simulated process crash)."""
 
 
+class CrashPoint(StrEnum):
+    """Where in a handler attempt :class:`CrashInjector` strikes."""
+
+    MID_WORK = "mid_work"
+    """At one of its first work steps, after some records were committed."""
+    AFTER_RETURN = "after_return"
+    """After the handler returned, so after it spawned its sibling."""
+
+
 class ThrottleInjector:
     """WSGI middleware answering a fraction ``rate`` of the target calls with a throttle.
 
     The answer is the quota layer's (same status, error code and protocol as AWS), so SDK
     retries and the library's own backoff run as they would against a throttled account.
     ``seed`` makes the sequence of decisions repeatable (their order still follows threads).
+    ``rates`` gives single target calls a rate of their own instead of ``rate``.
     """
 
     def __init__(
-        self, rate: float, *, seed: int | None = None, targets: Mapping[Call, Quota] | None = None
+        self,
+        rate: float,
+        *,
+        seed: int | None = None,
+        targets: Mapping[Call, Quota] | None = None,
+        rates: Mapping[Call, float] | None = None,
     ) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"rate must be within 0..1, got {rate!r}")
-        self.rate = rate
+        self.rate = check_rate(rate)
         self._targets = dict(DEFAULT_TARGETS if targets is None else targets)
+        self._rates = {call: check_rate((rates or {}).get(call, rate)) for call in self._targets}
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._injected: Counter[Call] = Counter()
@@ -57,7 +77,7 @@ class ThrottleInjector:
         """Return ``app`` with a fraction of the target calls throttled before reaching it."""
 
         def faulty(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            if self.rate <= 0.0:
+            if not any(self._rates.values()):
                 return app(environ, start_response)
             body = read_body(environ)
             call = identify(environ, body)
@@ -65,7 +85,7 @@ class ThrottleInjector:
             if quota is None:
                 return app(environ, start_response)
             with self._lock:
-                hit = self._random.random() < self.rate
+                hit = self._random.random() < self._rates[call]
                 if hit:
                     self._injected[call] += 1
             if not hit:
@@ -87,15 +107,13 @@ class CrashInjector:
     """
 
     def __init__(self, rate: float, *, seed: int | None = None, max_steps: int = 20) -> None:
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"rate must be within 0..1, got {rate!r}")
-        self.rate = rate
+        self.rate = check_rate(rate)
         self.seed = seed
         self.max_steps = max_steps
         self._lock = threading.Lock()
         self._attempts: Counter[str] = Counter()
         self._local = threading.local()
-        self.crashes: Counter[str] = Counter()
+        self.crashes: Counter[CrashPoint] = Counter()
 
     def wrap(self, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         """``handler`` with crashes injected; call :meth:`step` from its work loop."""
@@ -113,7 +131,7 @@ class CrashInjector:
             finally:
                 self._local.crash_at = None
             if plan == -1:
-                self._count("after_return")
+                self._count(CrashPoint.AFTER_RETURN)
                 raise InjectedCrash("injected crash after the handler's work")
             return result
 
@@ -127,7 +145,7 @@ class CrashInjector:
         self._local.steps += 1
         if self._local.steps > crash_at:
             self._local.crash_at = None
-            self._count("mid_work")
+            self._count(CrashPoint.MID_WORK)
             raise InjectedCrash(f"injected crash before work step {self._local.steps}")
 
     def _plan(self, request_id: str, attempt: int) -> int | None:
@@ -137,6 +155,6 @@ class CrashInjector:
             return None
         return -1 if rng.random() < 0.5 else rng.randrange(self.max_steps)
 
-    def _count(self, where: str) -> None:
+    def _count(self, where: CrashPoint) -> None:
         with self._lock:
             self.crashes[where] += 1

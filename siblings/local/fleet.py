@@ -1,9 +1,11 @@
 """A local fleet of cursor workers on the embedded server: set up, run, observe, verify.
 
 :class:`Fleet` wires everything ``siblings simulate`` shows: a moto server behind the call
-recorder, AWS's default quotas and injected throttles; the local Lambda runtime running the
-packaged cursor worker one container per concurrent execution (:mod:`siblings.local.fleet_worker`);
-the shared table, a payload bucket, the function and an enabled schedule rule targeting it.
+recorder, AWS's default quotas, injected throttles and the two windows that invoke a chain step
+twice (:mod:`siblings.local.windows`); the local Lambda runtime running the packaged cursor
+worker one container per concurrent execution (:mod:`siblings.local.fleet_worker`), its work
+noted per execution (:mod:`siblings.local.work_log`); the shared table, a payload bucket, the
+function and an enabled schedule rule targeting it.
 With ``template`` set, the shared table and the payload bucket are those of that SAM template,
 deployed into the server's CloudFormation first (:mod:`siblings.local.stack`).
 
@@ -45,9 +47,12 @@ from siblings.local.settings import (
     RULE_NAME,
     SHARED_TABLE,
     WORK_TABLE,
+    FaultKind,
     FleetSettings,
 )
 from siblings.local.verify import Verification, verify
+from siblings.local.windows import WindowFaults
+from siblings.local.work_log import WorkLog
 
 
 class SimClock:
@@ -94,8 +99,15 @@ class Fleet:
         seeded = random.Random(settings.seed)
         self.recorder = CallRecorder()
         self.quota = QuotaLayer()
-        self.throttles = ThrottleInjector(settings.fault_rate, seed=settings.seed)
-        self.crashes = CrashInjector(settings.fault_rate, seed=settings.seed)
+        self.throttles = ThrottleInjector(
+            settings.fault_rate,
+            seed=settings.seed,
+            rates={
+                ("lambda", "Invoke"): settings.rate(FaultKind.INVOKE_THROTTLE),
+                ("monitoring", "GetMetricData"): settings.rate(FaultKind.METRIC_DATA_THROTTLE),
+            },
+        )
+        self.crashes = CrashInjector(settings.rate(FaultKind.HANDLER_CRASH), seed=settings.seed)
         self.runtime = LocalLambdaRuntime(
             retry_delays=settings.retry_delays,
             metrics_flush_seconds=0.25,
@@ -103,9 +115,22 @@ class Fleet:
             metric_duration_scale=settings.time_scale,
             request_ids=lambda: str(uuid.UUID(int=seeded.getrandbits(128), version=4)),
         )
+        self.windows = WindowFaults(
+            self.runtime,
+            crash_rate=settings.rate(FaultKind.CRASH_AFTER_INVOKE),
+            lost_reply_rate=settings.rate(FaultKind.LOST_INVOKE_REPLY),
+            seed=settings.seed,
+        )
+        self.work = WorkLog()
+        """Work done per execution, noted by the worker's work function."""
+        # Throttled Invokes never reach Lambda; the windows sit right in front of the runtime.
         self.server = LocalAwsServer(
             middleware=compose(
-                self.recorder.wrap, self.quota.wrap, self.throttles.wrap, self.runtime.wrap
+                self.recorder.wrap,
+                self.quota.wrap,
+                self.throttles.wrap,
+                self.windows.wrap,
+                self.runtime.wrap,
             )
         )
         self.containers = Containers(self)
@@ -271,10 +296,6 @@ class Fleet:
                 return False
             time.sleep(0.2)
 
-        self.runtime.stop()
-        self._sample(self._estimate())
-        return self.verify()
-
     def _schedule(self) -> None:
         """EventBridge's side of the enabled rule: fire once per metric minute."""
         period = 60.0 / self.settings.time_scale
@@ -334,6 +355,7 @@ class Fleet:
             record_counts=self.record_counts(),
             invocations=self.runtime.invocations(),
             max_generations=self.settings.max_generations,
+            work_started=self.work.started(),
         )
 
     def chains_done(self) -> int:

@@ -62,11 +62,12 @@ class Containers:
         manager = self._new_manager(fleet.config)
         dynamodb = self._client("dynamodb", {"mode": "standard", "max_attempts": 5})
         store = self._store_class(fleet, dynamodb)
-        crashes = fleet.crashes
+        crashes, work = fleet.crashes, fleet.work
         record_seconds = fleet.settings.record_seconds
 
         def process(chain_id: str, index: int) -> str:
             crashes.step()
+            work.note()  # after the crash point: a crash before the record does no work
             time.sleep(record_seconds)
             return f"{chain_id}:{index}"
 
@@ -77,7 +78,7 @@ class Containers:
             shutdown_seconds=fleet.settings.shutdown_seconds,
             stale_after_seconds=fleet.settings.stale_after_seconds,
         )
-        return crashes.wrap(worker)
+        return work.wrap(crashes.wrap(worker))
 
     def spawn_stats(self) -> Counter[str]:
         """Every container's manager stats, summed."""

@@ -10,7 +10,7 @@ import argparse
 import importlib.util
 from pathlib import Path
 
-from siblings.local.settings import DEFAULT_WORKER_FILE, FleetSettings
+from siblings.local.settings import DEFAULT_WORKER_FILE, FaultKind, FleetSettings
 
 # Checked without importing (the CLI imports this module for every command): without the
 # 'local' extra, importing this module fails and the CLI says which extra to install.
@@ -47,7 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
                         help="share of Invoke calls answered 429, of GetMetricData calls "
-                             "throttled, and of handler attempts that crash (default %(default)s)")
+                             "throttled, of handler attempts that crash, of chain steps whose "
+                             "parent crashes between its Invoke and its spawn record, and of "
+                             "chain steps whose Invoke reply is lost (default %(default)s)")
+    faults.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
+                        help="the rate of one kind of fault, instead of --fault-rate; kinds: "
+                             + ", ".join(FaultKind) + " (repeatable)")
     faults.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                         help="seed of request ids and faults (default %(default)s)")
     run = parser.add_argument_group("run")
@@ -75,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> FleetSettings:
     """The :class:`FleetSettings` of parsed arguments."""
     drop = None
+    rates = tuple(_fault_rate(text) for text in args.fault)
     if args.drop_record:
         chain_id, _, index = str(args.drop_record).rpartition(":")
         drop = (chain_id, int(index))
@@ -88,6 +94,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         max_generations=args.max_generations,
         reserved_concurrency=args.reserved_concurrency,
         fault_rate=args.fault_rate,
+        fault_rates=rates,
         seed=args.seed,
         time_scale=args.time_scale,
         timeout_seconds=args.timeout,
@@ -96,3 +103,14 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         template=args.template,
         template_table_name=args.template_table_name,
     )
+
+
+def _fault_rate(text: str) -> tuple[FaultKind, float]:
+    """``KIND=RATE`` of ``--fault``; ``ValueError`` naming what is wrong."""
+    kind, _, rate = text.partition("=")
+    try:
+        return FaultKind(kind.strip()), float(rate)
+    except ValueError:
+        raise ValueError(
+            f"--fault takes KIND=RATE with KIND one of {', '.join(FaultKind)}, got {text!r}"
+        ) from None

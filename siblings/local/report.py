@@ -55,10 +55,12 @@ def live_view(fleet: Fleet, sample: Sample) -> Group:
         f"{fleet.throttles.injected('monitoring', 'GetMetricData')}   "
         f"queued over reserved concurrency {runtime.throttled}",
     )
+    windows = fleet.windows.counts()
     table.add_row(
         "faults",
-        f"handler crashes {sum(fleet.crashes.crashes.values())}   retries {runtime.retries}   "
-        f"timeouts {runtime.timeouts}   cold starts {runtime.cold_starts}",
+        f"handler crashes {sum(fleet.crashes.crashes.values())}   crashes after Invoke "
+        f"{windows['crash_after_invoke']}   lost Invoke replies {windows['lost_invoke_reply']}   "
+        f"retries {runtime.retries}   timeouts {runtime.timeouts}   cold starts {runtime.cold_starts}",
     )
     title = Text(f"siblings simulate  t={sample.t:5.1f}s", style="bold")
     bar = ProgressBar(total=total, completed=sample.records_done, width=60)
@@ -92,6 +94,7 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("executions",
          f"{executions['invocations']} invocations, {executions['attempts']} attempts, "
          f"{executions['retries']} retries, {executions['timeouts']} timeouts, "
+         f"{executions['crashed']} crashed, "
          f"{executions['cold_starts']} cold starts"),
         ("concurrency",
          f"true peak {concurrency['true_peak']}, Little's law peak "
@@ -108,9 +111,9 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
          f"Invoke {calls['lambda_invoke']}, DynamoDB {calls['dynamodb']}, "
          f"PutMetricData {calls['cloudwatch_put_metric_data']}"),
         ("faults",
-         f"throttled by quotas {throttles['quota_layer']}, injected throttles "
-         f"{_format_counts(throttles['injected']) or 'none'}, handler crashes "
-         f"{_format_counts(throttles['handler_crashes_injected']) or 'none'}"),
+         f"throttled by quotas {throttles['quota_layer']}, injected "
+         f"{_format_counts(document['faults_injected']) or 'none'} (handler crashes "
+         f"{_format_counts(throttles['handler_crashes_injected']) or 'none'})"),
     ]
 
 
@@ -119,6 +122,7 @@ def _check_rows(verification: dict[str, Any]) -> list[tuple[str, Any]]:
     records = verification["records"]
     generations = verification["generations"]
     lost = verification["spawns"]["lost"]
+    steps = verification["steps"]
     verdict = (
         Text("PASSED", style="bold green")
         if verification["ok"]
@@ -133,6 +137,10 @@ def _check_rows(verification: dict[str, Any]) -> list[tuple[str, Any]]:
          _check(generations["max_seen"] <= generations["limit"])
          + f" deepest {generations['max_seen']} (max_generations {generations['limit']})"),
         ("spawns", _check(lost == 0) + f" {verification['spawns']['reported']} reported, {lost} lost"),
+        ("chain steps",
+         _check(steps["started_twice"] == 0)
+         + f" {steps['executed']} run, {steps['invoked_twice']} invoked twice, "
+         f"{steps['duplicates_stopped']} duplicates stopped, {steps['started_twice']} started twice"),
         ("verification", verdict),
     ]
 

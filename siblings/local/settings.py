@@ -6,6 +6,7 @@ Kept free of the simulator's heavy imports: ``siblings --help`` reads the defaul
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 FUNCTION_NAME = "cursor-worker"
@@ -21,6 +22,28 @@ DEFAULT_WORKER_FILE = Path(__file__).resolve().parent / "workers" / "cursor_work
 """The handler the fleet runs: shipped in the package, the same file ``template.yaml`` deploys."""
 
 
+class FaultKind(StrEnum):
+    """The faults ``--fault-rate`` injects, each decided on its own (``--fault KIND=RATE``)."""
+
+    INVOKE_THROTTLE = "invoke_throttle"
+    """An ``Invoke`` answered ``429 TooManyRequestsException`` (nothing runs)."""
+    METRIC_DATA_THROTTLE = "metric_data_throttle"
+    """A ``GetMetricData`` call answered ``400 Throttling``."""
+    HANDLER_CRASH = "handler_crash"
+    """A handler attempt raises mid-work or after returning; Lambda retries it."""
+    CRASH_AFTER_INVOKE = "crash_after_invoke"
+    """A parent's process dies after its Invoke was answered, before its spawn record."""
+    LOST_INVOKE_REPLY = "lost_invoke_reply"
+    """A sibling's Invoke runs, but its reply is lost and the caller retries it."""
+
+
+def check_rate(rate: float, what: str = "rate") -> float:
+    """``rate`` if it is a probability; ``ValueError`` naming ``what`` otherwise."""
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"{what} must be within 0..1, got {rate!r}")
+    return rate
+
+
 @dataclass(frozen=True)
 class FleetSettings:
     """What to run; see ``siblings simulate --help`` for each knob."""
@@ -32,6 +55,8 @@ class FleetSettings:
     shutdown_seconds: float = 2.0
     record_seconds: float = 0.03
     fault_rate: float = 0.0
+    fault_rates: tuple[tuple[FaultKind, float], ...] = ()
+    """Rates of single kinds of fault, overriding ``fault_rate`` for them."""
     seed: int = 7
     time_scale: float = 60.0
     max_generations: int = 30
@@ -49,12 +74,17 @@ class FleetSettings:
     def __post_init__(self) -> None:
         if self.chains < 1 or self.records < 1:
             raise ValueError("chains and records must be >= 1")
-        if not 0.0 <= self.fault_rate <= 1.0:
-            raise ValueError("fault_rate must be within 0..1")
+        check_rate(self.fault_rate, "fault_rate")
+        for kind, rate in self.fault_rates:
+            check_rate(rate, f"the rate of {FaultKind(kind)}")
         if self.shutdown_seconds >= self.invocation_seconds:
             raise ValueError("shutdown_seconds must be shorter than invocation_seconds")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
+
+    def rate(self, kind: FaultKind) -> float:
+        """How often faults of ``kind`` strike: its own rate if given, else ``fault_rate``."""
+        return dict(self.fault_rates).get(kind, self.fault_rate)
 
     @property
     def chain_ids(self) -> list[str]:

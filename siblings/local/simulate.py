@@ -3,7 +3,8 @@
 Everything runs in this process against an embedded moto server on 127.0.0.1, behind AWS's
 default quotas: no AWS account. See :mod:`siblings.local.fleet` for what is emulated and how.
 The command exits non-zero when the verification fails: a record processed zero or two times,
-a chain past ``max_generations``, or a spawn lost.
+a chain past ``max_generations``, a spawn lost, or a chain step whose work started in two
+executions.
 
 Also runnable as ``python -m siblings.local.simulate``.
 """

@@ -8,6 +8,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from siblings.local.calls import Call
+from siblings.local.settings import FaultKind
 from siblings.local.verify import Verification
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
             "timeouts": stats.timeouts,
             "failed_after_retries": stats.failed,
             "cold_starts": stats.cold_starts,
+            "crashed": stats.crashes,
+            "duplicates_stopped": verification.duplicates_stopped,
             "throttled_by_reserved_concurrency": stats.throttled,
             "peak_true_concurrency": stats.peak_concurrency,
         },
@@ -50,6 +53,7 @@ def summary(fleet: Fleet, verification: Verification) -> dict[str, Any]:
         "spawns": _spawns(fleet.spawn_stats()),
         "calls": calls,
         "throttles": _throttles(fleet),
+        "faults_injected": faults_injected(fleet),
         "verification": verification.to_dict(),
     }
 
@@ -69,6 +73,7 @@ def _settings(fleet: Fleet) -> dict[str, Any]:
         "invocation_seconds": settings.invocation_seconds,
         "shutdown_seconds": settings.shutdown_seconds,
         "fault_rate": settings.fault_rate,
+        "fault_rates": {str(kind): settings.rate(kind) for kind in FaultKind},
         "seed": settings.seed,
         "time_scale": settings.time_scale,
         "max_generations": settings.max_generations,
@@ -127,5 +132,16 @@ def _throttles(fleet: Fleet) -> dict[str, Any]:
             "lambda_invoke": fleet.throttles.injected("lambda", "Invoke"),
             "cloudwatch_get_metric_data": fleet.throttles.injected("monitoring", "GetMetricData"),
         },
-        "handler_crashes_injected": dict(fleet.crashes.crashes),
+        "handler_crashes_injected": {str(where): n for where, n in fleet.crashes.crashes.items()},
     }
+
+
+def faults_injected(fleet: Fleet) -> dict[str, int]:
+    """Every fault injected in the run, by :class:`~siblings.local.settings.FaultKind`."""
+    counts = {
+        FaultKind.INVOKE_THROTTLE: fleet.throttles.injected("lambda", "Invoke"),
+        FaultKind.METRIC_DATA_THROTTLE: fleet.throttles.injected("monitoring", "GetMetricData"),
+        FaultKind.HANDLER_CRASH: sum(fleet.crashes.crashes.values()),
+        **{FaultKind(kind): n for kind, n in fleet.windows.counts().items()},
+    }
+    return {str(kind): counts[kind] for kind in FaultKind}

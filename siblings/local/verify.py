@@ -1,7 +1,9 @@
-"""The end-of-run checks of a simulated fleet: every record once, no runaway chain, no lost spawn."""
+"""The end-of-run checks of a simulated fleet: every record once, no runaway chain, no lost
+spawn, and no chain step whose work started in two executions."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,17 @@ class Verification:
     spawns_reported: int
     spawns_lost: int
     invocations_unrun: int
+    steps_executed: int = 0
+    """Chain steps (chain id, generation) with at least one execution."""
+    steps_invoked_twice: int = 0
+    """Steps with two executions or more (a parent retried after its Invoke, a lost reply)."""
+    steps_started_twice: int = 0
+    """Steps whose work started in two executions or more: each one is a problem."""
+    work_starts: int = 0
+    """Executions that did work."""
+    duplicates_stopped: int = 0
+    """Executions that reported ``{"action": "duplicate"}``: told by the library that another
+    execution runs their step, they did no work."""
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -46,6 +59,13 @@ class Verification:
                 "lost": self.spawns_lost,
                 "invocations_never_run": self.invocations_unrun,
             },
+            "steps": {
+                "executed": self.steps_executed,
+                "invoked_twice": self.steps_invoked_twice,
+                "started_twice": self.steps_started_twice,
+                "work_starts": self.work_starts,
+                "duplicates_stopped": self.duplicates_stopped,
+            },
             "details": self.details,
         }
 
@@ -56,26 +76,36 @@ def verify(
     record_counts: Mapping[tuple[str, int], int],
     invocations: Iterable[InvocationRecord],
     max_generations: int,
+    work_started: Mapping[str, int],
 ) -> Verification:
     """Check a finished run.
 
     ``chains`` maps each chain id to its number of records; ``record_counts`` says how many
     times each ``(chain, index)`` was committed (absent: zero); ``invocations`` are every
-    invocation the local runtime accepted. Problems:
+    invocation the local runtime accepted; ``work_started`` maps the request id of each
+    execution that did work to the units it did (:class:`~siblings.local.work_log.WorkLog`).
+    Problems:
 
     - a record committed zero times, or more than once;
     - an execution whose chain generation is above ``max_generations``;
     - a spawn lost: a sibling Invoke the runtime accepted but never ran, or a spawn a handler
-      reported (its Invoke request id) that the runtime never received.
+      reported (its Invoke request id) that the runtime never received;
+    - a chain step whose work started in two executions. An execution's step is the
+      ``__siblings__`` metadata of its event (an event without it starts a chain of its own);
+      Lambda's retries of an execution keep its request id, so they count once.
     """
+    invocations = list(invocations)
     records = _check_records(chains, record_counts)
     runs = _check_runs(invocations, max_generations)
-    problems = records.problems() + runs.problems(max_generations)
+    steps = _check_steps(invocations, work_started)
+    problems = records.problems() + runs.problems(max_generations) + steps.problems()
     details: dict[str, Any] = {}
     if records.missing:
         details["missing"] = records.missing[:_SHOWN]
     if records.duplicated:
         details["duplicated"] = records.duplicated[:_SHOWN]
+    if steps.started_twice:
+        details["started_twice"] = steps.started_twice[:_SHOWN]
     return Verification(
         ok=not problems,
         problems=problems,
@@ -88,6 +118,11 @@ def verify(
         spawns_reported=len(runs.reported),
         spawns_lost=len(runs.unrun) + len(runs.never_received),
         invocations_unrun=len(runs.unrun),
+        steps_executed=steps.executed,
+        steps_invoked_twice=steps.invoked_twice,
+        steps_started_twice=len(steps.started_twice),
+        work_starts=steps.work_starts,
+        duplicates_stopped=steps.duplicates_stopped,
         details=details,
     )
 
@@ -171,24 +206,76 @@ def _check_runs(invocations: Iterable[InvocationRecord], max_generations: int) -
     accepted: set[str] = set()
     for inv in invocations:
         accepted.add(inv.request_id)
-        try:
-            metadata = metadata_of(inv.event)
-        except ValueError:
-            metadata = None
-        generation = metadata.generation if metadata is not None else 0
+        generation = _step_of(inv)[1]
         runs.max_generation = max(runs.max_generation, generation)
         if generation > max_generations:
             runs.over.append(f"{inv.request_id} (generation {generation})")
         if not inv.attempts:
             runs.unrun.append(inv.request_id)
-        for attempt in inv.attempts:
-            result = attempt.result
-            if isinstance(result, Mapping) and result.get("action") == "spawned":
-                request_id = result.get("request_id")
-                if isinstance(request_id, str):
-                    runs.reported.add(request_id)
+        for result in _reports(inv, "spawned"):
+            request_id = result.get("request_id")
+            if isinstance(request_id, str):
+                runs.reported.add(request_id)
     runs.never_received = sorted(runs.reported - accepted)
     return runs
+
+
+@dataclass
+class _Steps:
+    """Which executions each chain step had, and how many of them did work."""
+
+    executed: int = 0
+    invoked_twice: int = 0
+    work_starts: int = 0
+    duplicates_stopped: int = 0
+    started_twice: list[str] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """One line per kind of problem found."""
+        if not self.started_twice:
+            return []
+        return [
+            f"{len(self.started_twice)} chain step(s) started in two executions or more: "
+            f"{_some(self.started_twice)}"
+        ]
+
+
+def _check_steps(invocations: list[InvocationRecord], work_started: Mapping[str, int]) -> _Steps:
+    steps = _Steps()
+    executions: dict[tuple[str, int], list[str]] = defaultdict(list)
+    for inv in invocations:
+        executions[_step_of(inv)].append(inv.request_id)
+        if _reports(inv, "duplicate"):
+            steps.duplicates_stopped += 1
+    for (chain_id, generation), request_ids in sorted(executions.items()):
+        steps.executed += 1
+        steps.invoked_twice += int(len(request_ids) > 1)
+        working = [request_id for request_id in request_ids if work_started.get(request_id)]
+        steps.work_starts += len(working)
+        if len(working) > 1:
+            steps.started_twice.append(f"{chain_id}#{generation} ({', '.join(working)})")
+    return steps
+
+
+def _step_of(inv: InvocationRecord) -> tuple[str, int]:
+    """``(chain id, generation)`` of an execution; an event without sibling metadata (or with
+    metadata that does not parse) starts a chain of its own, named by its request id."""
+    try:
+        metadata = metadata_of(inv.event)
+    except ValueError:
+        metadata = None
+    if metadata is None:
+        return inv.request_id, 0
+    return metadata.chain_id, metadata.generation
+
+
+def _reports(inv: InvocationRecord, action: str) -> list[Mapping[str, Any]]:
+    """What the invocation's attempts returned saying they did ``action``."""
+    return [
+        attempt.result
+        for attempt in inv.attempts
+        if isinstance(attempt.result, Mapping) and attempt.result.get("action") == action
+    ]
 
 
 def _some(items: list[str]) -> str:

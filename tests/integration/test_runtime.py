@@ -498,3 +498,46 @@ def test_a_timed_out_container_is_not_reused(local: Local) -> None:
     [invocation] = local.runtime.invocations()
     assert [a.outcome for a in invocation.attempts] == ["timed_out", "succeeded"]
     assert len(built) == 2  # the retry ran in a fresh container
+
+
+def test_a_crashed_execution_is_retried_with_its_request_id_in_a_new_container(
+    local: Local,
+) -> None:
+    local.function()
+    built: list[int] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def factory() -> Any:
+        container = len(built)
+        built.append(container)
+
+        def handler(event: Any, context: LambdaContext) -> int:
+            if container == 0:
+                inside.set()
+                release.wait(5)  # the dead process's thread: it cannot be stopped
+            return container
+
+        return handler
+
+    local.runtime.register("worker", factory=factory, timeout_seconds=5)
+    request_id = local.runtime.invoke_async("worker", {})
+    assert inside.wait(5)
+    assert not local.runtime.crash("no-such-request", "nothing runs under this id")
+
+    assert local.runtime.crash(request_id, "killed by the test")
+    assert local.runtime.wait_idle(5)  # the retry ran while the first thread still hangs
+    release.set()
+
+    invocation = local.runtime.invocation(request_id)
+    assert invocation is not None and invocation.status == "succeeded"
+    first, retry = invocation.attempts
+    assert (first.outcome, first.error) == ("failed", "Runtime.ExitError: killed by the test")
+    assert retry.result == 1  # a new container: the dead one is never reused
+    stats = local.runtime.stats()
+    assert (stats.crashes, stats.retries, stats.cold_starts) == (1, 1, 2)
+    deadline = time.monotonic() + 5
+    while local.runtime.stats().late_finishes < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert local.runtime.stats().late_finishes == 1  # what the dead thread returned is dropped
+    assert invocation.result == 1

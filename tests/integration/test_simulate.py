@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -102,6 +103,41 @@ def test_verification_fails_when_a_record_is_dropped(capsys: pytest.CaptureFixtu
 def test_bad_settings_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--invocation-seconds", "1", "--shutdown-seconds", "2", "--json"]) == 2
     assert "shutdown_seconds" in capsys.readouterr().err
+    assert main(["--fault", "meteor_strike=1", "--json"]) == 2
+    assert "lost_invoke_reply" in capsys.readouterr().err  # the kinds are listed
+    assert main(["--fault", "lost_invoke_reply=2", "--json"]) == 2
+    assert "within 0..1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_both_windows_forced_invoke_steps_twice_and_start_them_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Every chain step meets both windows once: its parent's first Invoke loses its reply (the
+    # Invoker retries), then the parent dies before its spawn record (Lambda retries it).
+    code, summary = simulate(
+        capsys, "--fault", "crash_after_invoke=1", "--fault", "lost_invoke_reply=1"
+    )
+
+    verification = summary["verification"]
+    assert code == 0, verification["problems"]
+    assert verification["records"]["exactly_once"] == 180
+    faults = summary["faults_injected"]
+    spawned = summary["spawns"]["spawned"]
+    assert spawned >= 3  # each chain needs more than one execution
+    assert faults["lost_invoke_reply"] >= 3 and faults["crash_after_invoke"] >= 3
+    assert faults["invoke_throttle"] == faults["handler_crash"] == 0  # only the windows
+    # Two Invokes for each step that lost a reply, and both executions ran...
+    assert summary["calls"]["lambda_invoke"] == spawned + faults["lost_invoke_reply"]
+    steps = verification["steps"]
+    assert steps["invoked_twice"] >= faults["lost_invoke_reply"]
+    # ...but the work of each step started once: the library stopped every second execution.
+    assert steps["started_twice"] == 0
+    assert steps["duplicates_stopped"] >= steps["invoked_twice"]
+    assert summary["executions"]["duplicates_stopped"] == steps["duplicates_stopped"]
+    # Each crashed parent was retried by Lambda, with its request id.
+    assert summary["executions"]["crashed"] == faults["crash_after_invoke"]
+    assert summary["executions"]["retries"] >= faults["crash_after_invoke"]
 
 
 def _invocation(request_id: str, event: dict[str, Any], result: Any = None) -> InvocationRecord:
@@ -141,6 +177,7 @@ def test_verify_reports_duplicates_runaway_chains_and_lost_spawns() -> None:
         record_counts={("c", 0): 1, ("c", 1): 2},
         invocations=invocations,
         max_generations=3,
+        work_started={"a": 1, "b": 1},
     )
 
     assert not result.ok
@@ -160,10 +197,56 @@ def test_verify_passes_a_clean_run() -> None:
             _invocation("b", _sibling_event(1), {"action": "done"}),
         ],
         max_generations=1,
+        work_started={"a": 3, "b": 2},
     )
 
     assert result.ok and result.problems == []
     assert result.to_dict()["records"]["exactly_once"] == 2
+    assert result.to_dict()["steps"] == {
+        "executed": 2, "invoked_twice": 0, "started_twice": 0, "work_starts": 2,
+        "duplicates_stopped": 0,
+    }
+
+
+def test_verify_fails_a_chain_step_whose_work_started_in_two_executions() -> None:
+    # Step 1 of chain "root" was invoked three times: two executions did work, one was stopped.
+    invocations = [
+        _invocation("b", _sibling_event(1), {"action": "done"}),
+        _invocation("c", _sibling_event(1), {"action": "done"}),
+        _invocation("d", _sibling_event(1), {"action": "duplicate"}),
+    ]
+
+    result = verify(
+        chains={}, record_counts={}, invocations=invocations, max_generations=3,
+        work_started={"b": 5, "c": 1},
+    )
+
+    assert not result.ok
+    assert (result.steps_invoked_twice, result.steps_started_twice) == (1, 1)
+    assert result.duplicates_stopped == 1
+    assert result.details["started_twice"] == ["root#1 (b, c)"]
+    assert result.problems == ["1 chain step(s) started in two executions or more: root#1 (b, c)"]
+
+
+def test_verify_counts_lambda_retries_of_one_execution_as_one_start() -> None:
+    retried = _invocation("b", _sibling_event(1), {"action": "done"})
+    retried.attempts.insert(0, Attempt(number=1, started_at=0.0, outcome="failed", error="crash"))
+    invocations = [
+        retried,
+        _invocation("c", _sibling_event(1), {"action": "duplicate"}),
+        # Without sibling metadata an execution starts a chain of its own: never a repeat.
+        _invocation("e", {"chain": "c"}, {"action": "done"}),
+        _invocation("f", {"chain": "c"}, {"action": "done"}),
+    ]
+
+    result = verify(
+        chains={}, record_counts={}, invocations=invocations, max_generations=3,
+        work_started={"b": 7, "e": 1, "f": 1},
+    )
+
+    assert result.ok, result.problems
+    assert (result.steps_executed, result.steps_invoked_twice, result.work_starts) == (3, 1, 3)
+    assert result.duplicates_stopped == 1
 
 
 def test_throttle_injector_answers_like_aws() -> None:
@@ -191,6 +274,27 @@ def test_throttle_injector_answers_like_aws() -> None:
     assert metrics.value.response["Error"]["Code"] == "Throttling"
     assert injector.injected() == 2
     assert injector.injected("lambda", "Invoke") == 1
+
+
+def test_throttle_injector_takes_a_rate_per_call() -> None:
+    from siblings.local.faults import ThrottleInjector
+
+    injector = ThrottleInjector(0.0, rates={("lambda", "Invoke"): 1.0})
+    answers: list[str] = []
+    app = injector.wrap(lambda environ, start_response: start_response("200 OK", []) or [b""])
+    for service, target in (("lambda", None), ("monitoring", "GraniteServiceVersion20100801.GetMetricData")):
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/2015-03-31/functions/fn/invocations" if target is None else "/",
+            "HTTP_AUTHORIZATION": f"Credential=k/20240101/us-east-1/{service}/aws4_request",
+            **({"HTTP_X_AMZ_TARGET": target} if target else {}),
+            "CONTENT_LENGTH": "0",
+            "wsgi.input": io.BytesIO(b""),
+        }
+        app(environ, lambda status, headers, *_: answers.append(status))
+
+    assert answers[0].startswith("429") and answers[1].startswith("200")
+    assert injector.injected() == 1
 
 
 def test_crash_injector_is_repeatable_and_honours_the_rate() -> None:

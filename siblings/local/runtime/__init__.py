@@ -14,6 +14,9 @@ handler registered for a function the way Lambda does:
   ``X-Amz-Function-Error: Unhandled`` with Lambda's error document.
 - Unknown function or qualifier: moto's own ``404 ResourceNotFoundException`` (the runtime asks
   moto with an in-process ``GetFunction``; moto's ``Invoke`` does not check existence).
+- A crash of an execution's process (:meth:`LocalLambdaRuntime.crash`, used by the fault
+  injector of :mod:`siblings.local.windows`): the attempt fails with ``Runtime.ExitError``, its
+  container is thrown away and the event retried like any failed attempt.
 
 Reserved concurrency (``PutFunctionConcurrency`` on the server, or ``register(...,
 reserved_concurrency=N)``) caps how many executions of a function run at once. Lambda treats the

@@ -90,6 +90,8 @@ class RuntimeStats:
     peak_concurrency: int
     cold_starts: int
     late_finishes: int
+    crashes: int
+    """Attempts ended by :meth:`~siblings.local.runtime.scheduler.Scheduler.crash`."""
 
 
 

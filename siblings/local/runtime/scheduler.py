@@ -129,6 +129,27 @@ class Scheduler:
                 self._expire(self._clock())  # the dispatcher is not running: time out here
             return invocation
 
+    def crash(self, request_id: str, reason: str) -> bool:
+        """End the running attempt of ``request_id`` as if its runtime process had exited.
+
+        As Lambda does then: the attempt fails (``Runtime.ExitError``), its sandbox is thrown
+        away (the next attempt starts cold) and an async event is retried after its retry delay
+        with the same request id. The handler's thread cannot be stopped: it runs on unobserved
+        and what it returns is discarded (a late finish). ``False`` when no attempt of
+        ``request_id`` is running.
+        """
+        with self._cond:
+            run = next(
+                (run for run in self._running.values() if run.invocation.request_id == request_id),
+                None,
+            )
+            if run is None:
+                return False
+            self._counters["crashes"] += 1
+            run.container = None  # died with its process: never handed to another execution
+            self._finish(run, "failed", None, f"Runtime.ExitError: {reason}")
+            return True
+
     # --- the dispatcher thread -------------------------------------------------------------
 
     def start_dispatching(self) -> None:
@@ -173,6 +194,7 @@ class Scheduler:
                 peak_concurrency=self._peak,
                 cold_starts=counters["cold_starts"],
                 late_finishes=counters["late_finishes"],
+                crashes=counters["crashes"],
             )
 
     def invocations(self) -> list[InvocationRecord]:

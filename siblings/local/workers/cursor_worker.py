@@ -24,7 +24,8 @@ with DynamoDB (key ``pk``) and conditional writes only:
 1. **Claim.** An execution carries an ``epoch`` in its payload (the sibling gets ``epoch + 1``)
    and claims the chain with one conditional write: the stored epoch must be lower, or equal
    with this execution as owner (a retry of the same request). A stale execution (its chain
-   was taken over) stops without doing anything.
+   was taken over) stops without doing anything, and so does a second execution of the same
+   chain step (``run.duplicate``: the library lets one execution per step run).
 2. **Write the batch once, then move the cursor.** The output item of a batch starting at
    ``n`` is written only if no item exists for ``n``; if one does (a crashed attempt or a zombie
    wrote it first), that item is the batch and this one's results are dropped. Then the cursor
@@ -312,6 +313,9 @@ class CursorWorker:
             event, context, shutdown_seconds=self.shutdown_seconds, manager=self.manager
         )
         me = context.aws_request_id
+        if run.duplicate is not None:  # another execution runs this chain step: no work here
+            return {"action": "duplicate", "generation": run.generation,
+                    "runner": run.duplicate.runner}
         if run.payload.get("source") == "aws.events":  # the schedule: resume a stuck chain
             chain = self.store.adopt(me, self.stale_after_seconds)
             if chain is None:

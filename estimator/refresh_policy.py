@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 
 from estimator.config import Config
+from estimator.memory import Cached
 
 
 class RefreshPolicy:
@@ -28,20 +29,22 @@ class RefreshPolicy:
         self.config = config
         self.random = rng or random.Random()
 
-    def window(self, ttl: float) -> float:
-        """Seconds before expiry in which reads spread and the early refresh happens."""
-        return ttl * self.config.refresh_ahead_fraction
+    def window(self, entry: Cached) -> float:
+        """Seconds before ``entry`` expires in which reads spread and the early refresh happens:
+        a share of the lifetime its writer gave it (readers may be configured otherwise)."""
+        lifetime = max(0.0, entry.expires_at - entry.fetched_at)
+        return lifetime * self.config.refresh_ahead_fraction
 
-    def memory_until(self, expires_at: float, now: float, ttl: float) -> float:
+    def memory_until(self, entry: Cached, now: float) -> float:
         """When this process next reads the item: a random moment of the window, or the expiry
         itself if that moment has passed already."""
-        until = expires_at - self.random.uniform(0.0, self.window(ttl))
-        return until if until > now else expires_at
+        until = entry.expires_at - self.random.uniform(0.0, self.window(entry))
+        return until if until > now else entry.expires_at
 
-    def due_early(self, fresh_until: float, now: float, ttl: float) -> bool:
-        """The value is in its early-refresh window."""
-        window = self.window(ttl)
-        return window > 0 and now >= fresh_until - window
+    def due_early(self, entry: Cached, now: float) -> bool:
+        """``entry`` is in its early-refresh window."""
+        window = self.window(entry)
+        return window > 0 and now >= entry.expires_at - window
 
     def ask_origin_in_outage(self) -> bool:
         """Whether this process refreshes from the origin itself while the table is down."""

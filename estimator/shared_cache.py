@@ -157,9 +157,9 @@ class TwoTierCache:
         entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
         if entry is None or item is None or not item.is_fresh(now):
             return False
-        if self.policy.due_early(entry.expires_at, now, ttl):
+        if self.policy.due_early(entry, now):
             return False  # the normal path may take its early refresh
-        self._remember(key, entry, now, ttl)
+        self._remember(key, entry, now)
         return True
 
     def invalidate(self, key: str) -> None:
@@ -224,10 +224,10 @@ class TwoTierCache:
                 log.warning("cache item %r is corrupt or foreign; overwriting it", key)
                 return Plan.LOAD, None
             if entry is not None and item is not None and item.is_fresh(now):
-                if self._refresh_early(key, item, now, ttl):
+                if self._refresh_early(key, item, entry, now, ttl):
                     stale[key] = replace(entry, source=Tier.DYNAMODB)  # served if it fails
                     return Plan.LOAD, None
-                self._remember(key, entry, now, ttl)
+                self._remember(key, entry, now)
                 return Plan.DONE, replace(entry, source=Tier.DYNAMODB)
             if entry is not None:
                 previous = stale.get(key)
@@ -247,15 +247,17 @@ class TwoTierCache:
             return Plan.FAILED, None  # waiting would only wait out the fleet's back-off
         return Plan.WAIT, None
 
-    def _remember(self, key: str, entry: Cached, now: float, ttl: float) -> None:
+    def _remember(self, key: str, entry: Cached, now: float) -> None:
         """Keep ``entry`` in memory until this process's jittered next read (see
         :mod:`estimator.refresh_policy`)."""
-        self.memory.put(key, entry, serve_until=self.policy.memory_until(entry.expires_at, now, ttl))
+        self.memory.put(key, entry, serve_until=self.policy.memory_until(entry, now))
 
-    def _refresh_early(self, key: str, item: StoredItem, now: float, ttl: float) -> bool:
+    def _refresh_early(
+        self, key: str, item: StoredItem, entry: Cached, now: float, ttl: float
+    ) -> bool:
         """Take the lease to refresh a value in its early window, unless one is visibly held."""
         assert item.fresh_until is not None
-        if not self.policy.due_early(item.fresh_until, now, ttl):
+        if not self.policy.due_early(entry, now):
             return False
         longest = self.config.lease_seconds + self.config.max_clock_skew_seconds
         if item.lease_held(now, longest):
@@ -309,7 +311,7 @@ class TwoTierCache:
                     results[key] = self._remember_failure(key, LookupFailed(key, error, detail))
                 continue
             entry = Cached(value, origin, fetched_at, fetched_at + ttl)
-            self._remember(key, entry, fetched_at, ttl)
+            self._remember(key, entry, fetched_at)
             self._store_put(key, entry)
             results[key] = entry
         return results
@@ -334,7 +336,7 @@ class TwoTierCache:
                 if holds_junk(item, entry, now):
                     return self._load([key], load_many, ttl, origin, {})[key]
                 if entry is not None and item is not None and item.is_fresh(now):
-                    self._remember(key, entry, now, ttl)
+                    self._remember(key, entry, now)
                     return replace(entry, source=Tier.DYNAMODB)
                 if item is not None and item.recently_failed(now, self._longest_backoff):
                     return self._remember_failure(

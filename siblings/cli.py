@@ -218,18 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_argument("--region", dest="region_name", help="AWS region")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    estimate = commands.add_parser(
-        "estimate", parents=[shared], help="approximate concurrent executions of functions"
-    )
-    estimate.add_argument("functions", nargs="+", metavar="FN", help="function names or ARNs")
-    estimate.add_argument("--minutes-back", type=int, help="window in minutes (1-1440)")
-    estimate.add_argument("--json", action="store_true", help="print JSON")
-    estimate.add_argument("--no-cache", action="store_true", help="ask CloudWatch, skip the caches")
-    estimate.add_argument(
-        "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
-    )
-    estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
-    estimate.set_defaults(handler=cmd_estimate)
+    _add_estimate(commands, shared)
 
     create = commands.add_parser(
         "create-table", parents=[shared], help="create the shared table with TTL (idempotent)"
@@ -249,15 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--reason", help="why (stored with the switch)")
         sub.set_defaults(handler=cmd_kill_switch)
 
-    check = commands.add_parser(
-        "migrate-check",
-        help="list the sosw usages in handler modules and what each means here",
-        description="Read handler modules (never import them) and list their sosw usages. Exit "
-        "status: 0 nothing needs attention, 1 something does, 2 a path could not be read or parsed.",
-    )
-    check.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
-    check.add_argument("--json", action="store_true", help="print JSON")
-    check.set_defaults(handler=cmd_migrate_check)
+    _add_migrate_check(commands)
 
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
@@ -270,6 +251,35 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments(simulate)
         simulate.set_defaults(handler=cmd_simulate)
     return parser
+
+
+def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
+    """``siblings estimate``'s options."""
+    estimate = commands.add_parser(
+        "estimate", parents=[shared], help="approximate concurrent executions of functions"
+    )
+    estimate.add_argument("functions", nargs="+", metavar="FN", help="function names or ARNs")
+    estimate.add_argument("--minutes-back", type=int, help="window in minutes (1-1440)")
+    estimate.add_argument("--json", action="store_true", help="print JSON")
+    estimate.add_argument("--no-cache", action="store_true", help="ask CloudWatch, skip the caches")
+    estimate.add_argument(
+        "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
+    )
+    estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
+    estimate.set_defaults(handler=cmd_estimate)
+
+
+def _add_migrate_check(commands: Any) -> None:
+    """``siblings migrate-check``'s options."""
+    check = commands.add_parser(
+        "migrate-check",
+        help="list the sosw usages in handler modules and what each means here",
+        description="Read handler modules (never import them) and list their sosw usages. Exit "
+        "status: 0 nothing needs attention, 1 something does, 2 a path could not be read or parsed.",
+    )
+    check.add_argument("paths", nargs="+", metavar="PATH", help="Python files or directories")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(handler=cmd_migrate_check)
 
 
 def _needs_local_extra(args: argparse.Namespace) -> int:

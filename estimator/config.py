@@ -1,7 +1,7 @@
 """The estimator's settings, with ``SIBLINGS_*`` env-var defaults; the base of every config.
 
 :class:`Config` holds what the estimate and its cache tiers need. Other packages extend it
-with a dataclass subclass (``siblings.config.SiblingsConfig``), so that one flat namespace of
+with a dataclass subclass of their own, so that one flat namespace of
 ``SIBLINGS_*`` variables and ``custom_config`` keys sets every field. Values are parsed and
 checked by :mod:`estimator.settings`.
 """

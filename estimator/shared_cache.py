@@ -1,7 +1,7 @@
 """Two cache tiers with a fleet-wide single flight: memory, then DynamoDB, then the loader.
 
 When the shared item is stale, one caller in the whole fleet takes a short lease with a
-conditional write and runs the loader (CloudWatch, EventBridge...); every other caller
+conditional write and runs the loader (CloudWatch, or any other origin); every other caller
 serves the stale value, or, with no value at all, waits for the leaseholder. A leaseholder
 that dies is replaced when its lease expires. Within one process a per-key lock makes the
 other threads wait for the one refreshing, so they hit memory afterwards.

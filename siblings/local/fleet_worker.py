@@ -16,8 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from botocore.config import Config as BotoConfig
-
+from estimator.aws import make_client
 from estimator.config import Config
 from estimator.estimator import ConcurrencyEstimator
 from siblings.local.runtime import Handler
@@ -60,7 +59,7 @@ class Containers:
         fleet = self._fleet
         assert fleet.config is not None
         manager = self._new_manager(fleet.config)
-        dynamodb = self._client("dynamodb", {"mode": "standard", "max_attempts": 5})
+        dynamodb = self._client("dynamodb", fleet.config, {"mode": "standard", "max_attempts": 5})
         store = self._store_class(fleet, dynamodb)
         crashes, work = fleet.crashes, fleet.work
         record_seconds = fleet.settings.record_seconds
@@ -95,27 +94,25 @@ class Containers:
             config,
             session=self._session,
             clock=self._fleet.clock.now,
-            cloudwatch_client=self._client("cloudwatch", {"mode": "standard", "max_attempts": 3}),
+            cloudwatch_client=self._client("cloudwatch", config, {"mode": "standard", "max_attempts": 3}),
         )
         manager = SiblingsManager(
             config=config,
             session=self._session,
             estimator=estimator,
             # The manager retries Invoke itself, with backoff bounded by the deadline.
-            lambda_client=self._client("lambda", {"mode": "standard", "total_max_attempts": 1}),
-            events_client=self._client("events", {"mode": "standard", "max_attempts": 3}),
-            s3_client=self._client("s3", {"mode": "standard", "max_attempts": 3}),
+            lambda_client=self._client("lambda", config, {"mode": "standard", "total_max_attempts": 1}),
+            events_client=self._client("events", config, {"mode": "standard", "max_attempts": 3}),
+            s3_client=self._client("s3", config, {"mode": "standard", "max_attempts": 3}),
         )
         with self._lock:
             self._managers.append(manager)
         return manager
 
-    def _client(self, service: str, retries: Any) -> Any:
-        endpoint = self._fleet.server.endpoint_url
+    def _client(self, service: str, config: Config, retries: Any) -> Any:
+        # boto3 sessions are not thread-safe; the library's one factory makes the client.
         with self._session_lock:
-            return self._session.client(  # type: ignore[call-overload]
-                service, endpoint_url=endpoint, config=BotoConfig(retries=retries)
-            )
+            return make_client(service, config, self._session, retries)
 
 
 def observed_store_class(base: type) -> type:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote
 
 from estimator.validation import parse_function
 from siblings.local.calls import identify, read_body
-from siblings.local.runtime.records import FunctionConfig
+from siblings.local.runtime.records import AttemptOutcome, FunctionConfig
 from siblings.local.runtime.scheduler import CapacityExceeded
 from siblings.local.runtime.wsgi import call_wsgi, respond, to_json
 from siblings.local.server import WsgiApp
@@ -152,7 +152,7 @@ class InvokeApi:
             ) from None
         attempt = invocation.attempts[-1]
         headers = {"X-Amz-Executed-Version": config.version}
-        if attempt.outcome == "succeeded":
+        if attempt.outcome is AttemptOutcome.SUCCEEDED:
             return respond(
                 start_response, 200, invocation.request_id, to_json(attempt.result), headers
             )
@@ -160,7 +160,9 @@ class InvokeApi:
         error = attempt.error or ""
         document = {
             "errorMessage": error,
-            "errorType": "TimeoutError" if attempt.outcome == "timed_out" else error.split(":")[0],
+            "errorType": (
+                "TimeoutError" if attempt.outcome is AttemptOutcome.TIMED_OUT else error.split(":")[0]
+            ),
             "requestId": invocation.request_id,
         }
         return respond(start_response, 200, invocation.request_id, to_json(document), headers)

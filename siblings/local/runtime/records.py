@@ -6,15 +6,31 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from siblings.local.context import LambdaContext
 
 Handler = Callable[[Any, LambdaContext], Any]
 """``handler(event, context)``, as in Lambda."""
 
-AttemptOutcome = Literal["running", "succeeded", "failed", "timed_out"]
-InvocationStatus = Literal["queued", "running", "retrying", "succeeded", "failed"]
+class AttemptOutcome(StrEnum):
+    """How one attempt of an invocation ended (or that it has not yet)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+
+
+class InvocationStatus(StrEnum):
+    """Where an invocation is in its life: queued, running, waiting for a retry, or done."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 @dataclass
@@ -25,7 +41,7 @@ class Attempt:
     started_at: float
     ended_at: float | None = None
     init_ms: float = 0.0
-    outcome: AttemptOutcome = "running"
+    outcome: AttemptOutcome = AttemptOutcome.RUNNING
     error: str | None = None
     result: Any = None
 
@@ -52,7 +68,7 @@ class InvocationRecord:
     invocation_type: str = "Event"
     source: str = "invoke"
     """``invoke`` (an ``Invoke`` API call) or ``trigger`` (:meth:`LocalLambdaRuntime.invoke_async`)."""
-    status: InvocationStatus = "queued"
+    status: InvocationStatus = InvocationStatus.QUEUED
     ready_at: float = 0.0
     attempts: list[Attempt] = field(default_factory=list)
     throttled: bool = False
@@ -66,7 +82,7 @@ class InvocationRecord:
     def result(self) -> Any:
         """What the last successful attempt returned, else ``None``."""
         for attempt in reversed(self.attempts):
-            if attempt.outcome == "succeeded":
+            if attempt.outcome is AttemptOutcome.SUCCEEDED:
                 return attempt.result
         return None
 

@@ -22,6 +22,7 @@ from siblings.local.runtime.records import (
     AttemptOutcome,
     FunctionConfig,
     InvocationRecord,
+    InvocationStatus,
     RuntimeStats,
 )
 from siblings.local.runtime.sandbox import (
@@ -125,7 +126,7 @@ class Scheduler:
             invocation.invocation_type = "RequestResponse"
             attempt = self._launch(invocation, self._clock())
             limit = invocation.timeout_seconds + INIT_LIMIT_SECONDS + 1.0
-            if not self._cond.wait_for(lambda: attempt.outcome != "running", limit):
+            if not self._cond.wait_for(lambda: attempt.outcome is not AttemptOutcome.RUNNING, limit):
                 self._expire(self._clock())  # the dispatcher is not running: time out here
             return invocation
 
@@ -147,7 +148,7 @@ class Scheduler:
                 return False
             self._counters["crashes"] += 1
             run.container = None  # died with its process: never handed to another execution
-            self._finish(run, "failed", None, f"Runtime.ExitError: {reason}")
+            self._finish(run, AttemptOutcome.FAILED, None, f"Runtime.ExitError: {reason}")
             return True
 
     # --- the dispatcher thread -------------------------------------------------------------
@@ -182,8 +183,8 @@ class Scheduler:
                 accepted=len(self._invocations),
                 queued=len(self._queue),
                 running=len(self._running),
-                succeeded=statuses["succeeded"],
-                failed=statuses["failed"],
+                succeeded=statuses[InvocationStatus.SUCCEEDED],
+                failed=statuses[InvocationStatus.FAILED],
                 attempts=counters["attempts"],
                 errors=counters["errors"],
                 timeouts=counters["timeouts"],
@@ -295,7 +296,7 @@ class Scheduler:
         container = registration.idle.pop() if registration.idle else None
         attempt = Attempt(number=len(invocation.attempts) + 1, started_at=now)
         invocation.attempts.append(attempt)
-        invocation.status = "running"
+        invocation.status = InvocationStatus.RUNNING
         # A cold start's init has Lambda's own 10 s limit; the timeout starts after it.
         budget = invocation.timeout_seconds + (0.0 if container else INIT_LIMIT_SECONDS)
         run = Run(invocation, attempt, now + budget, container)
@@ -334,19 +335,20 @@ class Scheduler:
         if error is None and run.container is not None:
             result, error = call_handler(run, run.container, self._clock)
         with self._cond:
-            if run.attempt.outcome != "running":  # already timed out; Lambda would have frozen it
+            # Already timed out: Lambda would have frozen it.
+            if run.attempt.outcome is not AttemptOutcome.RUNNING:
                 self._counters["late_finishes"] += 1
                 return
             if run.container is not None:
                 registration.idle.append(run.container)
-            self._finish(run, "failed" if error else "succeeded", result, error)
+            self._finish(run, AttemptOutcome.FAILED if error else AttemptOutcome.SUCCEEDED, result, error)
 
     def _expire(self, now: float) -> None:
         for run in list(self._running.values()):
             if run.deadline <= now:
                 message = f"Task timed out after {run.invocation.timeout_seconds:.2f} seconds"
                 # The container is not reused: Lambda restarts a sandbox after a timeout.
-                self._finish(run, "timed_out", None, message)
+                self._finish(run, AttemptOutcome.TIMED_OUT, None, message)
 
     def _finish(self, run: Run, outcome: AttemptOutcome, result: Any, error: str | None) -> None:
         """Record an attempt's end, publish its metrics, and queue a retry if due."""
@@ -359,19 +361,21 @@ class Scheduler:
         self._running.pop(id(attempt), None)
         self._running_by_fn[invocation.function_name] -= 1
         self._timeline.append((now - self._started_at, len(self._running)))
-        if outcome == "timed_out":
+        if outcome is AttemptOutcome.TIMED_OUT:
             self._counters["timeouts"] += 1
-        if outcome != "succeeded":
+        if outcome is not AttemptOutcome.SUCCEEDED:
             self._counters["errors"] += 1
         self._publish(invocation, attempt)
         retry = invocation.invocation_type == "Event" and attempt.number <= len(self.retry_delays)
-        if outcome != "succeeded" and retry:
-            invocation.status = "retrying"
+        if outcome is not AttemptOutcome.SUCCEEDED and retry:
+            invocation.status = InvocationStatus.RETRYING
             invocation.ready_at = now + self.retry_delays[attempt.number - 1]
             self._queue.append(invocation)
             self._counters["retries"] += 1
         else:
-            invocation.status = "succeeded" if outcome == "succeeded" else "failed"
+            invocation.status = (
+                InvocationStatus.SUCCEEDED if outcome is AttemptOutcome.SUCCEEDED else InvocationStatus.FAILED
+            )
         self._cond.notify_all()
 
     def _publish(self, invocation: InvocationRecord, attempt: Attempt) -> None:
@@ -379,7 +383,7 @@ class Scheduler:
             self.metrics.record_invocation(
                 invocation.function_name,
                 attempt.duration_ms * self._duration_scale,
-                errored=attempt.outcome != "succeeded",
+                errored=attempt.outcome is not AttemptOutcome.SUCCEEDED,
                 at=datetime.fromtimestamp(self._metrics_clock(), UTC),
                 qualifier=invocation.qualifier,
             )

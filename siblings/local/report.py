@@ -77,6 +77,12 @@ def summary_table(document: dict[str, Any]) -> Table:
     return table
 
 
+def _in_parentheses(counts: dict[str, int]) -> str:
+    """`` (A 1, B 2)``, or nothing when there are no counts."""
+    text = _format_counts(counts)
+    return f" ({text})" if text else ""
+
+
 def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
     """What ran and what it cost."""
     settings = document["settings"]
@@ -107,7 +113,7 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
         ("AWS calls",
          f"GetMetricData {calls['cloudwatch_get_metric_data']} "
          f"(+{calls['cloudwatch_get_metric_data_by_monitor']} monitor), "
-         f"EventBridge {calls['eventbridge']} ({_format_counts(calls['eventbridge_by_action'])}), "
+         f"EventBridge {calls['eventbridge']}{_in_parentheses(calls['eventbridge_by_action'])}, "
          f"Invoke {calls['lambda_invoke']}, DynamoDB {calls['dynamodb']}, "
          f"PutMetricData {calls['cloudwatch_put_metric_data']}"),
         ("faults",

@@ -45,8 +45,10 @@ class Config:
     (Lambda's control-plane APIs have a 15 TPS quota; limits change rarely)."""
     stale_grace_seconds: float = bounded(3600.0, 0, 30 * _DAY)
     """How long past its freshness an item is kept (DynamoDB TTL) to be served when a refresh fails."""
-    lease_seconds: float = bounded(10.0, 0, 3600, above=True)
-    """How long a refresher holds the fleet-wide lease before another caller may take over."""
+    lease_seconds: float = bounded(10.0, 0, 60, above=True)
+    """How long a refresher holds the fleet-wide lease before another caller may take over
+    (also how long a parent's own retry waits before taking over its pending spawn record: it is
+    kept well under Lambda's first retry delay, one minute)."""
     lease_wait_seconds: float = bounded(12.0, 0, 900)
     """How long a caller with no value at all waits for another execution's refresh."""
     error_backoff_seconds: float = bounded(5.0, 0, 3600)

@@ -64,9 +64,9 @@ def decode_item(key: str, item: dict[str, Any]) -> StoredItem:
     text = _scalar(item.get("value"), "S")
     if text is not None:
         try:
-            decoded = json.loads(text)
+            decoded = json.loads(text, parse_int=_bounded_int, parse_constant=_no_constant)
             value = decoded if isinstance(decoded, dict) else None
-        except ValueError:
+        except (ValueError, RecursionError):
             value = None
     fresh_until = _number(item.get("fresh_until"))
     lease_until = _number(item.get("lease_until"))
@@ -90,6 +90,21 @@ def decode_item(key: str, item: dict[str, Any]) -> StoredItem:
         failed_until=_number(item.get("failed_until")),
         last_error=_scalar(item.get("last_error"), "S"),
     )
+
+
+_MAX_INT = 2**53  # beyond a float's exact range no stored number of ours can be
+
+
+def _bounded_int(text: str) -> int:
+    """An integer of a stored value; one too large for a float is a damaged item, not a number
+    (it would overflow every check made on it)."""
+    if len(text) > 20 or abs(number := int(text)) > _MAX_INT:
+        raise ValueError(f"integer out of range: {text[:30]}")
+    return number
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def encode_item(key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> dict[str, Any]:

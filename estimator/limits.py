@@ -50,9 +50,12 @@ class ReservedConcurrency:
     stale: bool = False
 
 
+_MAX_LIMIT = 10_000_000  # far above any account's quota: a larger one is a damaged item
+
+
 def _count(value: Any) -> int | None:
-    """A non-negative int, or ``None`` for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    """A believable non-negative count, or ``None`` for anything else."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_LIMIT:
         return None
     return value
 

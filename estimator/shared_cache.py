@@ -189,7 +189,8 @@ class TwoTierCache:
                 results[key] = failure
                 continue
             last = self.memory.last_known(key)
-            if last is not None:
+            # A value past its grace is too old to stand in for one (the table drops it too).
+            if last is not None and now <= last.expires_at + self.config.stale_grace_seconds:
                 stale[key] = last.from_memory()
             plan, entry = self._consult_store(key, now, stale, validate, ttl)
             if plan is Plan.DONE and entry is not None:

@@ -44,7 +44,7 @@ def read_context(lambda_context: Any) -> InvocationInfo:
     """
     if lambda_context is None:
         raise TypeError("lambda_context is required (the context object of your handler)")
-    arn = _attribute(lambda_context, "invoked_function_arn")
+    arn = context_attribute(lambda_context, "invoked_function_arn")
     if arn is None:
         raise TypeError(
             "lambda_context has no invoked_function_arn: pass the context object your "
@@ -67,7 +67,7 @@ def read_context(lambda_context: Any) -> InvocationInfo:
             "(a full ARN with region and account is needed)"
         )
 
-    request_id = _attribute(lambda_context, "aws_request_id")
+    request_id = context_attribute(lambda_context, "aws_request_id")
     if request_id is not None and (not isinstance(request_id, str) or not request_id):
         raise TypeError(
             "lambda_context.aws_request_id must be a non-empty str, "
@@ -75,7 +75,7 @@ def read_context(lambda_context: Any) -> InvocationInfo:
         )
     if request_id is not None:
         check_id("lambda_context.aws_request_id", request_id)
-    remaining = _attribute(lambda_context, "get_remaining_time_in_millis")
+    remaining = context_attribute(lambda_context, "get_remaining_time_in_millis")
     return InvocationInfo(
         function_arn=arn,
         unqualified_arn=ref.unqualified().arn(),
@@ -89,7 +89,7 @@ def read_context(lambda_context: Any) -> InvocationInfo:
     )
 
 
-def _attribute(lambda_context: Any, name: str) -> Any:
+def context_attribute(lambda_context: Any, name: str) -> Any:
     """``getattr`` that counts what a ``unittest.mock`` object made up as absent.
 
     Handlers written for sosw are often tested with ``MagicMock()`` contexts, on which every

@@ -32,12 +32,22 @@ class SpawnFailed(SiblingsError):
     """A sibling could not be invoked after retries; the caller still owns its work.
 
     The last error is in ``cause`` (and ``__cause__``); ``attempts`` counts the Invokes made.
+    ``maybe_spawned`` is True when an attempt may have reached Lambda before its reply was lost
+    (a read timeout, a connection closed after sending): a sibling may then run, and its claim
+    on start keeps a retry's second sibling from running the step again.
     """
 
-    def __init__(self, function_name: str, cause: BaseException | None, attempts: int) -> None:
+    def __init__(
+        self,
+        function_name: str,
+        cause: BaseException | None,
+        attempts: int,
+        maybe_spawned: bool = False,
+    ) -> None:
         self.function_name = function_name
         self.cause = cause
         self.attempts = attempts
+        self.maybe_spawned = maybe_spawned
         super().__init__(
             f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s): "
             f"{type(cause).__name__ if cause else 'error'}: {cause}"

@@ -105,7 +105,7 @@ class Guards:
                 state = self.kill_switch.state(info.function_name)
             source = "dynamodb"
         except StoreUnavailable as exc:
-            last = self.kill_switch.last_known(info.function_name)
+            last = self.kill_switch.last_known(info.function_name, self.config.error_backoff_seconds)
             if last is None:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"

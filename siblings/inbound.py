@@ -17,6 +17,7 @@ from typing import Any
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.context import context_attribute
 from siblings.errors import StoreUnavailable
 from siblings.metadata import METADATA_KEY, ChainMetadata, check_id, metadata_of, remember
 from siblings.payload import default_s3_client
@@ -63,23 +64,23 @@ def load_payload(
             remember(request_id, None)
         return data
     config = config or SiblingsConfig.from_env()
+    raw = event[METADATA_KEY].get("payload")
+    if raw is not None:  # read first: a payload that cannot be read leaves the step unclaimed
+        pointer = check_pointer(
+            raw, config=config, function_name=_reader_name(lambda_context), metadata=metadata
+        )
+        client = s3_client if s3_client is not None else default_s3_client(session, config)
+        data = read_pointer(client, pointer)
     if request_id:
         _claim_step(claims or _default_claims(config, session), metadata, request_id)
         remember(request_id, metadata)
-    raw = event[METADATA_KEY].get("payload")
-    if raw is None:
-        return data
-    pointer = check_pointer(
-        raw, config=config, function_name=_reader_name(lambda_context), metadata=metadata
-    )
-    client = s3_client if s3_client is not None else default_s3_client(session, config)
-    return read_pointer(client, pointer)
+    return data
 
 
 def _request_id(lambda_context: Any) -> str | None:
     if lambda_context is None:
         return None
-    request_id = getattr(lambda_context, "aws_request_id", None)
+    request_id = context_attribute(lambda_context, "aws_request_id")
     if request_id is None:
         return None
     return check_id("lambda_context.aws_request_id", request_id)
@@ -111,7 +112,7 @@ def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
 
 def _reader_name(lambda_context: Any) -> str | None:
     """The name of the function reading the event: from its context, else Lambda's environment."""
-    arn = getattr(lambda_context, "invoked_function_arn", None)
+    arn = context_attribute(lambda_context, "invoked_function_arn")
     if isinstance(arn, str):
         try:
             return parse_function(arn).name

@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, HTTPClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 
 from estimator.validation import parse_function
 from siblings.errors import SpawnFailed
@@ -96,6 +103,7 @@ class Invoker:
         if invocation_type not in _INVOCATION_TYPES:
             raise ValueError(f"invocation_type must be Event or DryRun, got {invocation_type!r}")
         last: BaseException | None = None
+        maybe_sent = False
         attempt = 0
         while attempt < self._max_attempts:
             attempt += 1
@@ -105,6 +113,8 @@ class Invoker:
                 )
             except (ClientError, BotoCoreError) as exc:
                 last = exc
+                # Sent, and the reply lost: Lambda may have queued the event.
+                maybe_sent = maybe_sent or isinstance(exc, ReadTimeoutError | ConnectionClosedError)
                 if not is_retryable(exc) or attempt >= self._max_attempts:
                     break
                 delay = self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1)))
@@ -118,4 +128,4 @@ class Invoker:
                 status_code=int(response.get("StatusCode") or meta.get("HTTPStatusCode") or 0),
                 attempts=attempt,
             )
-        raise SpawnFailed(parse_function(function_arn).name, last, attempt) from last
+        raise SpawnFailed(parse_function(function_arn).name, last, attempt, maybe_sent) from last

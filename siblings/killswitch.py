@@ -58,7 +58,7 @@ class KillSwitch:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
-        self._last: dict[str, KillState] = {}
+        self._last: dict[str, tuple[KillState, float]] = {}
         self._warned: set[str] = set()
 
     def state(self, function_name: str) -> KillState:
@@ -92,7 +92,7 @@ class KillSwitch:
                 changed_by=value.get("changed_by"),
             )
         with self._lock:
-            self._last[function_name] = state
+            self._last[function_name] = (state, self.clock())
         return state
 
     def _valid(self, value: dict[str, Any] | None) -> bool:
@@ -118,10 +118,16 @@ class KillSwitch:
             self._warned.add(key)
         log.error("kill-switch item %r is corrupt (%r): spawning is treated as disabled", key, value)
 
-    def last_known(self, function_name: str) -> KillState | None:
-        """The state this process read last, for when DynamoDB is unavailable."""
+    def last_known(self, function_name: str, max_age: float) -> KillState | None:
+        """The state this process read last, for when DynamoDB is unavailable: a *disabled*
+        switch of any age, an enabled one only if read within ``max_age`` seconds (an operator
+        may have disabled spawning since)."""
         with self._lock:
-            return self._last.get(function_name)
+            found = self._last.get(function_name)
+        if found is None:
+            return None
+        state, read_at = found
+        return state if state.disabled or self.clock() - read_at <= max_age else None
 
     def set(
         self, function_name: str, disabled: bool, reason: str = "", changed_by: str | None = None
@@ -137,7 +143,7 @@ class KillSwitch:
             keep_until=now + _FOREVER_S,
         )
         with self._lock:
-            self._last[function_name] = state
+            self._last[function_name] = (state, self.clock())
         return state
 
 

@@ -44,7 +44,7 @@ from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
-from siblings.config import SiblingsConfig
+from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
 from siblings.emf import make_emitter
@@ -118,6 +118,8 @@ class SiblingsManager:
             store = DynamoStore(self.config, session=self._session)
         # One store, hence one breaker, for the cache, the kill switch and the spawn records.
         self.store = store
+        if store is None:
+            _warn_no_table()
         self.cache = cache if cache is not None else TwoTierCache(self.config, store)
         self._estimator = estimator
         self._estimator_lock = threading.Lock()
@@ -175,13 +177,28 @@ class SiblingsManager:
         started = time.monotonic()
         info = read_context(lambda_context)
         data, embedded = normalize_payload(payload)
-        parent = self._incoming(info, event, embedded)
+        forced = _check_force(force)
         self._last_function = info.function_name
+        try:
+            parent = self._incoming(info, event, embedded)
+        except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
+            return self._refuse_unknown_position(info, exc, forced, started)
         if parent is None:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
         child = parent.child(info.request_id)
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
-        return self.spawner.spawn(SpawnCall(info, child, encoded, bool(force), started))
+        return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started))
+
+    def _refuse_unknown_position(
+        self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float
+    ) -> SpawnResult:
+        """A refusal when the generation limit cannot be applied: the chain position is unknown."""
+        step = root_metadata(info.request_id or uuid.uuid4().hex).child(info.request_id)
+        call = SpawnCall(info, step, EMPTY_EVENT, forced, started)
+        verdict = self.guards.on_error("generation", error)
+        call.guards["generation"] = verdict.info
+        refused = call.result(Reason.GUARD_ERROR, detail=verdict.detail)
+        return self.spawner.decisions.record(refused, started)
 
     def refuse_duplicate(self, lambda_context: Any, duplicate: DuplicateSibling) -> SpawnResult:
         """The result of a spawn asked for by an execution that must do no work (another one
@@ -274,9 +291,35 @@ class SiblingsManager:
         try:
             metadata = self.runs.lookup(request_id)
         except StoreUnavailable as exc:
-            log.warning("chain position of %s unknown (%s): treating it as a new chain", request_id, exc)
-            metadata = None
+            if self.config.on_guard_error is not GuardErrorPolicy.ALLOW:
+                raise  # refused: a new chain here would reset the generation count
+            log.warning(
+                "chain position of %s unknown (%s): a new chain (on_guard_error=allow)", request_id, exc
+            )
+            return None  # not remembered: the next spawn of this execution asks again
         if metadata is None:
             log.info("no chain position recorded for request %s: a new chain starts here", request_id)
         remember(request_id, metadata)  # asked once per execution
         return metadata
+
+
+_warned_no_table = threading.Event()
+
+
+def _warn_no_table() -> None:
+    """Say once per process what running without the shared table gives up."""
+    if not _warned_no_table.is_set():
+        _warned_no_table.set()
+        log.warning(
+            "no shared table (use_dynamodb=false): no kill switch, and spawn records and step "
+            "claims hold within this process only"
+        )
+
+
+def _check_force(force: Any) -> bool:
+    """``force`` as a bool: a string such as ``"false"`` must not switch guards off."""
+    if isinstance(force, bool):
+        return force
+    if type(force) is int and force in (0, 1):
+        return bool(force)
+    raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r:.40}")

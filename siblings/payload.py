@@ -1,14 +1,15 @@
 """Serialise a sibling's payload, offload it to S3 when too large, and read it back.
 
 An event over ``max_payload_bytes`` is written to ``s3://<payload_bucket>/<payload_prefix>
-<function>/<chain id>/<generation>.json`` and the sibling receives only the reserved key with a
+<function>/<chain id>/<generation>/<sha256>.json`` and the sibling receives only the reserved key with a
 pointer::
 
     {"__siblings__": {..., "payload": {"s3": {"bucket": "b", "key": "k", "bytes": 2000000,
                                               "sha256": "..."}}}}
 
-The key is deterministic per chain step, so a retried spawn overwrites rather than piles up,
-and the reader accepts a pointer only to that key (:mod:`siblings.pointer`).
+The key is deterministic per chain step and content, so a retried spawn of the same payload
+overwrites rather than piles up, a different payload never replaces the one a running sibling
+reads, and the reader accepts a pointer only to that key (:mod:`siblings.pointer`).
 Objects are not deleted after reading (Lambda may deliver the sibling's event again); give the
 bucket a lifecycle rule on the prefix.
 
@@ -128,13 +129,14 @@ def build_event(
     if not config.payload_bucket:
         raise PayloadTooLarge(len(inline), config.max_payload_bytes)
     data = _dumps(payload)
-    key = payload_key(config.payload_prefix, function_name, metadata)
+    digest = hashlib.sha256(data).hexdigest()
+    key = payload_key(config.payload_prefix, function_name, metadata, digest)
     pointer = {
         "s3": {
             "bucket": config.payload_bucket,
             "key": key,
             "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": digest,
         }
     }
     body = _dumps({METADATA_KEY: {**meta, "payload": pointer}})

@@ -26,9 +26,11 @@ from siblings.metadata import METADATA_KEY, ChainMetadata
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def payload_key(prefix: str, function_name: str, metadata: ChainMetadata) -> str:
-    """S3 key of the offloaded payload of one chain step."""
-    return f"{prefix}{function_name}/{metadata.chain_id}/{metadata.generation}.json"
+def payload_key(prefix: str, function_name: str, metadata: ChainMetadata, sha256: str) -> str:
+    """S3 key of one offloaded payload of a chain step. The digest is part of it, so a retried
+    parent offloading a different payload for the same step never overwrites the one a running
+    sibling is about to read."""
+    return f"{prefix}{function_name}/{metadata.chain_id}/{metadata.generation}/{sha256}.json"
 
 
 @dataclass(frozen=True)
@@ -71,15 +73,15 @@ def check_pointer(
             f"refusing s3://{bucket}/{key}: cannot tell which function is reading it; pass the "
             "handler's context (or run inside Lambda, where AWS_LAMBDA_FUNCTION_NAME is set)"
         )
-    expected = payload_key(config.payload_prefix, function_name, metadata)
+    digest = s3.get("sha256")
+    if not isinstance(digest, str) or not _SHA256.match(digest):
+        raise PayloadUnavailable(f"refusing s3://{bucket}/{key}: the pointer has no SHA-256 digest")
+    expected = payload_key(config.payload_prefix, function_name, metadata, digest)
     if bucket != config.payload_bucket or key != expected:
         raise PayloadUnavailable(
             f"refusing s3://{bucket}/{key}: this function's payloads for this chain step are "
             f"only read from s3://{config.payload_bucket}/{expected}"
         )
-    digest = s3.get("sha256")
-    if not isinstance(digest, str) or not _SHA256.match(digest):
-        raise PayloadUnavailable(f"refusing s3://{bucket}/{key}: the pointer has no SHA-256 digest")
     size = s3.get("bytes")
     valid_size = isinstance(size, int) and not isinstance(size, bool) and size >= 0
     return Pointer(bucket, key, digest, size if valid_size else None)

@@ -24,6 +24,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.polling import Backoff
 from estimator.store import DynamoStore
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.errors import DuplicateSibling
@@ -33,6 +34,8 @@ from siblings.metadata import ChainMetadata, parse_metadata
 log = logging.getLogger(__name__)
 
 _MEMORY_MAX = 1024
+LOOKUP_PATIENCE_S = 1.0
+"""How long a miss of the chain-position lookup is asked again (see :meth:`RunClaims.lookup`)."""
 
 
 class RunClaims:
@@ -80,16 +83,23 @@ class RunClaims:
             metadata.chain_id, metadata.generation, None, "the step's claim item is corrupt"
         )
 
-    def lookup(self, request_id: str) -> ChainMetadata | None:
+    def lookup(self, request_id: str, patience: float = LOOKUP_PATIENCE_S) -> ChainMetadata | None:
         """The chain step recorded for the execution ``request_id`` by its parent, if any.
 
+        The parent writes it just after its Invoke returns, so a sibling that spawns at once may
+        ask first: a miss is asked again for up to ``patience`` seconds before it counts (a true
+        chain root pays that once; a sibling taken for a root would restart the generation count).
         Raises :class:`StoreUnavailable`; a record that does not parse is ignored (logged).
         """
         if self.store is None:
             return None
-        item = self.store.get(invocation_key(request_id))
-        if item is None or item.value is None or item.is_gone(self.clock()):
-            return None
+        backoff = Backoff(patience, first=0.1, maximum=0.4)
+        while True:
+            item = self.store.get(invocation_key(request_id))
+            if item is not None and item.value is not None and not item.is_gone(self.clock()):
+                break
+            if not backoff.wait():
+                return None
         try:
             return parse_metadata(item.value)
         except ValueError as exc:

@@ -139,19 +139,33 @@ class Spawner:
     def _spawn(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         """Kill switch with the claim, the cached guards, then Invoke and record."""
         kill, claimed = self._kill_and_claim(call, deadline)
-        claim, stop = self._judge_claim(call, claimed)
-        refusal = self._verdict(call, "kill_switch", kill)
-        if refusal is None and stop is None:
-            refusal = self._cached_guards(call)
-        if refusal is not None or stop is not None:
-            if claim is not None and claim.status is ClaimStatus.CLAIMED:
-                self.ledger.release(call.key)
-            return refusal if refusal is not None else stop  # type: ignore[return-value]
+        claim: Claim | None = None
         try:
+            claim, stop = self._judge_claim(call, claimed)
+            if claim is not None and claim.status is ClaimStatus.DONE:
+                return stop  # type: ignore[return-value]  # spawned before: that result wins
+            refusal = self._verdict(call, "kill_switch", kill)
+            if refusal is None and stop is None:
+                refusal = self._cached_guards(call)
+            if refusal is not None or stop is not None:
+                self._release(call, claim)
+                return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
-        except BaseException:
-            self.ledger.release(call.key)
+        except SpawnFailed as exc:
+            if not exc.maybe_spawned:  # a sibling may run: keep the record, a retry takes it over
+                self._release(call, claim)
             raise
+        except BaseException:
+            self._release(call, claim)
+            raise
+        return self._record(call, claim, outcome)
+
+    def _release(self, call: SpawnCall, claim: Claim | None) -> None:
+        """Give back a claim this call made (never someone else's record)."""
+        if claim is not None and claim.status is ClaimStatus.CLAIMED:
+            self.ledger.release(call.key)
+
+    def _record(self, call: SpawnCall, claim: Claim | None, outcome: InvokeOutcome) -> SpawnResult:
         spawned = call.result(
             Reason.SPAWNED,
             request_id=outcome.request_id,

@@ -106,3 +106,34 @@ def test_a_corrupt_rule_state_is_looked_up_again(env: SiblingsEnv) -> None:
     assert env.recorder.count("events", "ListRuleNamesByTarget") == 1
     item = DynamoStore(env.config(), session=env.session).get(f"rules#{FUNCTION}")
     assert item is not None and item.value is not None and item.value["value"]["enabled"] is True
+
+
+HUGE = "1" + "0" * 400  # an integer no float can hold
+
+
+def test_a_huge_integer_in_an_item_is_corrupt_not_a_crash(env: SiblingsEnv) -> None:
+    env.rule("schedule")
+    put_raw(env, f"kill#{FUNCTION}", value={"S": '{"disabled": false, "changed_at": ' + HUGE + "}"},
+            fresh_until={"N": "9e9"})
+    context = env.context()
+    refused = env.manager().spawn_sibling(context, {"cursor": 1}, force=True)
+    assert refused.reason == "kill_switch" and "corrupt" in refused.detail
+    store = DynamoStore(env.config(), session=env.session)
+    assert store.get(f"spawn#{context.aws_request_id}#1") is None  # the claim was given back
+    now = time.time()
+    put_raw(env, f"estimate#{FUNCTION}#5", value={"S": '{"value": {"value": ' + HUGE + ', "invocations": 1,'
+            ' "period_s": 300}, "fetched_at": ' + str(now) + "}"}, fresh_until={"N": str(now + 30)})
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5)
+    assert ConcurrencyEstimator(env.config(), session=env.session).estimate(FUNCTION).source == "cloudwatch"
+
+
+def test_a_retried_parent_that_spawned_is_told_so_even_with_the_kill_switch_on(env: SiblingsEnv) -> None:
+    from siblings import disable_spawning
+
+    env.rule("schedule")
+    context = env.context()
+    assert env.manager().spawn_sibling(context, {"cursor": 1})
+    disable_spawning(FUNCTION, reason="runaway", config=env.config(), session=env.session)
+    retry = env.manager().spawn_sibling(context, {"cursor": 1})  # Lambda's retry, elsewhere
+    assert retry and retry.duplicate  # the sibling exists and owns the work
+    assert env.invoke_count() == 1

@@ -13,6 +13,8 @@ from siblings.metadata import ChainMetadata
 from tests.integration.siblings.support import SiblingsEnv
 
 SECRET = b'{"secret": "from another bucket"}'
+DIGEST = hashlib.sha256(SECRET).hexdigest()
+P = "lambda-siblings/payloads/"
 
 
 def forged_event(bucket: str, key: str, body: bytes = SECRET, **pointer: Any) -> dict[str, Any]:
@@ -28,10 +30,10 @@ def s3(env: SiblingsEnv) -> Any:
     client = env.client("s3")
     for bucket in ("payloads", "private"):
         client.create_bucket(Bucket=bucket)
-    client.put_object(Bucket="private", Key="lambda-siblings/payloads/worker/chain-1/2.json", Body=SECRET)
+    client.put_object(Bucket="private", Key=f"{P}worker/chain-1/2/{DIGEST}.json", Body=SECRET)
     client.put_object(Bucket="payloads", Key="other/place.json", Body=SECRET)
-    client.put_object(Bucket="payloads", Key="lambda-siblings/payloads/other-fn/chain-1/2.json", Body=SECRET)
-    client.put_object(Bucket="payloads", Key="lambda-siblings/payloads/worker/chain-9/2.json", Body=SECRET)
+    client.put_object(Bucket="payloads", Key=f"{P}other-fn/chain-1/2/{DIGEST}.json", Body=SECRET)
+    client.put_object(Bucket="payloads", Key=f"{P}worker/chain-9/2/{DIGEST}.json", Body=SECRET)
     env.recorder.reset()
     return client
 
@@ -39,10 +41,10 @@ def s3(env: SiblingsEnv) -> Any:
 @pytest.mark.parametrize(
     ("bucket", "key", "why"),
     [
-        ("private", "lambda-siblings/payloads/worker/chain-1/2.json", "another bucket"),
+        ("private", f"{P}worker/chain-1/2/{DIGEST}.json", "another bucket"),
         ("payloads", "other/place.json", "outside the prefix"),
-        ("payloads", "lambda-siblings/payloads/other-fn/chain-1/2.json", "another function's"),
-        ("payloads", "lambda-siblings/payloads/worker/chain-9/2.json", "another chain step's"),
+        ("payloads", f"{P}other-fn/chain-1/2/{DIGEST}.json", "another function's"),
+        ("payloads", f"{P}worker/chain-9/2/{DIGEST}.json", "another chain step's"),
     ],
 )
 def test_a_pointer_anywhere_else_is_refused_and_nothing_is_read(
@@ -58,7 +60,7 @@ def test_a_pointer_anywhere_else_is_refused_and_nothing_is_read(
 
 
 def test_a_pointer_without_a_digest_is_refused(env: SiblingsEnv, s3: Any) -> None:
-    key = "lambda-siblings/payloads/worker/chain-1/2.json"
+    key = f"{P}worker/chain-1/2/{DIGEST}.json"
     s3.put_object(Bucket="payloads", Key=key, Body=SECRET)
     env.recorder.reset()
     manager = env.manager({"payload_bucket": "payloads"})
@@ -73,7 +75,7 @@ def test_a_pointer_without_a_digest_is_refused(env: SiblingsEnv, s3: Any) -> Non
 
 
 def test_with_no_bucket_configured_no_pointer_is_trusted(env: SiblingsEnv, s3: Any) -> None:
-    event = forged_event("payloads", "lambda-siblings/payloads/worker/chain-1/2.json")
+    event = forged_event("payloads", f"{P}worker/chain-1/2/{DIGEST}.json")
     with pytest.raises(PayloadUnavailable, match="no payload_bucket"):
         env.manager().load_payload(event, env.context())
     assert env.recorder.count("s3", "GetObject") == 0

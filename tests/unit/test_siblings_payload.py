@@ -103,7 +103,8 @@ def test_large_event_becomes_a_pointer_and_round_trips() -> None:
     config = SiblingsConfig(max_payload_bytes=1000, payload_bucket="b", payload_prefix="p/")
     payload = {"rows": ["r" * 100] * 50}
     encoded = build_event(payload, META, function_name="fn", config=config)
-    assert encoded.offloaded and encoded.key == "p/fn/chain/2.json"
+    digest = hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
+    assert encoded.offloaded and encoded.key == f"p/fn/chain/2/{digest}.json"
     event = json.loads(encoded.body)
     assert set(event) == {METADATA_KEY}
     assert has_pointer(event) and not has_pointer({"a": 1}) and not has_pointer([1])
@@ -150,11 +151,12 @@ def test_unreadable_offloaded_payloads() -> None:
         return load_payload(event, FN_CONTEXT, s3_client=s3, config=config)
 
     def store(body: bytes) -> None:
-        """Put ``body`` at the pointer's key, with a pointer that matches it."""
-        assert encoded.key is not None
-        s3.objects[("b", encoded.key)] = body
+        """Put ``body`` where this function would offload it, with a pointer that matches it."""
+        digest = hashlib.sha256(body).hexdigest()
+        key = f"lambda-siblings/payloads/fn/chain/2/{digest}.json"
+        s3.objects[("b", key)] = body
         pointer = event[METADATA_KEY]["payload"]["s3"]
-        pointer["sha256"], pointer["bytes"] = hashlib.sha256(body).hexdigest(), len(body)
+        pointer["key"], pointer["sha256"], pointer["bytes"] = key, digest, len(body)
 
     with pytest.raises(PayloadUnavailable, match="cannot read"):
         load()

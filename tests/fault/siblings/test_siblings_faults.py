@@ -153,6 +153,17 @@ def test_cloudwatch_failing_follows_on_guard_error(faulty: Faulty) -> None:
     assert env.invoke_count() == 1
 
 
+def test_an_unknown_chain_position_refuses_by_default(faulty: Faulty) -> None:
+    """A handler that never reads its event is placed in its chain through the table; with the
+    table failing, a new chain would reset the generation count, so it is refused."""
+    env, faults = faulty
+    env.rule("schedule")
+    faults.fail("dynamodb", None, 500, "InternalServerError")
+    refused = env.manager(**quick_clients(env)).spawn_sibling(env.context())
+    assert refused.reason == "guard_error" and "generation" in refused.detail
+    assert env.invoke_count() == 0
+
+
 def test_cloudwatch_failing_serves_the_stale_estimate(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
@@ -170,11 +181,13 @@ def test_dynamodb_failing_refuses_by_default_and_allow_still_spawns(faulty: Faul
     env, faults = faulty
     env.rule("schedule")
     faults.fail("dynamodb", None, 500, "InternalServerError")
-    refused = env.manager(**quick_clients(env)).spawn_sibling(env.context())
+    # event={}: a root that says so (a handler that passes no event is looked up in the table
+    # first, and refused on that: see test_an_unknown_chain_position_refuses_by_default).
+    refused = env.manager(**quick_clients(env)).spawn_sibling(env.context(), event={})
     assert refused.reason == "guard_error" and "kill_switch" in refused.detail
     assert env.invoke_count() == 0
     allow = env.manager({"on_guard_error": "allow"}, **quick_clients(env))
-    result = allow.spawn_sibling(env.context())
+    result = allow.spawn_sibling(env.context(), event={})
     assert result and result.reason == "spawned"
     assert "error" in result.guards["kill_switch"] and "error" in result.guards["ledger"]
     assert env.invoke_count() == 1

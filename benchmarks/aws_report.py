@@ -1,0 +1,174 @@
+"""The AWS-time benchmark's report: tables, targets and the calls-per-function-minute plot."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from aws_jobs import PRICES
+
+PARTITION_READS, PARTITION_WRITES = 3000, 1000
+GMD_QUOTA = 50
+
+
+def limit_line(args: argparse.Namespace) -> float:
+    """Fewest control-plane calls per function-minute a fleet-wide cache can make: one
+    GetMetricData per estimate TTL, two EventBridge calls per rule-state TTL."""
+    return 60 / args.ttl + 2 * 60 / args.rules_ttl
+
+
+def _find(fleets: list[dict[str, Any]], contender: str, size: int) -> dict[str, Any] | None:
+    return next((r for r in fleets if r["contender"] == contender and r["size"] == size), None)
+
+
+def checks(fleets: list[dict[str, Any]], accuracy: list[dict[str, Any]],
+           args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Each target of the issue: what it asks, what was measured, met or not."""
+    out: list[dict[str, Any]] = []
+    ours = [r for r in fleets if r["contender"] == "ours"]
+    line = limit_line(args)
+
+    def add(name: str, met: bool, measured: str) -> None:
+        out.append({"name": name, "met": bool(met), "measured": measured})
+
+    if ours:
+        ratios = {r["size"]: r["control_plane_per_function_minute"] / line for r in ours}
+        add(f"ours within 1.2x of the limit line ({line:g} calls per function-minute) at every N",
+            all(v <= 1.2 for v in ratios.values()),
+            ", ".join(f"N={n}: {v:.2f}x" for n, v in ratios.items()))
+        add("ours: 0 throttled requests and 0 failed decisions at every N",
+            all(r["throttled"] == 0 and r["failed"] == 0 for r in ours),
+            ", ".join(f"N={r['size']}: {r['throttled']} throttled, {r['failed']} failed" for r in ours))
+    seed, mine = _find(fleets, "sosw", 100), _find(fleets, "ours", 100)
+    if seed and mine:
+        ratio = seed["control_plane_per_decision"] / max(mine["control_plane_per_decision"], 1e-12)
+        add(">= 1,000x fewer control-plane calls per decision than sosw 0.7.47 at N=100 "
+            "(sosw unthrottled)", ratio >= 1000 and seed["throttled"] == 0,
+            f"sosw {seed['control_plane_per_decision']:.2f} ({seed['throttled']} throttled), ours "
+            f"{mine['control_plane_per_decision']:.5f} per decision: {ratio:,.0f}x")
+    if ours:
+        big = max(ours, key=lambda r: r["size"])
+        add(f"N={big['size']}: no item above 50% of a partition (1,500 reads/s, 500 writes/s)",
+            big["max_item_reads_per_s"] <= PARTITION_READS / 2
+            and big["max_item_writes_per_s"] <= PARTITION_WRITES / 2,
+            f"hottest item {big['max_item_reads_per_s']:g} RRU/s ({big['hottest_read_item']}), "
+            f"{big['max_item_writes_per_s']:g} WRU/s ({big['hottest_write_item']})")
+        outage = big.get("outage")
+        if outage:
+            add(f"N={big['size']}, {outage['length_s']:g} s DynamoDB outage: GetMetricData under "
+                f"{GMD_QUOTA} TPS", outage["max_getmetricdata_per_s"] < GMD_QUOTA,
+                f"max {outage['max_getmetricdata_per_s']} per AWS second, mean "
+                f"{outage['mean_getmetricdata_per_s']:.2f}/s; {outage['injected_errors']} injected errors")
+    return out
+
+
+def _fleet_table(fleets: list[dict[str, Any]], line: float) -> list[str]:
+    rows = ["| contender | N | AWS min | decisions | successful | control-plane calls | per function-minute "
+            "| x limit | per decision | throttled | SDK retries | DynamoDB req/decision | $ per 1M decisions "
+            "| max GetMetricData/s | wall s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in fleets:
+        rows.append(
+            f"| {r['label']} | {r['size']:,} | {r['duration_s'] / 60:g} | {r['decisions']:,} | "
+            f"{r['successful_pct']:.1f}% | {r['control_plane_calls']:,} | "
+            f"{r['control_plane_per_function_minute']:,.2f} | "
+            f"{r['control_plane_per_function_minute'] / line:,.2f} | {r['control_plane_per_decision']:.4g} | "
+            f"{r['throttled']:,} | {r['retries']:,} | {r['dynamodb_per_decision']:.3f} | "
+            f"{r['usd_per_million_decisions']:.3f} | {r['max_getmetricdata_per_s']} | {r['wall_s']:.0f} |")
+    return rows
+
+
+def _calls_table(fleets: list[dict[str, Any]]) -> list[str]:
+    rows = ["| contender | N | calls by action (calls / throttled) |", "|---|---:|---|"]
+    for r in fleets:
+        text = ", ".join(f"{k} {v['calls']:,}/{v['throttled']:,}" for k, v in r["calls"].items())
+        rows.append(f"| {r['label']} | {r['size']:,} | {text} |")
+    return rows
+
+
+def _herd_table(fleets: list[dict[str, Any]]) -> list[str]:
+    rows = ["| N | hottest item: RRU per AWS second | item | WRU per AWS second | item |",
+            "|---:|---:|---|---:|---|"]
+    for r in (f for f in fleets if f["contender"] == "ours"):
+        rows.append(f"| {r['size']:,} | {r['max_item_reads_per_s']:g} | `{r['hottest_read_item']}` | "
+                    f"{r['max_item_writes_per_s']:g} | `{r['hottest_write_item']}` |")
+    return rows
+
+
+def _accuracy_table(accuracy: list[dict[str, Any]]) -> list[str]:
+    rows = ["| scenario | signal | settle time after each change (s) | mean abs. error | admitted while "
+            "truth >= max_concurrency | refused while truth < max_concurrency |",
+            "|---|---|---|---:|---:|---:|"]
+    for result in accuracy:
+        for signal, score in result["signals"].items():
+            settle = ", ".join("never" if s is None else f"{s:g}" for s in score["settle_s"])
+            rows.append(f"| {result['scenario']} (changes at {', '.join(str(c) for c in result['changes'])} s) "
+                        f"| {signal} | {settle} | {score['mae']:.1f} | {score['admitted_while_over_pct']:.0f}% "
+                        f"| {score['refused_while_under_pct']:.0f}% |")
+    return rows
+
+
+def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any]],
+           accuracy: list[dict[str, Any]], targets: list[dict[str, Any]], wall_s: float,
+           machine: str) -> str:
+    """The whole report as markdown."""
+    line = limit_line(args)
+    lines = [
+        "# AWS-time benchmark", "",
+        f"Command: `{command}`  ", f"Wall time: {wall_s:.0f} s on {machine}.", "",
+        "## Targets", "", "| target | met | measured |", "|---|---|---|",
+        *[f"| {t['name']} | {'yes' if t['met'] else '**no**'} | {t['measured']} |" for t in targets], "",
+        "## Fleets", "",
+        f"Each execution decides every {args.interval:g} s of AWS time; estimate TTL {args.ttl:g} s, "
+        f"rule-state TTL {args.rules_ttl:g} s; the limit line is 60/TTL + 2·60/rules-TTL = "
+        f"{line:g} control-plane calls per function-minute. Counted at the server after setup; "
+        "control plane = CloudWatch + EventBridge + Lambda other than Invoke.", "",
+        *_fleet_table(fleets, line), "", *_calls_table(fleets), "",
+        "## Herds", "",
+        "Per-item DynamoDB capacity, metered per AWS second by hash key (a partition serves 3,000 "
+        "RRU or 1,000 WRU per second; the target is half of that).", "", *_herd_table(fleets), "",
+    ]
+    outage = next((r["outage"] for r in fleets if r.get("outage")), None)
+    if outage:
+        lines += [f"DynamoDB outage: every item call throttled from AWS second {outage['start_s']:g} for "
+                  f"{outage['length_s']:g} s ({outage['injected_errors']:,} injected errors, counted apart "
+                  f"from quota throttles): {outage['getmetricdata_calls']} GetMetricData calls, at most "
+                  f"{outage['max_getmetricdata_per_s']} in one AWS second (quota {GMD_QUOTA}).", ""]
+    if accuracy:
+        first = accuracy[0]
+        lines += ["## Accuracy under changing load", "",
+                  f"One warm container decides every {first['interval_s']:g} s through the cache (TTL "
+                  f"{first['ttl_s']:g} s, window {first['minutes_back']} min); Lambda's metrics of each minute "
+                  f"become visible {first['delay_s']:g} s after it closes; executions last "
+                  f"{first['execution_s']:g} s; max_concurrency {first['max_concurrency']}. Settle time: from "
+                  "the change until the estimate stays within ±20% of the truth up to the next change.", "",
+                  *_accuracy_table(accuracy), "", "![estimate vs truth](aws_time_accuracy.png)", ""]
+    lines += ["## Prices", "", *[f"* {k}: {v}" for k, v in PRICES.items()], "",
+              "![calls per function-minute](aws_time_calls.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_calls(fleets: list[dict[str, Any]], args: argparse.Namespace, path: Any) -> None:
+    """Control-plane calls per function-minute against N, log-log, with the limit line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for contender in dict.fromkeys(r["contender"] for r in fleets):
+        rows = [r for r in fleets if r["contender"] == contender]
+        axis.plot([r["size"] for r in rows], [r["control_plane_per_function_minute"] for r in rows],
+                  "o-", label=rows[0]["label"])
+    sizes = sorted({r["size"] for r in fleets})
+    line = limit_line(args)
+    axis.plot(sizes, [line] * len(sizes), "k--", label=f"limit: 60/TTL + 2·60/rules-TTL = {line:g}")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("fleet size N (concurrent executions)")
+    axis.set_ylabel("control-plane calls per function-minute")
+    axis.set_title(f"one decision per execution every {args.interval:g} s of AWS time")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

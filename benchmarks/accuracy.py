@@ -42,7 +42,9 @@ SCENARIOS = {"step": (1500, [300, 900]), "ramp": (2100, [180, 780, 1080, 1680])}
 """Length (s) and the moments the truth starts or stops changing."""
 
 
-def _minute_data(name: str, scenario: str, minute: int, start: float, execution_s: float) -> list[dict[str, Any]]:
+def _minute_data(
+    name: str, scenario: str, minute: int, start: float, execution_s: float
+) -> list[dict[str, Any]]:
     samples = [truth(scenario, minute * 60 + s) for s in range(60)]
     mean, peak = sum(samples) / 60, max(samples)
     stamp = datetime.fromtimestamp(start + minute * 60, tz=UTC)
@@ -68,7 +70,8 @@ def run_scenario(spec: dict[str, Any]) -> dict[str, Any]:
         clock, start = stack.clock, stack.clock.start
         name = f"accuracy-{scenario}"
         cloudwatch = stack.client("cloudwatch")
-        history = [d for m in range(-10, 0) for d in _minute_data(name, scenario, m, start, spec["execution_s"])]
+        history = [d for m in range(-10, 0)
+                   for d in _minute_data(name, scenario, m, start, spec["execution_s"])]
         cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=history)
         config = Config(endpoint_url=stack.endpoint_url, region_name=LOCAL_REGION, use_dynamodb=False,
                         cache_ttl_seconds=spec["ttl_s"], minutes_back=spec["minutes_back"])
@@ -110,9 +113,13 @@ def _score(samples: list[dict[str, Any]], changes: list[int], signal: str, limit
     return {
         "settle_s": settle,
         "mae": sum(abs(s[signal] - s["truth"]) for s in samples) / len(samples),
-        "admitted_while_over_pct": 100.0 * sum(s[signal] < limit for s in over) / len(over) if over else 0.0,
-        "refused_while_under_pct": 100.0 * sum(s[signal] >= limit for s in under) / len(under) if under else 0.0,
+        "admitted_while_over_pct": _share([s[signal] < limit for s in over]),
+        "refused_while_under_pct": _share([s[signal] >= limit for s in under]),
     }
+
+
+def _share(flags: list[bool]) -> float:
+    return 100.0 * sum(flags) / len(flags) if flags else 0.0
 
 
 def plot(results: list[dict[str, Any]], path: Any) -> None:

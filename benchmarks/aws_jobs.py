@@ -125,6 +125,7 @@ def _outage_summary(stack: Stack, window: tuple[float, float]) -> dict[str, Any]
         "length_s": window[1] - window[0],
         "injected_errors": stack.outage.injected,
         "getmetricdata_calls": sum(gmd.values()),
+        "control_plane_calls": stack.meter.calls_between(_CONTROL_PLANE, seconds),
         "max_getmetricdata_per_s": max(gmd.values(), default=0),
         "mean_getmetricdata_per_s": sum(gmd.values()) / span if span else 0.0,
     }

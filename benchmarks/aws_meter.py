@@ -34,8 +34,8 @@ class Meter:
         self._hash_key = hash_key
         self._lock = threading.Lock()
         self.calls: Counter[tuple[Call, int]] = Counter()
-        self.reads: dict[Any, Counter[int]] = defaultdict(Counter)
-        self.writes: dict[Any, Counter[int]] = defaultdict(Counter)
+        self.reads: dict[Any, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+        self.writes: dict[Any, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         self.read_units = 0.0
         self.write_units = 0.0
 
@@ -87,6 +87,12 @@ class Meter:
                 if name == action and (between is None or between[0] <= second < between[1]):
                     out[second] += n
         return out
+
+    def calls_between(self, services: set[str], between: tuple[int, int], skip: str = "Invoke") -> int:
+        """Calls of ``services`` (but action ``skip``) in AWS seconds ``[a, b)``."""
+        with self._lock:
+            return sum(n for ((service, action), second), n in self.calls.items()
+                       if service in services and action != skip and between[0] <= second < between[1])
 
     def hottest_item(self) -> dict[str, Any]:
         """The highest read and write rate any one item received in any AWS second."""

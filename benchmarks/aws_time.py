@@ -57,6 +57,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render aws_time.md and the calls plot from --output-dir's aws_time.json")
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 180.0 if args.quick else 600.0
@@ -111,6 +113,8 @@ def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> int:
     """Run every job, print the report and write .md, .json and the plots."""
     args = parse_args(argv)
+    if args.render_only:
+        return rerender(args)
     shown = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "benchmarks/aws_time.py", *shown])
     started = time.perf_counter()
@@ -137,6 +141,21 @@ def main(argv: list[str] | None = None) -> int:
         from accuracy import plot
 
         plot(accuracy, out / "aws_time_accuracy.png")
+    return 0
+
+
+def rerender(args: argparse.Namespace) -> int:
+    """The report and calls plot again from a run's JSON (after a change to the report only)."""
+    summary = json.loads((args.output_dir / "aws_time.json").read_text())
+    targets = checks(summary["fleets"], summary["accuracy"], args)
+    report = render(command=summary["command"], args=args, fleets=summary["fleets"],
+                    accuracy=summary["accuracy"], targets=targets, wall_s=summary["wall_s"],
+                    machine=summary["machine"])
+    (args.output_dir / "aws_time.md").write_text(report)
+    summary["targets"] = targets
+    (args.output_dir / "aws_time.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    plot_calls(summary["fleets"], args, args.output_dir / "aws_time_calls.png")
+    sys.stdout.write(report)
     return 0
 
 

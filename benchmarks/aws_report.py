@@ -120,6 +120,21 @@ def _accuracy_table(accuracy: list[dict[str, Any]]) -> list[str]:
     return rows
 
 
+SIGNAL_ADVICE = [
+    "Little's law averages the window: it lags both edges by up to the window, and under the "
+    "publication delay the window's newest minute is not yet published, so it counts as zero and a "
+    "steady load reads about (window - 1) / window of itself. The observed peak sees a rise one "
+    "publication delay plus a minute after it happens and holds a fallen peak for the whole "
+    "window; `max` is the higher of the two (the peak, whenever executions are shorter than a "
+    "minute's worth of the window).",
+    "",
+    "**Which to pick.** A guard that protects something (a database, a partner API, the account's "
+    "other functions) and must not admit while over the limit: `observed_peak` or `max` (see "
+    "'admitted while truth >= max_concurrency'). sosw's behaviour, steady loads, or a guard that "
+    "should not stay shut for a window after a burst: `littles_law` (see 'refused while truth < "
+    "max_concurrency').",
+]
+
 NOTES = [
     "**One clock of AWS time, nothing scaled.** Quotas run at AWS's default rates with a bucket "
     "of one AWS second; cache TTLs, leases, breaker back-offs, the wait for another execution's "
@@ -196,7 +211,8 @@ def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any
                   f"{first['execution_s']:g} s; max_concurrency {first['max_concurrency']}. Settle "
                   "time: from the change until the estimate stays within ±20% of the truth up to the "
                   "next change.", "",
-                  *_accuracy_table(accuracy), "", "![estimate vs truth](aws_time_accuracy.png)", ""]
+                  *_accuracy_table(accuracy), "", "![estimate vs truth](aws_time_accuracy.png)", "",
+                  *SIGNAL_ADVICE, ""]
     lines += ["## How it is measured", "", *[f"* {note}" for note in NOTES], "",
               "## Prices", "", *[f"* {k}: {v}" for k, v in PRICES.items()], "",
               "![calls per function-minute](aws_time_calls.png)", ""]

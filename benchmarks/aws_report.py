@@ -169,8 +169,9 @@ NOTES = [
     "and Lambda's control plane are free.",
     "**Against the limit line**: the line assumes one refresh per TTL. The library refreshes "
     "early, when the first reader enters the last `refresh_ahead_fraction` (20%) of a value's TTL, "
-    "so that the fleet's reads spread over that window: at most 1 / (1 - 0.2) = 1.25x the line in "
-    "steady state, more at small N where the first reader comes later in the window. A 10-minute "
+    "so that the fleet's reads spread over that window: up to 1 / (1 - 0.2) = 1.25x the line in "
+    "steady state, reached at large N where some reader enters the window at once (less at small "
+    "N). A 10-minute "
     "run also starts cold: every value is fetched once at its start on top of the TTL's share.",
     "**Outage**: every DynamoDB item call is answered with "
     "ProvisionedThroughputExceededException during the window (injected before the quota layer, "

@@ -216,7 +216,9 @@ def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any
                   f"each minute become visible {first['delay_s']:g} s after it closes; executions last "
                   f"{first['execution_s']:g} s; max_concurrency {first['max_concurrency']}. Settle "
                   "time: from the change until the estimate stays within ±20% of the truth up to the "
-                  "next change.", "",
+                  "next change. Each minute's datapoints: the minute's mean concurrency x 60 / duration "
+                  "invocations (as if each execution finished in the minute it ran), the duration, and "
+                  "the minute's highest concurrency as ConcurrentExecutions.", "",
                   *_accuracy_table(accuracy), "", "![estimate vs truth](aws_time_accuracy.png)", "",
                   *SIGNAL_ADVICE, ""]
     lines += ["## How it is measured", "", *[f"* {note}" for note in NOTES], "",

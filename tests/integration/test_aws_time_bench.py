@@ -39,6 +39,7 @@ def test_quick_run_at_a_tiny_size_writes_report_json_and_plots(tmp_path: Path) -
     assert fleets["ours"]["calls"]["monitoring.GetMetricData"]["calls"] <= 4
     assert fleets["naive"]["calls"]["monitoring.GetMetricData"]["calls"] == 40
     assert fleets["ours"]["outage"]["injected_errors"] > 0
+    assert 0 < fleets["ours"]["max_item_reads_per_s"] <= 10  # metered per item per AWS second
     if "sosw" in fleets:  # two GetMetricStatistics per decision
         assert fleets["sosw"]["calls"]["monitoring.GetMetricStatistics"]["calls"] == 80
     assert {r["scenario"] for r in summary["accuracy"]} == {"step", "ramp"}

@@ -53,7 +53,7 @@ dist-check: | $(BIN)/python
 	echo "dist-check: passed"
 
 bench: $(VENV)/.bench-installed
-	$(BIN)/python benchmarks/throttle_load.py
+	$(BIN)/python benchmarks/aws_time.py
 	$(BIN)/python benchmarks/estimator_latency.py
 	$(BIN)/python benchmarks/spawn_path.py
 

@@ -56,7 +56,8 @@ class TwoTierCache:
     """Tier 1 (:class:`MemoryTier`) over tier 2 (:class:`DynamoStore`, optional).
 
     Thread-safe. ``store=None`` keeps everything in process (one refresh per process per
-    TTL window instead of one per fleet).
+    TTL window instead of one per fleet). ``clock`` (epoch seconds), ``sleep`` and
+    ``monotonic`` are injectable, e.g. for a simulation in virtual time.
     """
 
     def __init__(
@@ -64,10 +65,16 @@ class TwoTierCache:
         config: Config,
         store: DynamoStore | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ):
         self.config = config
         self.store = store
         self.clock = clock
+        # How the wait for another execution's refresh passes time (a simulation's own clock).
+        self.sleep = sleep
+        self.monotonic = monotonic
         self.memory = MemoryTier(config.memory_cache_size, timer=clock)
         self.policy = RefreshPolicy(config)
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
@@ -328,7 +335,7 @@ class TwoTierCache:
     ) -> Cached | LookupFailed:
         """No value anywhere and another execution is refreshing: wait for it, or take over."""
         assert self.store is not None
-        backoff = Backoff(wait)
+        backoff = Backoff(wait, monotonic=self.monotonic, sleep=self.sleep)
         while backoff.wait():
             now = self.clock()
             try:

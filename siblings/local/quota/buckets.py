@@ -41,8 +41,11 @@ class TokenBuckets:
             if bucket is None:
                 bucket = self._buckets[key] = _Bucket(capacity, now)
             else:
-                bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
-                bucket.stamp = now
+                # A caller's clock may step back a little (a simulation whose actors each keep
+                # their own time): an earlier call draws from the bucket as it stands.
+                elapsed = max(0.0, now - bucket.stamp)
+                bucket.tokens = min(capacity, bucket.tokens + elapsed * rate)
+                bucket.stamp = max(bucket.stamp, now)
             # A call costing more than a whole bucket could never pass; let a full one pay.
             if bucket.tokens < min(cost, capacity):
                 return quota, rw

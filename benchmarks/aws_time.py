@@ -1,0 +1,163 @@
+"""The AWS-time benchmark: fleets of 10 to 5,000 executions deciding at real rates, side by side.
+
+Time is virtual and whole: every time-dependent part (quotas and burst sizes, cache TTLs,
+leases, breakers, SDK retry backoffs, refresh waits, metric timestamps and their publication
+delay) reads one clock of AWS time, and nothing is scaled. Each execution decides once every
+``--interval`` seconds for ``--duration`` seconds of AWS time; every AWS call is a real HTTP
+request to moto behind the quota layer, counted at the server. See ``aws_fleet`` for what one
+decision is per contender, ``accuracy`` for the changing-load scenarios.
+
+Runs are independent (each has its own server, account and clock) and go to ``--jobs``
+processes, largest first.
+
+Usage::
+
+    python benchmarks/aws_time.py            # the full set (see --help)
+    python benchmarks/aws_time.py --quick    # small sizes, 3 AWS-minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aws_jobs import run_job  # noqa: E402
+from aws_report import checks, plot_calls, render  # noqa: E402
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Per contender: the sizes it runs at, and (size -> AWS seconds) where a size runs shorter than
+# --duration because its per-decision cost would not fit the time budget (said in the report).
+FULL_SIZES = {"ours": [10, 100, 1000, 5000], "naive": [10, 100, 1000], "sosw": [10, 100, 1000]}
+FULL_SHORTER = {("naive", 1000): 120.0, ("sosw", 1000): 60.0}
+QUICK_SIZES = {"ours": [10, 100], "naive": [10, 100], "sosw": [10]}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="sizes 10 and 100, 3 AWS-minutes")
+    parser.add_argument("--contenders", default="ours,naive,sosw")
+    parser.add_argument("--sizes", help="one list of sizes for every contender (default per contender)")
+    parser.add_argument("--duration", type=float, help="AWS seconds per run (default 600, quick 180)")
+    parser.add_argument("--interval", type=float, default=15.0, help="AWS seconds between decisions")
+    parser.add_argument("--ttl", type=float, default=60.0, help="estimate cache TTL (AWS s)")
+    parser.add_argument("--rules-ttl", type=float, default=300.0, help="rule-state TTL (AWS s)")
+    parser.add_argument("--outage", type=float, default=60.0,
+                        help="AWS seconds of DynamoDB outage injected in ours' largest run (0: none)")
+    parser.add_argument("--delay", type=float, default=60.0, help="CloudWatch publication delay (s)")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--render-only", action="store_true",
+                        help="re-render aws_time.md and the calls plot from --output-dir's aws_time.json")
+    args = parser.parse_args(argv)
+    if args.duration is None:
+        args.duration = 180.0 if args.quick else 600.0
+    args.contenders = [c for c in args.contenders.split(",") if c]
+    if "sosw" in args.contenders:
+        import importlib.util
+
+        if importlib.util.find_spec("sosw") is None:
+            parser.error("the sosw contender needs sosw==0.7.47: pip install -e '.[bench]'")
+    return args
+
+
+def job_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every run to make, largest first (the longest job starts first)."""
+    base = {"interval_s": args.interval, "ttl_s": args.ttl, "rules_ttl_s": args.rules_ttl,
+            "seed": args.seed}
+    sizes = QUICK_SIZES if args.quick else FULL_SIZES
+    specs: list[dict[str, Any]] = []
+    for contender in args.contenders:
+        chosen = [int(s) for s in args.sizes.split(",")] if args.sizes else sizes[contender]
+        for size in chosen:
+            shorter = None if args.quick or args.sizes else FULL_SHORTER.get((contender, size))
+            specs.append({**base, "kind": "fleet", "contender": contender, "size": size,
+                          "duration_s": min(args.duration, shorter or args.duration)})
+    ours = [s for s in specs if s["contender"] == "ours"]
+    if ours and args.outage > 0:
+        largest = max(ours, key=lambda s: s["size"])
+        largest.update(outage_at_s=round(largest["duration_s"] / 2), outage_s=args.outage)
+    for scenario in ("step", "ramp"):
+        specs.append({"kind": "accuracy", "scenario": scenario, "delay_s": args.delay,
+                      "interval_s": args.interval, "ttl_s": args.ttl, "minutes_back": 5,
+                      "execution_s": 30.0, "max_concurrency": 250, "seed": args.seed})
+    return sorted(specs, key=lambda s: -s.get("size", 0) * s.get("duration_s", 0))
+
+
+def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
+    """Each spec in a fresh process (moto's backends are per process), ``jobs`` at a time."""
+    results: list[dict[str, Any]] = []
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(jobs, maxtasksperchild=1) as pool:
+        for result in pool.imap_unordered(run_job, specs):
+            results.append(result)
+            if result["kind"] == "fleet":
+                print(f"  {result['label']:<38} N={result['size']:<5} {result['decisions']:>7} "
+                      f"decisions {result['failed']:>5} failed {result['throttled']:>6} throttled  "
+                      f"wall {result['wall_s']:6.1f}s", file=sys.stderr, flush=True)
+            else:
+                print(f"  accuracy: {result['scenario']}", file=sys.stderr, flush=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every job, print the report and write .md, .json and the plots."""
+    args = parse_args(argv)
+    if args.render_only:
+        return rerender(args)
+    shown = sys.argv[1:] if argv is None else argv
+    command = shlex.join(["python", "benchmarks/aws_time.py", *shown])
+    started = time.perf_counter()
+    load = os.getloadavg()[0]
+    results = run_all(job_specs(args), args.jobs)
+    elapsed = time.perf_counter() - started
+    fleets = sorted((r for r in results if r["kind"] == "fleet"), key=lambda r: (r["contender"], r["size"]))
+    accuracy = sorted((r for r in results if r["kind"] == "accuracy"), key=lambda r: r["scenario"])
+    machine = (f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.jobs} processes, load "
+               f"average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end")
+    targets = checks(fleets, accuracy, args)
+    report = render(command=command, args=args, fleets=fleets, accuracy=accuracy, targets=targets,
+                    wall_s=elapsed, machine=machine)
+    sys.stdout.write(report)
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "aws_time.md").write_text(report)
+    summary = {"command": command, "wall_s": round(elapsed, 1), "machine": machine,
+               "targets": targets, "fleets": fleets,
+               "accuracy": [{k: v for k, v in r.items() if k != "samples"} for r in accuracy]}
+    (out / "aws_time.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    plot_calls(fleets, args, out / "aws_time_calls.png")
+    if accuracy:
+        from accuracy import plot
+
+        plot(accuracy, out / "aws_time_accuracy.png")
+    return 0
+
+
+def rerender(args: argparse.Namespace) -> int:
+    """The report and calls plot again from a run's JSON (after a change to the report only)."""
+    summary = json.loads((args.output_dir / "aws_time.json").read_text())
+    targets = checks(summary["fleets"], summary["accuracy"], args)
+    report = render(command=summary["command"], args=args, fleets=summary["fleets"],
+                    accuracy=summary["accuracy"], targets=targets, wall_s=summary["wall_s"],
+                    machine=summary["machine"])
+    (args.output_dir / "aws_time.md").write_text(report)
+    summary["targets"] = targets
+    (args.output_dir / "aws_time.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
+    plot_calls(summary["fleets"], args, args.output_dir / "aws_time_calls.png")
+    sys.stdout.write(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

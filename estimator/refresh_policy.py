@@ -12,14 +12,32 @@ origin itself. Three rules spread them out:
   the value before it expires, so the later readers find the new one;
 * **bounded outage refresh**: with the table unavailable, a process holding a stale value asks
   the origin only with probability ``outage_refresh_probability`` per back-off period.
+
+:class:`Plan` names what the shared tier tells a process to do about a key it missed.
 """
 
 from __future__ import annotations
 
 import random
+from enum import StrEnum
 
 from estimator.config import Config
 from estimator.memory import Cached
+
+
+class Plan(StrEnum):
+    """What the shared tier says to do about one key that missed in memory."""
+
+    DONE = "done"
+    """A fresh value was there (now in memory too)."""
+    LOAD = "load"
+    """This caller refreshes it (it took the lease, or the table is unusable)."""
+    STALE = "stale"
+    """Another execution is refreshing: serve the stale value meanwhile."""
+    WAIT = "wait"
+    """Another execution is refreshing and there is no value at all: wait for it."""
+    FAILED = "failed"
+    """Another execution's refresh just failed: do not wait, do not retry yet."""
 
 
 class RefreshPolicy:

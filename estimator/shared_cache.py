@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import replace
-from enum import StrEnum
 from typing import Any
 
 from estimator.config import Config
@@ -25,7 +24,7 @@ from estimator.exceptions import LookupFailed, StoreUnavailable
 from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
 from estimator.polling import Backoff
-from estimator.refresh_policy import RefreshPolicy
+from estimator.refresh_policy import Plan, RefreshPolicy
 from estimator.store import DynamoStore
 
 log = logging.getLogger(__name__)
@@ -34,22 +33,6 @@ LoadMany = Callable[[list[str]], Mapping[str, dict[str, Any]]]
 """Loads fresh values for several keys in one go (e.g. one GetMetricData call)."""
 Validate = Callable[[dict[str, Any]], bool]
 """Tells whether a value read from DynamoDB has the shape the caller expects."""
-
-
-
-class Plan(StrEnum):
-    """What the shared tier says to do about one key that missed in memory."""
-
-    DONE = "done"
-    """A fresh value was there (now in memory too)."""
-    LOAD = "load"
-    """This caller refreshes it (it took the lease, or the table is unusable)."""
-    STALE = "stale"
-    """Another execution is refreshing: serve the stale value meanwhile."""
-    WAIT = "wait"
-    """Another execution is refreshing and there is no value at all: wait for it."""
-    FAILED = "failed"
-    """Another execution's refresh just failed: do not wait, do not retry yet."""
 
 
 class TwoTierCache:

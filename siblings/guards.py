@@ -105,7 +105,9 @@ class Guards:
                 state = self.kill_switch.state(info.function_name)
             source = "dynamodb"
         except StoreUnavailable as exc:
-            last = self.kill_switch.last_known(info.function_name, self.config.error_backoff_seconds)
+            # Like any stale value: an enabled switch read within the grace stands in (the table
+            # is down, so nobody can flip it now); a disabled one always does.
+            last = self.kill_switch.last_known(info.function_name, self.config.stale_grace_seconds)
             if last is None:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"

@@ -121,7 +121,7 @@ class KillSwitch:
     def last_known(self, function_name: str, max_age: float) -> KillState | None:
         """The state this process read last, for when DynamoDB is unavailable: a *disabled*
         switch of any age, an enabled one only if read within ``max_age`` seconds (an operator
-        may have disabled spawning since)."""
+        may have disabled spawning since; the guards pass ``stale_grace_seconds``)."""
         with self._lock:
             found = self._last.get(function_name)
         if found is None:

@@ -1,15 +1,14 @@
 """Two cache tiers with a fleet-wide single flight: memory, then DynamoDB, then the loader.
 
-When the shared item is stale, one caller in the whole fleet takes a short lease with a
-conditional write and runs the loader (CloudWatch, or any other origin); every other caller
-serves the stale value, or, with no value at all, waits for the leaseholder. A leaseholder
-that dies is replaced when its lease expires. Within one process a per-key lock makes the
-other threads wait for the one refreshing, so they hit memory afterwards.
+When the shared item is stale one caller in the fleet takes a short lease (a conditional write)
+and runs the loader; the others serve the stale value or, with none, wait for it. A dead
+leaseholder's lease expires. In a process, a per-key lock keeps the other threads waiting.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import time
@@ -33,7 +32,6 @@ LoadMany = Callable[[list[str]], Mapping[str, dict[str, Any]]]
 """Loads fresh values for several keys in one go (e.g. one GetMetricData call)."""
 Validate = Callable[[dict[str, Any]], bool]
 """Tells whether a value read from DynamoDB has the shape the caller expects."""
-
 
 class TwoTierCache:
     """Tier 1 (:class:`MemoryTier`) over tier 2 (:class:`DynamoStore`, optional).
@@ -211,9 +209,9 @@ class TwoTierCache:
             item = self.store.get(key)
             entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
             if holds_junk(item, entry, now):
-                # Another writer's shape or a damaged item: no lease can be trusted on it.
-                log.warning("cache item %r is corrupt or foreign; overwriting it", key)
-                return Plan.LOAD, None
+                if self._junk_to_load(key, item, now, ttl, validate):
+                    return Plan.LOAD, None
+                return (Plan.STALE if key in stale else Plan.WAIT), None
             if entry is not None and item is not None and item.is_fresh(now):
                 if self._refresh_early(key, item, entry, now, ttl):
                     stale[key] = replace(entry, source=Tier.DYNAMODB)  # served if it fails
@@ -237,6 +235,17 @@ class TwoTierCache:
         if item is not None and item.recently_failed(now, self._longest_backoff):
             return Plan.FAILED, None  # waiting would only wait out the fleet's back-off
         return Plan.WAIT, None
+
+    def _junk_to_load(
+        self, key: str, item: StoredItem | None, now: float, ttl: float, validate: Validate | None
+    ) -> bool:
+        """Whether this caller overwrites an unusable item: one only fresh for longer than this
+        reader's TTL (another config's) goes to one lease winner; a damaged one at once."""
+        skew = self.config.max_clock_skew_seconds
+        if cached_entry(item, now, validate, math.inf, skew) is not None:
+            return self._take_lease(key, now, ttl)
+        log.warning("cache item %r is corrupt or foreign; overwriting it", key)
+        return True
 
     def _remember(self, key: str, entry: Cached, now: float) -> None:
         """Keep ``entry`` in memory until this process's jittered next read (see
@@ -325,7 +334,9 @@ class TwoTierCache:
                 item = self.store.get(key)
                 entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
                 if holds_junk(item, entry, now):
-                    return self._load([key], load_many, ttl, origin, {})[key]
+                    if self._junk_to_load(key, item, now, ttl, validate):
+                        return self._load([key], load_many, ttl, origin, {})[key]
+                    continue  # another execution is refreshing it
                 if entry is not None and item is not None and item.is_fresh(now):
                     self._remember(key, entry, now)
                     return replace(entry, source=Tier.DYNAMODB)

@@ -77,3 +77,30 @@ def test_with_the_table_down_only_a_share_of_processes_asks_cloudwatch(aws: Aws)
     assert 1 <= asked <= 25  # about 5% of 200, not 200
     assert sum(e.stale for e in served) == len(fleet) - asked
     assert all(e.value == 10 for e in served if e.stale)  # what each process held
+
+
+def test_readers_with_a_shorter_ttl_refresh_a_longer_lived_item_once(aws: Aws) -> None:
+    """An item written under a longer TTL (another function's config sharing the table) is
+    refreshed by one lease winner, not by every reader that finds it too fresh to believe."""
+    from estimator.shared_cache import TwoTierCache
+
+    loads: list[int] = []
+
+    def load() -> dict[str, int]:
+        loads.append(1)
+        time.sleep(0.3)
+        return {"limit": 1000}
+
+    long_lived = local_config(aws.endpoint_url, cache_ttl_seconds=3600)
+    TwoTierCache(long_lived, DynamoStore(long_lived, session=aws.session)).get(
+        "limits#account", load, ttl=3600, origin="lambda"
+    )
+    short = local_config(aws.endpoint_url, lease_wait_seconds=5)
+    readers = [TwoTierCache(short, DynamoStore(short, session=aws.session)) for _ in range(10)]
+    loads.clear()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(10) as pool:
+        values = list(pool.map(lambda c: c.get("limits#account", load, ttl=600, origin="lambda"), readers))
+    assert loads == [1]
+    assert all(v.value == {"limit": 1000} for v in values)

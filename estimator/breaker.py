@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TypeVar
 
 from botocore.exceptions import (
@@ -25,7 +25,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from estimator.exceptions import StoreUnavailable
+from estimator.exceptions import StoreUnavailable, causes
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +41,6 @@ THROTTLING_CODES = frozenset(
     }
 )
 _NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
-
-
-def causes(exc: BaseException | None) -> Iterator[BaseException]:
-    """``exc`` and the errors it wraps (the library's ``cause``, then ``__cause__``)."""
-    for _ in range(8):  # wrappers nest a few levels at most; a cycle must not hang us
-        if exc is None:
-            return
-        yield exc
-        exc = getattr(exc, "cause", None) or exc.__cause__
 
 
 def error_code(exc: BaseException | None) -> str | None:

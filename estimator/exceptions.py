@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class LambdaSiblingsError(Exception):
     """Root of every error the ``lambda-siblings`` distribution raises; packages built on the
@@ -56,3 +58,20 @@ class LookupFailed(LambdaSiblingsError):
         reason = detail or (f"{type(cause).__name__}: {cause}" if cause else "unknown")
         super().__init__(f"no value for {key!r}: {reason}")
 
+
+
+def causes(error: BaseException | None) -> Iterator[BaseException]:
+    """``error`` and every error behind it, outermost first, through the library's ``cause``
+    and ``__cause__`` (pynamodb and botocore wrap each other too). Each error once, so a cycle
+    cannot hang the walk; ``__context__`` is not followed (it may be unrelated)."""
+    pending = [error] if error is not None else []
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for linked in (getattr(current, "cause", None), current.__cause__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from estimator.memory import Cached, Tier
 
@@ -107,6 +107,14 @@ def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def believable_time(stamp: Any, now: float, skew: float) -> TypeGuard[float]:
+    """``stamp`` is epoch seconds a writer could have set by ``now``: a finite number no later
+    than ``now`` plus the clock-skew allowance (every item kind's times are checked so)."""
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        return False
+    return math.isfinite(stamp) and stamp <= now + skew
+
+
 def encode_item(key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> dict[str, Any]:
     """The raw DynamoDB item (attribute-value form) of a value with no lease."""
     return {
@@ -159,9 +167,9 @@ def cached_entry(
         return None
     value = item.value.get("value")
     fetched_at = item.value.get("fetched_at")
-    if not isinstance(value, dict) or isinstance(fetched_at, bool) or not isinstance(fetched_at, int | float):
+    if not isinstance(value, dict) or not believable_time(fetched_at, now, skew):
         return None
-    if not fetched_at <= now + skew or item.fresh_until > fetched_at + ttl + skew:
+    if item.fresh_until > fetched_at + ttl + skew:
         return None
     if validate is not None and not validate(value):
         return None

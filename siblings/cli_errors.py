@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TextIO
@@ -32,7 +32,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
 from estimator.config import Config
-from estimator.exceptions import EstimateUnavailable, StoreUnavailable
+from estimator.exceptions import EstimateUnavailable, StoreUnavailable, causes
 from siblings.iam import iam_action
 
 USAGE_EXIT_CODE = 2
@@ -112,24 +112,6 @@ def exit_status_help() -> str:
         (str(INTERRUPTED_EXIT_CODE), "interrupted (Ctrl-C)"),
     ]
     return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in rows)
-
-
-def causes(error: BaseException) -> Iterator[BaseException]:
-    """``error`` and every error behind it, outermost first, through ``.cause`` and ``__cause__``.
-
-    ``__context__`` is not followed: an error raised while handling another may be unrelated.
-    """
-    pending = [error]
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for linked in (getattr(current, "cause", None), current.__cause__):
-            if isinstance(linked, BaseException):
-                pending.append(linked)
 
 
 @dataclass(frozen=True)

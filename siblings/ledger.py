@@ -31,7 +31,6 @@ threads still give one invoke, retries in another container do not.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 import uuid
@@ -42,7 +41,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
-from estimator.items import StoredItem
+from estimator.items import StoredItem, believable_time
 from estimator.polling import Backoff
 from estimator.store import DynamoStore
 from siblings.config import SiblingsConfig
@@ -189,9 +188,7 @@ class SpawnLedger:
         if not all(isinstance(value.get(name), str | None) for name in ("owner", "token")):
             return False
         stamp = value.get("claimed_at") if value["state"] == "pending" else value.get("invoked_at")
-        if isinstance(stamp, bool) or not isinstance(stamp, int | float) or not math.isfinite(stamp):
-            return False
-        if stamp > self.clock() + self.config.max_clock_skew_seconds:
+        if not believable_time(stamp, self.clock(), self.config.max_clock_skew_seconds):
             return False
         return value["state"] == "pending" or isinstance(value.get("result"), dict)
 

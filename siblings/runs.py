@@ -16,7 +16,6 @@ is found in its chain by :meth:`RunClaims.lookup`, so the generation limit still
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.items import believable_time
 from estimator.polling import Backoff
 from estimator.store import DynamoStore
 from siblings.config import GuardErrorPolicy, SiblingsConfig
@@ -109,10 +109,5 @@ class RunClaims:
     def _valid(self, value: dict[str, Any] | None) -> bool:
         if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
             return False
-        started = value.get("started_at")
-        return (
-            isinstance(started, int | float)
-            and not isinstance(started, bool)
-            and math.isfinite(started)
-            and started <= self.clock() + self.config.max_clock_skew_seconds
-        )
+        skew = self.config.max_clock_skew_seconds
+        return believable_time(value.get("started_at"), self.clock(), skew)

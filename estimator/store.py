@@ -165,10 +165,12 @@ class DynamoStore:
             raise StoreUnavailable("ensure_table", exc) from exc
 
     # --- items ---
-    def get(self, key: str) -> StoredItem | None:
-        """The item at ``key`` (strongly consistent), ``None`` if absent."""
+    def get(self, key: str, *, consistent: bool = True) -> StoredItem | None:
+        """The item at ``key``, ``None`` if absent; ``consistent=False`` reads it eventually
+        consistent (half the read units; DynamoDB says a write is usually seen within a second)."""
         raw = self._run(
-            "GetItem", lambda: self.model._get_connection().get_item(key, consistent_read=True)
+            "GetItem",
+            lambda: self.model._get_connection().get_item(key, consistent_read=consistent),
         )
         item = raw.get("Item")
         if not item:
@@ -265,14 +267,17 @@ class DynamoStore:
 
         self._run("BatchWriteItem", attempt)
 
-    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
-        """Several items in one strongly consistent BatchGetItem (up to 100 keys); absent keys
-        map to ``None``. Keys DynamoDB leaves unprocessed are asked once more."""
+    def get_many(
+        self, keys: list[str], *, consistent: bool = True
+    ) -> dict[str, StoredItem | None]:
+        """Several items in one BatchGetItem (up to 100 keys; strongly consistent unless
+        ``consistent=False``); absent keys map to ``None``. Keys DynamoDB leaves unprocessed
+        are asked once more."""
         table = self.config.table_name
         found: dict[str, StoredItem | None] = dict.fromkeys(keys)
 
         def attempt() -> None:
-            pending: Any = {table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": True}}
+            pending: Any = {table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": consistent}}
             for _ in range(2):
                 response = self._client.batch_get_item(RequestItems=pending)
                 for raw in response.get("Responses", {}).get(table, []):

@@ -28,7 +28,7 @@ from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
 from siblings.keys import kill_key, rules_key
-from siblings.killswitch import KillSwitch
+from siblings.killswitch import READ_CONSISTENT, KillSwitch
 from siblings.result import Reason
 from siblings.rules import RuleLookup
 
@@ -86,8 +86,8 @@ class Guards:
     def check_kill_switch(self, info: InvocationInfo, forced: bool = False) -> Verdict:
         """Refuse while an operator has disabled spawning of the function.
 
-        The switch is read on every spawn (one consistent read, so that it takes effect at the
-        next spawn). A container missing the rule state or the estimate in memory reads them in
+        The switch is read on every spawn (one eventually consistent read: it takes effect
+        within about a second). A container missing the rule state or the estimate in memory reads them in
         the same request (one BatchGetItem) and keeps them, so that the guards after it make
         no request of their own.
         """
@@ -97,7 +97,7 @@ class Guards:
         try:
             if cold:
                 key = kill_key(info.function_name)
-                items = self.kill_switch.store.get_many([key, *cold])
+                items = self.kill_switch.store.get_many([key, *cold], consistent=READ_CONSISTENT)
                 for name, (ttl, validate) in cold.items():
                     self.cache.accept(name, items[name], ttl=ttl, validate=validate)
                 state = self.kill_switch.state_of(info.function_name, items[key])

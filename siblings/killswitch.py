@@ -2,8 +2,11 @@
 
 ``siblings disable FN`` writes ``kill#FN`` with ``{"disabled": true, ...}``; every
 ``spawn_sibling`` of that function (any alias or version) then refuses, even with
-``force=True``, until ``siblings enable FN``. The item is read on every spawn (one strongly
-consistent GetItem), so a switch takes effect at the next spawn, fleet-wide. When DynamoDB
+``force=True``, until ``siblings enable FN``. The item is read on every spawn (one eventually
+consistent GetItem: half a read unit, for the fleet's most-read item), so a switch takes effect
+fleet-wide within about a second (DynamoDB: an eventually consistent read usually reflects a
+write within a second; docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+HowItWorks.ReadConsistency.html). When DynamoDB
 cannot be read, the last state this process saw is used; with none, ``on_guard_error`` decides.
 
 The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawning_status`.
@@ -28,6 +31,9 @@ from siblings.config import SiblingsConfig
 from siblings.keys import kill_key, rules_key
 
 log = logging.getLogger(__name__)
+
+READ_CONSISTENT = False
+"""How the switch is read on a spawn: eventually consistent (see the module's docstring)."""
 
 # The switch must outlive any TTL sweep: keep it for a century.
 _FOREVER_S = 100 * 365 * 24 * 3600.0
@@ -67,7 +73,8 @@ class KillSwitch:
         An item that is not one of ours means *disabled*: a guard must not be switched off by
         a malformed item.
         """
-        return self.state_of(function_name, self.store.get(kill_key(function_name)))
+        item = self.store.get(kill_key(function_name), consistent=READ_CONSISTENT)
+        return self.state_of(function_name, item)
 
     def state_of(self, function_name: str, item: StoredItem | None) -> KillState:
         """The state an item read by the caller (``None``: absent) says; remembered as the

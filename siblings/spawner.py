@@ -3,7 +3,7 @@
 For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
 
 1. the generation limit (no I/O);
-2. the kill switch (one consistent GetItem; in a cold container one BatchGetItem that also
+2. the kill switch (one eventually consistent GetItem; in a cold container one BatchGetItem that also
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);

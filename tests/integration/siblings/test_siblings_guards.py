@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from siblings import (
@@ -135,6 +137,28 @@ def test_kill_switch_refuses_even_forced_and_enable_restores(env: SiblingsEnv) -
     assert manager.spawn_sibling(env.context())
     assert not spawning_status(FUNCTION, config=config, session=env.session).kill.disabled
     assert manager.stats["refused_kill_switch"] == 2
+
+
+def test_kill_switch_reads_are_eventually_consistent_half_a_read_unit(env: SiblingsEnv) -> None:
+    # Read on every spawn, the switch is the fleet's hottest item: an eventually consistent
+    # read costs half a unit, and a flipped switch is seen within about a second.
+    env.rule("schedule")
+    reads: list[tuple[str, object]] = []
+
+    def listener(call: tuple[str, str], environ: dict[str, object], body: bytes) -> None:
+        if call[0] == "dynamodb" and call[1] in ("GetItem", "BatchGetItem") and b"kill#" in body:
+            request = json.loads(body)
+            consistent = request.get("ConsistentRead")
+            for table in (request.get("RequestItems") or {}).values():
+                consistent = table.get("ConsistentRead")
+            reads.append((call[1], consistent))
+
+    env.recorder.listeners.append(listener)
+    manager = env.manager()
+    assert manager.spawn_sibling(env.context())  # cold: kill + rules in one BatchGetItem
+    assert manager.spawn_sibling(env.context())  # warm: the switch alone
+    assert [action for action, _ in reads] == ["BatchGetItem", "GetItem"]
+    assert all(not consistent for _, consistent in reads)
 
 
 def test_kill_switch_covers_every_alias(env: SiblingsEnv) -> None:

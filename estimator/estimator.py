@@ -156,7 +156,9 @@ class ConcurrencyEstimator:
         if use_cache:
             hit = self.cache.memory.get(estimate_key(ref, minutes))
             if hit is not None:  # the hot path of a warm container
-                return _to_estimate(ref, hit)
+                estimate = _to_estimate(ref, hit)
+                self.cache.policy.observe_fleet(estimate.concurrency(ConcurrencySignal.MAX))
+                return estimate
         return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
 
     def shared_entry(self, function_name: str) -> tuple[str, float, Validate] | None:
@@ -243,6 +245,8 @@ class ConcurrencyEstimator:
                 detail = "" if cause is not None else str(result)
                 raise EstimateUnavailable(ref.resource, cause, detail) from (cause or result)
             estimates[ref] = _to_estimate(ref, result)
+            # How many executions read these values: what bounds the outage's origin calls.
+            self.cache.policy.observe_fleet(estimates[ref].concurrency(ConcurrencySignal.MAX))
         return estimates
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:

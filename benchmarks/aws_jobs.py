@@ -13,7 +13,6 @@ from typing import Any
 from aws_fleet import FLEETS, Target, run_fleet
 from aws_stack import Stack, create_rules, function_arn, put_steady_metrics
 
-
 PRICES = {
     "date": "2026-11-28",
     "region": "us-east-1",

@@ -116,7 +116,8 @@ def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
         for result in pool.imap_unordered(run_job, specs):
             results.append(result)
             if result["kind"] == "fleet":
-                print(f"  {result['label']:<44} N={result['functions']}x{result['size']:<5} {result['decisions']:>7} "
+                size = f"{result['functions']}x{result['size']}"
+                print(f"  {result['label']:<44} N={size:<7} {result['decisions']:>7} "
                       f"decisions {result['failed']:>5} failed {result['throttled']:>6} throttled  "
                       f"wall {result['wall_s']:6.1f}s", file=sys.stderr, flush=True)
             else:

@@ -136,6 +136,15 @@ class TwoTierCache:
                 results.update(self._fill(misses, load_many, ttl, origin, validate, wait))
         return results
 
+    def reload(self, key: str, load: Callable[[], dict[str, Any]], *, ttl: float, origin: str) -> Cached:
+        """Load ``key`` now, in both tiers, though a fresh value may be cached (the caller
+        knows it to be out of date); raises :class:`LookupFailed` when the loader fails."""
+        with self.memory.key_lock(key):
+            result = self._load([key], lambda keys: {key: load()}, ttl, origin, {})[key]
+        if isinstance(result, LookupFailed):
+            raise result
+        return result
+
     def accept(
         self, key: str, item: StoredItem | None, *, ttl: float, validate: Validate | None = None
     ) -> bool:

@@ -277,7 +277,8 @@ class DynamoStore:
         found: dict[str, StoredItem | None] = dict.fromkeys(keys)
 
         def attempt() -> None:
-            pending: Any = {table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": consistent}}
+            wanted = [{"pk": {"S": key}} for key in keys]
+            pending: Any = {table: {"Keys": wanted, "ConsistentRead": consistent}}
             for _ in range(2):
                 response = self._client.batch_get_item(RequestItems=pending)
                 for raw in response.get("Responses", {}).get(table, []):

@@ -42,6 +42,10 @@ class SiblingsConfig(Config):
 
     rules_cache_ttl_seconds: float = bounded(300.0, 0, _DAY, above=True)
     """How long the EventBridge rule state of a function is fresh."""
+    rule_names_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)
+    """How long the names of the rules targeting a function are kept (their states are read
+    each ``rules_cache_ttl_seconds``); a name found gone lists them again at once. A rule
+    created for the function is seen within this time."""
     auto_spawning: bool = False
     """sosw's setting: spawn even when no EventBridge rule targeting the function is enabled."""
     max_concurrency: int | None = bounded(None, 1, 10_000_000)

@@ -27,7 +27,7 @@ from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.keys import kill_key, rules_key
+from siblings.keys import kill_key, rule_names_key, rules_key
 from siblings.killswitch import READ_CONSISTENT, KillSwitch
 from siblings.result import Reason
 from siblings.rules import RuleLookup
@@ -56,6 +56,12 @@ def _valid_rules(value: dict[str, Any]) -> bool:
         and isinstance(checked, list)
         and all(isinstance(name, str) for name in checked)
     )
+
+
+def _valid_names(value: dict[str, Any]) -> bool:
+    """Cached rule names as :meth:`Guards._load_rules_state` writes them."""
+    names = value.get("names")
+    return isinstance(names, list) and all(isinstance(name, str) for name in names)
 
 
 class Guards:
@@ -147,12 +153,35 @@ class Guards:
         """The cached rule state of the function (raises :class:`LookupFailed`)."""
         return self.cache.get(
             rules_key(info.ref),
-            lambda: self._rule_lookup().state(info),
+            lambda: self._load_rules_state(info),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="eventbridge",
             validate=_valid_rules,
             max_wait=max_wait(info),
         )
+
+    def _load_rules_state(self, info: InvocationInfo) -> dict[str, Any]:
+        """The rule state from EventBridge, over the rule names cached in both tiers."""
+        lookup = self._rule_lookup()
+        key, ttl = rule_names_key(info.ref), self.config.rule_names_ttl_seconds
+
+        def names_of(arn: str, relist: bool) -> list[str]:
+            def listed() -> dict[str, Any]:
+                return {"names": list(lookup.rule_names(arn))}
+
+            try:
+                if relist:
+                    cached = self.cache.reload(key, listed, ttl=ttl, origin="eventbridge")
+                else:
+                    cached = self.cache.get(key, listed, ttl=ttl, origin="eventbridge",
+                                            validate=_valid_names, max_wait=max_wait(info))
+            except LookupFailed as exc:  # the rule state's own failure is EventBridge's error
+                if exc.cause is not None:
+                    raise exc.cause from exc
+                raise
+            return list(cached.value["names"])
+
+        return lookup.state(info, names_of)
 
     def check_rules(self, info: InvocationInfo) -> Verdict:
         """Allow when an EventBridge rule targeting the function is enabled, or

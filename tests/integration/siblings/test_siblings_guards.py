@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from estimator.clock import ManualClock
+from estimator.shared_cache import TwoTierCache
+from estimator.store import DynamoStore
 from siblings import (
     METADATA_KEY,
     SiblingsManager,
@@ -115,6 +119,42 @@ def test_rule_state_is_cached_for_the_ttl(env: SiblingsEnv) -> None:
     # A second "container" reads the shared item instead of asking EventBridge.
     assert env.manager().spawn_sibling(env.context())
     assert lookups(env) == {"ListRuleNamesByTarget": 1, "DescribeRule": 1}
+
+
+def _manager_on(env: SiblingsEnv, clock: ManualClock) -> SiblingsManager:
+    config = env.config()
+    cache = TwoTierCache(config, DynamoStore(config, session=env.session), clock.now,
+                         sleep=clock.sleep, monotonic=clock.monotonic)
+    return env.manager(config=config, cache=cache)
+
+
+def test_rule_names_are_listed_once_an_hour_and_the_state_read_each_ttl(env: SiblingsEnv) -> None:
+    env.rule("schedule")
+    clock = ManualClock(time.time())
+    manager = _manager_on(env, clock)
+    assert manager.any_events_rules_enabled(env.context())
+    for _ in range(3):
+        clock.advance(301)  # past rules_cache_ttl_seconds (300)
+        assert manager.any_events_rules_enabled(env.context())
+    assert lookups(env) == {"ListRuleNamesByTarget": 1, "DescribeRule": 4}
+    clock.advance(3600)  # past rule_names_ttl_seconds too
+    assert manager.any_events_rules_enabled(env.context())
+    assert lookups(env) == {"ListRuleNamesByTarget": 2, "DescribeRule": 5}
+
+
+def test_a_cached_rule_name_that_is_gone_lists_the_names_again(env: SiblingsEnv) -> None:
+    env.rule("old")
+    clock = ManualClock(time.time())
+    manager = _manager_on(env, clock)
+    assert manager.any_events_rules_enabled(env.context())
+    events = env.client("events")
+    targets = events.list_targets_by_rule(Rule="old")["Targets"]
+    events.remove_targets(Rule="old", Ids=[t["Id"] for t in targets])
+    events.delete_rule(Name="old")
+    env.rule("new")
+    clock.advance(301)
+    assert manager.any_events_rules_enabled(env.context())  # "new" found, not an hour later
+    assert lookups(env) == {"ListRuleNamesByTarget": 2, "DescribeRule": 3}
 
 
 # --- kill switch ---

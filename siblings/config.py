@@ -42,6 +42,11 @@ class SiblingsConfig(Config):
 
     rules_cache_ttl_seconds: float = bounded(300.0, 0, _DAY, above=True)
     """How long the EventBridge rule state of a function is fresh."""
+    function_timeout_seconds: float | None = bounded(None, 1, 900)
+    """The function's configured timeout (the context only tells the time left). Known, it
+    tells how long an execution has run: one that started more than a few seconds ago and was
+    given no chain metadata looks up its position once instead of giving a parent's write time
+    to land (a chain root in sosw's shape then spawns without waiting)."""
     rule_names_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)
     """How long the names of the rules targeting a function are kept (their states are read
     each ``rules_cache_ttl_seconds``); a name found gone lists them again at once. A rule

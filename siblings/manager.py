@@ -64,7 +64,7 @@ from siblings.metadata import (
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
 from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
-from siblings.runs import RunClaims
+from siblings.runs import RunClaims, lookup_patience
 from siblings.spawn_call import SpawnCall
 from siblings.spawner import Spawner
 
@@ -282,14 +282,14 @@ class SiblingsManager:
         if embedded is not None:
             return parse_metadata(embedded)
         if info.request_id:
-            return self._recorded_position(info.request_id)
+            return self._recorded_position(info.request_id, lookup_patience(info, self.config))
         return None
 
-    def _recorded_position(self, request_id: str) -> ChainMetadata | None:
+    def _recorded_position(self, request_id: str, patience: float) -> ChainMetadata | None:
         """The position the parent recorded under this execution's request id (a handler that
         never read its event); a miss starts a new chain, said once in the log."""
         try:
-            metadata = self.runs.lookup(request_id)
+            metadata = self.runs.lookup(request_id, patience)
         except StoreUnavailable as exc:
             if self.config.on_guard_error is not GuardErrorPolicy.ALLOW:
                 raise  # refused: a new chain here would reset the generation count

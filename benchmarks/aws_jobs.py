@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from aws_fleet import FLEETS, Target, run_fleet
@@ -43,12 +44,17 @@ TIMELINE_ACTIONS = ("GetMetricData", "GetMetricStatistics", "ListRuleNamesByTarg
 def run_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one job (``kind`` ``fleet`` or ``accuracy``) in a fresh account; return its result."""
     logging.disable(logging.CRITICAL)  # every failure is counted; logs would only cost time
+    began = time.process_time()
     if spec["kind"] == "accuracy":
         from accuracy import run_scenario
 
-        return run_scenario(spec)
-    with Stack() as stack:
-        return _fleet_job(stack, spec)
+        result = run_scenario(spec)
+    else:
+        with Stack() as stack:
+            result = _fleet_job(stack, spec)
+    # CPU time of the job's process (client and server): what the run costs on an idle core.
+    result["cpu_s"] = time.process_time() - began
+    return result
 
 
 def _fleet_job(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +113,9 @@ def _summary(stack: Stack, spec: dict[str, Any], label: str, run: Any) -> dict[s
         "estimates": sorted(set(run.estimates))[:10],
         "calls": calls,
         "per_minute": {action: stack.meter.per_minute(action, stack.clock.start, whole_minutes)
+                       for action in TIMELINE_ACTIONS},
+        "per_second": {action: sorted([int(second - stack.clock.start), n]
+                                      for second, n in stack.meter.per_second(action).items())
                        for action in TIMELINE_ACTIONS},
         "control_plane_calls": control,
         "control_plane_per_function_minute": control / function_minutes,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from estimator.account import AccountRefresher
 from estimator.aws import Clients
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
@@ -127,6 +128,10 @@ class ConcurrencyEstimator:
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
+        self.account = AccountRefresher(
+            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, _valid_value
+        )
+        """The account-wide refresher: one GetMetricData per TTL for every function asking."""
         self.limits = LimitLookup(self.config, cache, self._clients)
         """The account's concurrency limit and functions' reserved concurrency, cached."""
 
@@ -217,11 +222,12 @@ class ConcurrencyEstimator:
         keys = {estimate_key(ref, minutes_back): ref for ref in unique}
 
         def load_many(wanted: list[str]) -> Mapping[str, dict[str, Any]]:
-            return self._fetch([keys[key] for key in wanted], minutes_back)
+            # The account's functions are refreshed together (see estimator.account).
+            return self.account.load({key: keys[key] for key in wanted}, minutes_back)
 
         if not use_cache:
             try:
-                values = load_many(list(keys))
+                values = self._fetch(list(keys.values()), minutes_back)
             except Exception as exc:
                 raise EstimateUnavailable(unique[0].resource, exc) from exc
             now = self.clock()

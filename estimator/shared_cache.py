@@ -380,16 +380,21 @@ class TwoTierCache:
             self.store.mark_failed(key, self.owner, now, self.config.error_backoff_seconds, text)
 
     def _store_put(self, key: str, entry: Cached) -> None:
-        if self.store is None:
+        self.publish({key: entry.value}, fetched_at=entry.fetched_at, ttl=entry.expires_at - entry.fetched_at)
+
+    def publish(self, values: Mapping[str, dict[str, Any]], *, fetched_at: float, ttl: float) -> None:
+        """Write values loaded by this process for other readers (tier 2 only), 25 a request."""
+        if self.store is None or not values:
             return
+        keep = fetched_at + ttl + self.config.stale_grace_seconds
+        items = [(key, {"value": value, "fetched_at": fetched_at}, fetched_at + ttl, keep)
+                 for key, value in values.items()]
         # A table failure here is logged by its breaker; memory holds the value meanwhile.
         with suppress(StoreUnavailable):
-            self.store.put(
-                key,
-                {"value": entry.value, "fetched_at": entry.fetched_at},
-                fresh_until=entry.expires_at,
-                keep_until=entry.expires_at + self.config.stale_grace_seconds,
-            )
+            if len(items) == 1:
+                self.store.put(*items[0])
+            for start in range(0, len(items) if len(items) > 1 else 0, 25):
+                self.store.put_many(items[start : start + 25])
 
     def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
         with self._failures_lock:

@@ -144,23 +144,26 @@ def _name(scope: Any) -> str:
 
 
 def _metrics_requested(request: QuotaRequest) -> int:
-    """Metrics one CloudWatch request asks for: the queries of a GetMetricData (its body is
-    smithy-rpc-v2-cbor, decoded with botocore's own CBOR reader), 1 for GetMetricStatistics."""
+    """Metrics one CloudWatch request asks for: the queries of a GetMetricData (its body is JSON
+    or smithy-rpc-v2-cbor, whichever protocol the client chose; CBOR is read with botocore's own
+    reader), 1 for GetMetricStatistics."""
     if request.service != "monitoring":
         return 0
     if request.action == "GetMetricStatistics":
         return 1
     if request.action != "GetMetricData":
         return 0
-    import io
+    document: Any = request.json()
+    if not document:
+        import io
 
-    from botocore.parsers import RpcV2CBORParser
+        from botocore.parsers import RpcV2CBORParser
 
-    try:
-        document = RpcV2CBORParser().parse_data_item(io.BytesIO(request.body))
-    except Exception:  # not CBOR (an older botocore's query protocol): count the form's queries
-        text = request.body.decode(errors="replace")
-        return len(set(re.findall(r"MetricDataQueries\.member\.(\d+)\.Id=", text)))
+        try:
+            document = RpcV2CBORParser().parse_data_item(io.BytesIO(request.body))
+        except Exception:  # the query protocol: count the form's queries
+            text = request.body.decode(errors="replace")
+            return len(set(re.findall(r"MetricDataQueries\.member\.(\d+)\.Id=", text)))
     return len(document.get("MetricDataQueries", [])) if isinstance(document, dict) else 0
 
 

@@ -23,29 +23,33 @@ def limit_line(args: argparse.Namespace) -> float:
     return 60 / args.ttl + 60 / args.rules_ttl + 60 / 3600
 
 
-def _outage_minutes(result: dict[str, Any]) -> set[int]:
-    outage = result.get("outage")
-    if not outage:
-        return set()
-    first = int(outage["start_s"] // 60)
-    last = int((outage["start_s"] + outage["length_s"] - 1e-9) // 60)
-    return set(range(first, last + 1))
-
-
 def phase_rate(result: dict[str, Any], actions: tuple[str, ...], warm_s: float,
                steady: bool = True) -> float:
     """Calls of ``actions`` per function-minute: in the warm-up (the first ``warm_s`` AWS
-    seconds, when every value is fetched cold) or in the steady state after it (leaving out
-    the minutes of an injected outage)."""
-    timeline = result.get("per_minute", {})
-    minutes = len(next(iter(timeline.values()), []))
-    warm = min(minutes, max(1, round(warm_s / 60)))
-    chosen = range(warm, minutes) if steady else range(warm)
-    chosen = [m for m in chosen if m not in _outage_minutes(result)] if steady else list(chosen)
-    if not chosen:
+    seconds, when every value is fetched cold) or in the steady state after it, leaving out an
+    injected outage. The steady rate is measured between its first and last call (a refresh
+    every 55 s is 1.09 a minute, whichever minute boundaries a run happens to cross); with
+    fewer than two calls, over the steady span."""
+    seconds = result.get("per_second")
+    if seconds is None:
         return float("nan")
-    calls = sum(timeline.get(a, [0] * minutes)[m] for a in actions for m in chosen)
-    return calls / len(chosen) / result.get("functions", 1)
+    functions = result.get("functions", 1)
+    outage = result.get("outage")
+    gap = (outage["start_s"], outage["start_s"] + outage["length_s"]) if outage else (0.0, 0.0)
+    calls = sorted((t, n) for action in actions for t, n in seconds.get(action, []))
+    if not steady:
+        span = min(warm_s, result["duration_s"])
+        return sum(n for t, n in calls if t < warm_s) / (span / 60) / functions
+    kept = [(t, n) for t, n in calls if warm_s <= t < result["duration_s"] and not gap[0] <= t < gap[1]]
+    span = result["duration_s"] - warm_s - max(0.0, min(gap[1], result["duration_s"]) - max(gap[0], warm_s))
+    if span <= 0:
+        return float("nan")
+    if len(kept) >= 2:
+        first, last = kept[0][0], kept[-1][0]
+        skipped = max(0.0, min(gap[1], last) - max(gap[0], first))
+        if last - first - skipped > 0:
+            return (sum(n for _, n in kept) - kept[0][1]) / ((last - first - skipped) / 60) / functions
+    return sum(n for _, n in kept) / (span / 60) / functions
 
 
 def steady_rate(result: dict[str, Any]) -> float:

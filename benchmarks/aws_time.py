@@ -45,7 +45,8 @@ QUICK_SIZES = {"ours": [10, 100], "per-container": [10, 100], "naive": [10, 100]
 FULL_ACCOUNTS = [("ours", 100, 20)]
 QUICK_ACCOUNTS = [("ours", 10, 20)]
 OUTAGE_FROM_N = 100
-"""ours' runs from this N up get the injected DynamoDB outage (its cost must not grow with N)."""
+"""ours' runs from this N up (every size given with --sizes) get the injected DynamoDB outage
+(its cost must not grow with N)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -53,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 10 and 100, 3 AWS-minutes")
     parser.add_argument("--contenders", default="ours,per-container,naive,sosw,sosw-best")
+    parser.add_argument("--only", help="only these runs, e.g. 'ours:5000' or 'ours:10,naive:100' "
+                        "(to split a full run over machines or time; merge with --render-only)")
+    parser.add_argument("--skip", help="leave out these runs (same form as --only)")
     parser.add_argument("--no-accounts", action="store_true",
                         help="skip the many-functions-in-one-account runs")
     parser.add_argument("--sizes", help="one list of sizes for every contender (default per contender)")
@@ -97,11 +101,17 @@ def job_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
             if contender in args.contenders:
                 specs.append({**base, "kind": "fleet", "contender": contender, "size": size,
                               "functions": functions, "duration_s": args.duration})
+    def named(spec: dict[str, Any], runs: str | None) -> bool:
+        return f"{spec['contender']}:{spec['size']}" in (runs or "").split(",")
+
+    specs = [spec for spec in specs if (args.only is None or named(spec, args.only))
+             and not named(spec, args.skip)]
     for spec in specs:
-        if (args.outage > 0 and spec["contender"] == "ours" and spec["size"] >= OUTAGE_FROM_N
+        big_enough = args.sizes is not None or spec["size"] >= OUTAGE_FROM_N  # --sizes: every run
+        if (args.outage > 0 and spec["contender"] == "ours" and big_enough
                 and spec.get("functions", 1) == 1):
             spec.update(outage_at_s=round(spec["duration_s"] / 2), outage_s=args.outage)
-    for scenario in ("step", "ramp"):
+    for scenario in ("step", "ramp") if args.only is None else ():
         specs.append({"kind": "accuracy", "scenario": scenario, "delay_s": args.delay,
                       "interval_s": args.interval, "ttl_s": args.ttl, "minutes_back": 5,
                       "execution_s": 30.0, "max_concurrency": 250, "seed": args.seed})

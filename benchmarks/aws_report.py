@@ -216,40 +216,58 @@ NOTES = [
     "**Not modelled: request latency.** A request takes no AWS time (the server's latency here is "
     "moto's on a shared 2-core machine, not AWS's), and decisions run one at a time in time order. "
     "So two containers never race for a lease inside one request's latency: the single flight is "
-    "exercised by the lease and the jittered expiry, not by overlapping requests. Containers stay "
-    "warm for the whole run (each starts cold at its first decision); Lambda's container churn is "
-    "not modelled.",
+    "exercised by the leases (the function's, then the account's) and the jittered expiry, not by "
+    "overlapping requests; the wait for another process's account refresh is tested, not "
+    "exercised here. Containers stay warm for the whole run (each starts cold at its first "
+    "decision); Lambda's container churn is not modelled. Decisions come every interval from a "
+    "random phase, so the fleet's reads spread over the interval whatever the read window.",
     "**A decision, per contender** (no Invoke in any: it costs the same for all). ours: the three "
-    "guards `spawn_sibling` runs before its Invoke (kill switch: one consistent GetItem, or the "
-    "cold container's BatchGetItem with rule state and estimate; EventBridge rule state; "
-    "concurrency estimate), each container with its own memory tier, breaker, kill switch and "
-    "refresh jitter. naive: one uncached GetMetricData. sosw 0.7.47: "
+    "guards `spawn_sibling` runs before its Invoke (kill switch: one eventually consistent "
+    "GetItem, or the cold container's BatchGetItem with rule state and estimate; EventBridge rule "
+    "state; concurrency estimate), each container with its own memory tier, breaker, kill switch "
+    "and refresh jitter. per-container cache: the same guards with no table (what a user writes "
+    "instead: each container caches the estimate for the TTL and the rule state for the rules "
+    "TTL in memory; no kill switch). naive: one uncached GetMetricData per decision asking for "
+    "what Little's law needs (Invocations and Duration: 2 metrics). sosw 0.7.47: "
     "`get_approximate_concurrent_executions()` (two GetMetricStatistics) and "
-    "`any_events_rules_enabled()` (ListRules, then ListTargetsByRule for each enabled rule; the "
-    "account has 4 enabled rules of another function that sort first, then the function's own).",
+    "`any_events_rules_enabled()` (ListRules, then ListTargetsByRule for each enabled rule until "
+    "the function's own: the account has 4 enabled rules of another function), in its best order "
+    "(own rule first) and its worst (own rule last).",
+    "**Many functions, one account**: 20 functions of 100 executions each, one table; each "
+    "container guards its own function. The account refresher brings all 20 estimates in one "
+    "GetMetricData per TTL.",
     "**Shared clients.** boto3 clients hold no cache, so containers share them (5,000 sets would "
     "not fit in memory); botocore's standard-mode retry quota is then shared too, which only "
     "matters when a contender is throttled. sosw keeps no state between calls: one manager serves "
     "every container at the same cost per decision.",
     "**Sizes.** Every size runs for the full AWS time unless the fleet table says fewer AWS minutes: "
-    "naive and sosw cost one to eight server round trips per decision on this machine, so their "
+    "the baselines cost one to eight server round trips per decision on this machine, so their "
     "N=1,000 runs are shorter and they do not run at N=5,000. Their calls per decision do not "
     "depend on N; only throttling grows with it (shown at N=1,000).",
-    "**Cost column**: CloudWatch metrics requested (GetMetricData: 4 per call, 3 per function and "
-    "the account's; GetMetricStatistics: 1 per call) and DynamoDB request units as metered, at the "
-    "list prices below; throttled CloudWatch calls are not billed; EventBridge list/describe calls "
-    "and Lambda's control plane are free.",
-    "**Against the limit line**: the line assumes one refresh per TTL. The library refreshes "
-    "early, when the first reader enters the last `refresh_ahead_fraction` (20%) of a value's TTL, "
-    "so that the fleet's reads spread over that window: up to 1 / (1 - 0.2) = 1.25x the line in "
-    "steady state, reached at large N where some reader enters the window at once (less at small "
-    "N). A 10-minute "
-    "run also starts cold: every value is fetched once at its start on top of the TTL's share.",
+    "**Cost columns**: CloudWatch metrics requested as metered in each request (GetMetricData: "
+    "its queries, 3 per function and the account's for ours, 2 for naive; GetMetricStatistics: 1 "
+    "per call) and DynamoDB request units as metered, at the list prices below; throttled "
+    "CloudWatch calls are not billed; EventBridge list/describe calls and Lambda's control plane "
+    "are free. Per spawn: a decision plus ours' ledger writes (3 requests, 4 write units; "
+    "`spawn_path.md`).",
+    "**Early refresh**: the first reader in the last `refresh_ahead_fraction` (8%) of a value's "
+    "TTL refreshes it, and each process reads the item again at a random moment of that window: "
+    "at large N the refresh comes as the window opens, one per 0.92 TTL = 1.09x one per TTL. "
+    "Steady rates are measured between a series' first and last call after the warm-up.",
     "**Outage**: every DynamoDB item call is answered with "
     "ProvisionedThroughputExceededException during the window (injected before the quota layer, "
     "so not counted as quota throttles); the library's breaker, pynamodb's retries and the bounded "
-    "outage refresh (`outage_refresh_probability`) run as they would.",
+    "outage refresh (each process asks CloudWatch with probability `outage_refresh_per_second` x "
+    "back-off / the largest estimate it has seen: about 1 call per second fleet-wide at any N) run "
+    "as they would.",
+    "**Wall time**: the machine is shared with other work; each run's CPU time (client and "
+    "server in one process) is in the JSON (`cpu_s`): their sum over 2 cores is what the run "
+    "takes on an idle machine.",
 ]
+
+
+def _cpu(fleets: list[dict[str, Any]], accuracy: list[dict[str, Any]]) -> float:
+    return float(sum(r.get("cpu_s", 0.0) for r in [*fleets, *accuracy]))
 
 
 def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any]],
@@ -259,7 +277,9 @@ def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any
     line = limit_line(args)
     lines = [
         "# AWS-time benchmark", "",
-        f"Command: `{command}`  ", f"Wall time: {wall_s:.0f} s on {machine}.", "",
+        f"Command: `{command}`  ", f"Wall time: {wall_s:.0f} s on {machine}; CPU time "
+        f"{_cpu(fleets, accuracy):.0f} s in all, {_cpu(fleets, accuracy) / 2:.0f} s over 2 idle cores "
+        f"(the longest run alone: {max((r.get('cpu_s', 0.0) for r in fleets), default=0.0):.0f} s).", "",
         "## Targets", "", "| target | met | measured |", "|---|---|---|",
         *[f"| {t['name']} | {'yes' if t['met'] else '**no**'} | {t['measured']} |" for t in targets], "",
         "## Fleets", "",

@@ -23,40 +23,47 @@ def limit_line(args: argparse.Namespace) -> float:
     return 60 / args.ttl + 60 / args.rules_ttl + 60 / 3600
 
 
-def phase_rate(result: dict[str, Any], actions: tuple[str, ...], warm_s: float,
-               steady: bool = True) -> float:
-    """Calls of ``actions`` per function-minute: in the warm-up (the first ``warm_s`` AWS
-    seconds, when every value is fetched cold) or in the steady state after it, leaving out an
-    injected outage. The steady rate is measured between its first and last call (a refresh
-    every 55 s is 1.09 a minute, whichever minute boundaries a run happens to cross); with
-    fewer than two calls, over the steady span."""
+WARM_UP_S = 60.0
+"""The warm-up: the first AWS minute, in which every container makes its first (cold) decision."""
+
+
+def phase_rate(result: dict[str, Any], actions: tuple[str, ...], steady: bool = True) -> float:
+    """Calls of ``actions`` per function-minute: in the warm-up (the first minute, when every
+    container starts cold) or in the steady state after it. An injected outage splits the steady
+    state into stretches before and after it (its own calls, and the refresh it leaves due at its
+    end, are the outage's cost). With one function, the rate is measured between consecutive
+    calls of each stretch (a refresh every 55 s is 1.09 a minute, whichever boundaries the run
+    crosses); with several functions (a series each), or under two calls a stretch, as calls
+    over the stretches' time."""
     seconds = result.get("per_second")
     if seconds is None:
         return float("nan")
-    functions = result.get("functions", 1)
-    outage = result.get("outage")
-    gap = (outage["start_s"], outage["start_s"] + outage["length_s"]) if outage else (0.0, 0.0)
+    functions, end = result.get("functions", 1), result["duration_s"]
     calls = sorted((t, n) for action in actions for t, n in seconds.get(action, []))
     if not steady:
-        span = min(warm_s, result["duration_s"])
-        return sum(n for t, n in calls if t < warm_s) / (span / 60) / functions
-    kept = [(t, n) for t, n in calls if warm_s <= t < result["duration_s"] and not gap[0] <= t < gap[1]]
-    span = result["duration_s"] - warm_s - max(0.0, min(gap[1], result["duration_s"]) - max(gap[0], warm_s))
-    if span <= 0:
-        return float("nan")
-    if len(kept) >= 2:
-        first, last = kept[0][0], kept[-1][0]
-        skipped = max(0.0, min(gap[1], last) - max(gap[0], first))
-        if last - first - skipped > 0:
-            return (sum(n for _, n in kept) - kept[0][1]) / ((last - first - skipped) / 60) / functions
-    return sum(n for _, n in kept) / (span / 60) / functions
+        return sum(n for t, n in calls if t < WARM_UP_S) / (WARM_UP_S / 60) / functions
+    outage = result.get("outage")
+    if outage:
+        gap_end = outage["start_s"] + outage["length_s"]
+        stretches = [(WARM_UP_S, outage["start_s"]), (gap_end + 1, end)]  # its end's refresh: its
+    else:
+        stretches = [(WARM_UP_S, end)]
+    stretches = [(a, b) for a, b in stretches if b > a]
+    intervals, timed, count, span = 0, 0.0, 0, 0.0
+    for a, b in stretches:
+        kept = [(t, n) for t, n in calls if a <= t < b]
+        count, span = count + sum(n for _, n in kept), span + (b - a)
+        if len(kept) >= 2:
+            intervals += sum(n for _, n in kept) - kept[0][1]
+            timed += kept[-1][0] - kept[0][0]
+    if functions == 1 and timed > 0:
+        return intervals / (timed / 60)
+    return count / (span / 60) / functions if span > 0 else float("nan")
 
 
 def steady_rate(result: dict[str, Any]) -> float:
-    """Control-plane calls per function-minute in the steady state (CloudWatch after the first
-    estimate TTL, EventBridge after the first rule-state TTL, outside an outage)."""
-    return (phase_rate(result, CLOUDWATCH, result["ttl_s"])
-            + phase_rate(result, EVENTBRIDGE, result["rules_ttl_s"]))
+    """Control-plane calls per function-minute in the steady state (see :func:`phase_rate`)."""
+    return phase_rate(result, CLOUDWATCH) + phase_rate(result, EVENTBRIDGE)
 
 
 def _find(fleets: list[dict[str, Any]], contender: str, size: int,
@@ -82,20 +89,20 @@ def checks(fleets: list[dict[str, Any]], accuracy: list[dict[str, Any]],
     single = [r for r in ours if r.get("functions", 1) == 1]
     accounts = [r for r in ours if r.get("functions", 1) > 1]
     if single:
-        gmd = {r["size"]: phase_rate(r, ("GetMetricData",), r["ttl_s"]) for r in single}
+        gmd = {r["size"]: phase_rate(r, ("GetMetricData",)) for r in single}
         add("1 function: <= 1.1 GetMetricData per function-minute in steady state at every N "
             f"(one refresh per TTL is {60 / args.ttl:g}; early refresh within 1.1x of it)",
             all(v <= 1.1 * 60 / args.ttl for v in gmd.values()),
             ", ".join(f"N={n}: {v:.2f}" for n, v in gmd.items()))
-        events = {r["size"]: phase_rate(r, EVENTBRIDGE, r["rules_ttl_s"]) for r in single}
+        events = {r["size"]: phase_rate(r, EVENTBRIDGE) for r in single}
         add("<= 0.25 EventBridge calls per function-minute in steady state at default TTLs",
             all(v <= 0.25 for v in events.values()),
             ", ".join(f"N={n}: {v:.2f}" for n, v in events.items()))
     for r in accounts:
-        value = phase_rate(r, ("GetMetricData",), r["ttl_s"])
+        value = phase_rate(r, ("GetMetricData",))
         add(f"{r['functions']} functions at N={r['size']} each: <= 0.1 GetMetricData per "
             "function-minute in steady state", value <= 0.1,
-            f"{value:.3f} (warm-up {phase_rate(r, ('GetMetricData',), r['ttl_s'], False):.2f})")
+            f"{value:.3f} (warm-up {phase_rate(r, ('GetMetricData',), False):.2f})")
     if ours:
         add("ours: 0 throttled requests and 0 failed decisions at every N",
             all(r["throttled"] == 0 and r["failed"] == 0 for r in ours),
@@ -123,9 +130,9 @@ def _fleet_table(fleets: list[dict[str, Any]]) -> list[str]:
             "| $ per 1M decisions | $ per 1M spawns | max GetMetricData/s | wall s |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in fleets:
-        cw = (phase_rate(r, CLOUDWATCH, r["ttl_s"], False), phase_rate(r, CLOUDWATCH, r["ttl_s"]))
-        eb = (phase_rate(r, EVENTBRIDGE, r["rules_ttl_s"], False),
-              phase_rate(r, EVENTBRIDGE, r["rules_ttl_s"]))
+        cw = (phase_rate(r, CLOUDWATCH, False), phase_rate(r, CLOUDWATCH))
+        eb = (phase_rate(r, EVENTBRIDGE, False),
+              phase_rate(r, EVENTBRIDGE))
         rows.append(
             f"| {r['label']} | {_n(r)} | {r['duration_s'] / 60:g} | {r['decisions']:,} | "
             f"{r['successful_pct']:.1f}% | {r['control_plane_per_function_minute']:,.2f} | "
@@ -288,9 +295,10 @@ def render(*, command: str, args: argparse.Namespace, fleets: list[dict[str, Any
         f"60/TTL + 60/rules-TTL + 60/3600 (rule names, hourly) = {line:.3g} control-plane calls per "
         "function-minute. Counted at the server after setup; control plane = CloudWatch + "
         "EventBridge + Lambda other than Invoke; requests = control plane + DynamoDB. Warm-up: the "
-        "first TTL of each value (CloudWatch: the first estimate TTL; EventBridge: the first "
-        "rule-state TTL), when every container starts cold; steady state: the rest of the run, "
-        "leaving out the minutes of an injected outage. A spawn is a decision plus what a real "
+        "first AWS minute, when every container makes its first (cold) decision; steady state: "
+        "the rest, split by an injected outage into the stretches before and after it (its calls "
+        "are counted under Herds); with one function, rates are measured between consecutive "
+        "calls of a stretch. A spawn is a decision plus what a real "
         "spawn writes (ours: the ledger, see `spawn_path.md`; the others keep none). N: "
         "executions of one function, or functions x executions each (one account, one table).", "",
         *_fleet_table(fleets), "",

@@ -196,6 +196,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return int(simulate.run(args))
 
 
+def cmd_local(args: argparse.Namespace) -> int:
+    """``siblings local``: the embedded AWS for your own handler, until Ctrl-C."""
+    from siblings.local.handler_cli import run_local
+
+    return run_local(args)
+
+
 def cmd_migrate_check(args: argparse.Namespace) -> int:
     """``siblings migrate-check PATH [PATH ...]``: exit 0 clean, 1 attention, 2 unreadable."""
     from siblings import migrate_check
@@ -243,13 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
     )
+    local = commands.add_parser(
+        "local", help="serve an embedded AWS (table, function, rule) in the foreground; Ctrl-C stops"
+    )
     try:  # only the options: the simulator itself is imported when the command runs
-        from siblings.local.options import add_arguments
+        from siblings.local.options import add_arguments, add_local_arguments
     except ImportError:  # the 'local' extra is not installed
         simulate.set_defaults(handler=_needs_local_extra)
+        local.set_defaults(handler=_needs_local_extra)
     else:
         add_arguments(simulate)
         simulate.set_defaults(handler=cmd_simulate)
+        add_local_arguments(local)
+        local.set_defaults(handler=cmd_local)
     return parser
 
 

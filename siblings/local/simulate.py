@@ -38,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"siblings simulate: {exc}", file=sys.stderr)
         return 2
+    if args.handler_spec:
+        from siblings.local.handler_cli import run_simulate_handler
+
+        with _quiet_library_logs():
+            return run_simulate_handler(args, settings)
     console = Console()
     progress = Console(stderr=True)
     try:

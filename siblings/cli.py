@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, ensure_table
+from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, __version__, ensure_table
 from siblings import cli_errors
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
@@ -219,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--table-name", help="shared DynamoDB table (SIBLINGS_TABLE_NAME)")
     shared.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local moto server")
@@ -263,7 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.set_defaults(handler=cmd_simulate)
         add_local_arguments(local)
         local.set_defaults(handler=cmd_local)
+    _verbose_anywhere(commands)
     return parser
+
+
+def _verbose_anywhere(commands: Any) -> None:
+    """``-v`` after the subcommand too; SUPPRESS keeps one given before it."""
+    for sub in commands.choices.values():
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log warnings and details")
 
 
 def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
@@ -312,6 +321,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return cli_errors.INTERRUPTED_EXIT_CODE
+    except BrokenPipeError:
+        _quiet_closed_stdout()
+        return cli_errors.BROKEN_PIPE_EXIT_CODE
     except Exception as exc:
         # An environment problem (no Region, no table...) first: the library reports those
         # as SiblingsError too, but they need their own hint and exit code.
@@ -322,6 +334,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep its traceback
         print(f"siblings {args.command}: error: {exc}", file=sys.stderr)
         return cli_errors.USAGE_EXIT_CODE
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader left (``| head``): point stdout at /dev/null so the interpreter's final flush
+    does not raise a second BrokenPipeError on the way out."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _config_or_none(args: argparse.Namespace) -> SiblingsConfig | None:

@@ -37,6 +37,8 @@ from siblings.iam import iam_action
 
 USAGE_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130
+BROKEN_PIPE_EXIT_CODE = 141
+"""The output was closed early (``siblings ... | head``): 128 + SIGPIPE, as a shell reports it."""
 
 
 class Problem(Enum):
@@ -110,6 +112,7 @@ def exit_status_help() -> str:
         (str(USAGE_EXIT_CODE), "bad usage or input; also other failures the library reports"),
         *((str(p.exit_code), p.summary) for p in Problem),
         (str(INTERRUPTED_EXIT_CODE), "interrupted (Ctrl-C)"),
+        (str(BROKEN_PIPE_EXIT_CODE), "the output was closed early (a pipe into head...)"),
     ]
     return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in rows)
 

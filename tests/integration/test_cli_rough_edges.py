@@ -1,0 +1,68 @@
+"""The CLI's rough edges a newcomer met (issue 20): each is one line, no traceback, its own code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import estimator
+import siblings
+from siblings.cli import main
+from siblings.cli_errors import BROKEN_PIPE_EXIT_CODE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIBLINGS_"))}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from siblings.cli import main; sys.exit(main())", *argv],
+        capture_output=True, text=True, timeout=120, env=env, **kwargs,  # type: ignore[call-overload]
+    )
+
+
+def test_version_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert siblings.__version__ == estimator.__version__ == version("lambda-siblings")
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"siblings {siblings.__version__}"
+
+
+@pytest.mark.parametrize("argv", [["migrate-check", "-v", "."], ["-v", "migrate-check", "."]])
+def test_verbose_is_accepted_anywhere(argv: list[str], tmp_path: Path) -> None:
+    (tmp_path / "h.py").write_text("x = 1\n")
+    argv = [tmp_path.as_posix() if a == "." else a for a in argv]
+    assert main(argv) == 0
+
+
+def test_a_closed_pipe_is_no_traceback(tmp_path: Path) -> None:
+    for index in range(1500):  # more output than a pipe buffers (64 KiB)
+        (tmp_path / f"h{index}.py").write_text("from sosw.components.siblings import SiblingsManager\n")
+    done = subprocess.run(
+        f"{sys.executable} -c 'import sys; from siblings.cli import main; sys.exit(main())' "
+        f"migrate-check {tmp_path} | head -1; echo \"status ${{PIPESTATUS[0]}}\"",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr
+    assert done.stdout.splitlines()[-1] == f"status {BROKEN_PIPE_EXIT_CODE}"
+
+
+def test_plot_into_a_missing_directory_fails_before_the_run() -> None:
+    done = run_cli("simulate", "--plot", "/no/such/dir/x.png")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "siblings simulate: --plot: directory /no/such/dir does not exist"
+
+
+def test_a_missing_worker_file_is_one_line() -> None:
+    done = run_cli("simulate", "--worker-file", "/no/such/worker.py")
+    assert done.returncode == 2
+    assert done.stderr.strip() == "siblings simulate: --worker-file: no such file: /no/such/worker.py"

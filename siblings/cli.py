@@ -66,8 +66,16 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 _ESTIMATE_COLUMNS = [
-    "function", "littles_law", "observed_peak", "account", "invocations", "avg ms", "source", "fetched",
+    "function", "littles_law", "observed_peak", "account", "source", "invocations", "avg ms", "fetched",
 ]
+# The first five fit 80 columns with a function name of ~20 characters; --wide shows them all.
+_NARROW = 5
+
+
+def _layout(args: argparse.Namespace, rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The estimate table's columns and rows, narrow unless ``--wide``."""
+    width = len(_ESTIMATE_COLUMNS) if args.wide else _NARROW
+    return _ESTIMATE_COLUMNS[:width], [row[:width] for row in rows]
 
 
 def _estimates(
@@ -94,9 +102,9 @@ def _estimate_rows(estimates: dict[str, Estimate], limit: AccountLimit | None) -
             str(e.value),
             maybe(e.observed_peak),
             f"{maybe(e.account_concurrency)} / {ceiling}",
+            e.source + (" (stale)" if e.stale else ""),
             f"{e.invocations:g}",
             "-" if e.avg_duration_ms is None else f"{e.avg_duration_ms:.1f}",
-            e.source + (" (stale)" if e.stale else ""),
             _when(e.fetched_at),
         ]
         for name, e in estimates.items()
@@ -108,7 +116,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     config = _config(args)
     estimator = ConcurrencyEstimator(config, session=_session(config))
     minutes = args.minutes_back or config.minutes_back
-    title = f"Concurrency over the last {minutes} min (account: concurrency / limit)"
+    title = f"Concurrency, last {minutes} min (account: concurrency / limit)"
     if args.watch:
         return _watch(estimator, args, title)
     estimates, limit = _estimates(estimator, args)
@@ -117,7 +125,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         document = {name: {**e.to_dict(), "account_limit": account_limit} for name, e in estimates.items()}
         print(json.dumps(document, indent=2))
         return 0
-    _print_table(title, _ESTIMATE_COLUMNS, _estimate_rows(estimates, limit))
+    _print_table(title, *_layout(args, _estimate_rows(estimates, limit)))
     return 0
 
 
@@ -136,8 +144,8 @@ def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str
         with Live(console=Console(), auto_refresh=False) as live:
             while True:
                 estimates, limit = _estimates(estimator, args)
-                rows = _estimate_rows(estimates, limit)
-                live.update(_rich_table(f"{title}, {_when(time.time())}", _ESTIMATE_COLUMNS, rows))
+                columns, rows = _layout(args, _estimate_rows(estimates, limit))
+                live.update(_rich_table(f"{title}, {_when(time.time())}", columns, rows))
                 live.refresh()
                 shown += 1
                 if args.count and shown >= args.count:
@@ -257,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     try:  # only the options: the simulator itself is imported when the command runs
         from siblings.local.options import add_arguments, add_local_arguments
     except ImportError:  # the 'local' extra is not installed
-        simulate.set_defaults(handler=_needs_local_extra)
-        local.set_defaults(handler=_needs_local_extra)
+        for sub in (simulate, local):
+            sub.description = f"needs the simulator: {_LOCAL_EXTRA}"
+            sub.set_defaults(handler=_needs_local_extra)
     else:
         add_arguments(simulate)
         simulate.set_defaults(handler=cmd_simulate)
@@ -288,6 +297,7 @@ def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
         "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
     )
     estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
+    estimate.add_argument("--wide", action="store_true", help="also invocations, average duration, fetch time")
     estimate.set_defaults(handler=cmd_estimate)
 
 
@@ -304,8 +314,11 @@ def _add_migrate_check(commands: Any) -> None:
     check.set_defaults(handler=cmd_migrate_check)
 
 
+_LOCAL_EXTRA = "pip install 'lambda-siblings[local]'"
+
+
 def _needs_local_extra(args: argparse.Namespace) -> int:
-    print("siblings simulate needs: pip install 'lambda-siblings[local]'", file=sys.stderr)
+    print(f"siblings {args.command} needs the simulator: {_LOCAL_EXTRA}", file=sys.stderr)
     return 2
 
 

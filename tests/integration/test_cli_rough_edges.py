@@ -13,6 +13,7 @@ import estimator
 import siblings
 from siblings.cli import main
 from siblings.cli_errors import BROKEN_PIPE_EXIT_CODE
+from tests.conftest import Aws
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,3 +67,23 @@ def test_a_missing_worker_file_is_one_line() -> None:
     done = run_cli("simulate", "--worker-file", "/no/such/worker.py")
     assert done.returncode == 2
     assert done.stderr.strip() == "siblings simulate: --worker-file: no such file: /no/such/worker.py"
+
+
+def test_the_estimate_table_fits_80_columns_and_wide_shows_the_rest(
+    aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    endpoint = ["--endpoint-url", aws.endpoint_url, "--region", "us-east-1"]
+    assert main(["create-table", *endpoint]) == 0
+    capsys.readouterr()
+    assert main(["estimate", *endpoint, "my-function-name"]) == 0
+    narrow = capsys.readouterr().out
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    for header in ("function", "littles_law", "observed_peak", "account", "source"):
+        assert header in narrow, header  # whole, not wrapped or cut
+    assert "my-function-name" in narrow and "invocations" not in narrow
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["estimate", *endpoint, "my-function-name", "--wide"]) == 0
+    wide = capsys.readouterr().out
+    for header in ("invocations", "avg ms", "fetched"):
+        assert header in wide, header

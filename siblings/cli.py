@@ -297,7 +297,7 @@ def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
         "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
     )
     estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
-    estimate.add_argument("--wide", action="store_true", help="also invocations, average duration, fetch time")
+    estimate.add_argument("--wide", action="store_true", help="also invocations, duration, fetch time")
     estimate.set_defaults(handler=cmd_estimate)
 
 

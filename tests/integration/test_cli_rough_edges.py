@@ -18,9 +18,10 @@ from tests.conftest import Aws
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_cli(*argv: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_cli(*argv: str, env_columns: str = "80", **kwargs: object) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SIBLINGS_"))}
     env["PYTHONPATH"] = str(ROOT)
+    env["COLUMNS"] = env_columns
     return subprocess.run(
         [sys.executable, "-c", "import sys; from siblings.cli import main; sys.exit(main())", *argv],
         capture_output=True, text=True, timeout=120, env=env, **kwargs,  # type: ignore[call-overload]
@@ -87,3 +88,17 @@ def test_the_estimate_table_fits_80_columns_and_wide_shows_the_rest(
     wide = capsys.readouterr().out
     for header in ("invocations", "avg ms", "fetched"):
         assert header in wide, header
+
+
+@pytest.mark.slow
+def test_a_run_cut_by_its_timeout_says_so_and_the_summary_explains_its_terms() -> None:
+    done = run_cli(
+        "simulate", "--chains", "2", "--records", "4000", "--timeout", "3", "--fault-rate", "0.05",
+        "--template", "template.yaml", env_columns="200", cwd=ROOT,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    out = " ".join(done.stdout.split())  # the table wraps: compare words
+    assert "stopped by --timeout (3 s) before every chain finished" in out
+    assert "spawn decisions" in out and "a parent retried by Lambda decides again" in out
+    assert "distinct siblings reported by the handlers" in out
+    assert "the estimate lags" in out and "UserWarning" not in done.stderr

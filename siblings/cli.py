@@ -86,7 +86,8 @@ def _estimates(
     try:
         limit: AccountLimit | None = estimator.account_limit()
     except LookupFailed as exc:  # the estimates still stand; say why the limit is missing
-        print(f"siblings estimate: account limit unavailable: {exc}", file=sys.stderr)
+        reason = cli_errors.one_line_failure(exc, "lambda")
+        print(f"siblings estimate: account limit unavailable: {reason}", file=sys.stderr)
         limit = None
     return estimates, limit
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ import estimator
 import siblings
 from siblings.cli import main
 from siblings.cli_errors import BROKEN_PIPE_EXIT_CODE
+from siblings.local.server import LOCAL_CREDENTIALS
 from tests.conftest import Aws
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,3 +105,39 @@ def test_a_run_cut_by_its_timeout_says_so_and_the_summary_explains_its_terms() -
     assert "spawn decisions" in out and "a parent retried by Lambda decides again" in out
     assert "distinct siblings reported by the handlers" in out
     assert "the estimate lags" in out and "UserWarning" not in done.stderr
+
+
+class NoAccountSettings:
+    """A server that lacks GetAccountSettings, as plain moto does: a werkzeug HTML 404 page."""
+
+    def wrap(self, app: Any) -> Any:
+        def without(environ: dict[str, Any], start_response: Any) -> Any:
+            if environ.get("PATH_INFO", "").endswith("/account-settings"):
+                body = (
+                    b'<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n'
+                    b"<p>The requested URL was not found on the server. If you entered the URL manually "
+                    b"please check your spelling and try again.</p>\n"
+                )
+                start_response("404 NOT FOUND", [("Content-Type", "text/html; charset=utf-8")])
+                return [body]
+            return app(environ, start_response)
+
+        return without
+
+
+def test_estimate_against_a_server_without_account_settings_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers import serve_behind
+
+    for name, value in LOCAL_CREDENTIALS.items():
+        monkeypatch.setenv(name.upper(), value)
+    with contextmanager(serve_behind)(NoAccountSettings()) as (server, _):
+        endpoint = ["--endpoint-url", server.endpoint_url, "--region", "us-east-1"]
+        assert main(["create-table", *endpoint]) == 0
+        capsys.readouterr()
+        assert main(["estimate", *endpoint, "fn"]) == 0
+    out, err = capsys.readouterr()
+    assert "<" not in err and err.count("\n") == 1, err
+    assert err.startswith("siblings estimate: account limit unavailable: lambda:GetAccountSettings")
+    assert "HTTP 404" in err and "fn" in out

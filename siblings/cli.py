@@ -139,7 +139,7 @@ def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str
         from rich.console import Console
         from rich.live import Live
     except ImportError:
-        raise ValueError("--watch needs rich: pip install 'lambda-siblings[local]'") from None
+        raise ValueError("--watch needs rich: pip install 'lambda-siblings[watch]'") from None
     shown = 0
     try:
         with Live(console=Console(), auto_refresh=False) as live:

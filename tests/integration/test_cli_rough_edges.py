@@ -141,3 +141,16 @@ def test_estimate_against_a_server_without_account_settings_is_one_line(
     assert "<" not in err and err.count("\n") == 1, err
     assert err.startswith("siblings estimate: account limit unavailable: lambda:GetAccountSettings")
     assert "HTTP 404" in err and "fn" in out
+
+
+def test_watch_without_rich_names_the_small_extra() -> None:
+    probe = (
+        "import sys; sys.modules['rich'] = None; sys.modules['rich.console'] = None\n"
+        "from siblings.cli import main\n"
+        "sys.exit(main(['estimate', 'fn', '--watch', '--region', 'us-east-1', '--endpoint-url', "
+        "'http://127.0.0.1:9']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2
+    assert done.stderr.strip() == "siblings estimate: error: --watch needs rich: pip install 'lambda-siblings[watch]'"

@@ -153,4 +153,5 @@ def test_watch_without_rich_names_the_small_extra() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 2
-    assert done.stderr.strip() == "siblings estimate: error: --watch needs rich: pip install 'lambda-siblings[watch]'"
+    expected = "siblings estimate: error: --watch needs rich: pip install 'lambda-siblings[watch]'"
+    assert done.stderr.strip() == expected

@@ -155,3 +155,18 @@ def test_watch_without_rich_names_the_small_extra() -> None:
     assert done.returncode == 2
     expected = "siblings estimate: error: --watch needs rich: pip install 'lambda-siblings[watch]'"
     assert done.stderr.strip() == expected
+
+
+@pytest.mark.slow
+def test_the_dist_check_run_spawns_siblings(capsys: pytest.CaptureFixture[str]) -> None:
+    """``make dist-check``'s small run, as the Makefile gives it, hands work to siblings."""
+    import json
+    import re
+    import shlex
+
+    recipe = (ROOT / "Makefile").read_text()
+    (line,) = re.findall(r'siblings" simulate (.*?) --json', recipe)
+    assert main(["simulate", *shlex.split(line), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["spawns"]["spawned"] >= 2 and summary["verification"]["ok"]
+    assert 'n >= 2' in recipe and "siblings spawned" in recipe  # and the Makefile asserts it

@@ -53,6 +53,10 @@ class SiblingsConfig(Config):
     min_account_headroom: int | None = bounded(None, 0, 10_000_000)
     """Refuse to spawn while the account's concurrency (or the function's, against its reserved
     concurrency) is within this many executions of its limit; ``None`` disables."""
+    check_recursive_loop: bool = True
+    """Refuse to spawn while the function's ``RecursiveLoop`` is ``Terminate`` (read with
+    ``lambda:GetFunctionRecursionConfig``, cached ``limits_cache_ttl_seconds``); applies with
+    ``force`` too, as Lambda would silently drop the 17th sibling and its work."""
     max_generations: int = bounded(100, 1, 1_000_000)
     """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
     payload_bucket: str | None = None

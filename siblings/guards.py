@@ -9,6 +9,9 @@
 5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
    more than that many executions below the account's limit, and the function's below its
    reserved concurrency when it has one (the tighter of the two counts).
+6. Recursive loop (:mod:`siblings.recursion`): the function's ``RecursiveLoop`` must be
+   ``Allow``, or Lambda drops the chain after 16 invocations while the Invoke still answers
+   202; applies even with ``force`` (it protects the caller's work, not the account).
 
 A guard that cannot be answered (``LookupFailed``, ``EstimateUnavailable``,
 ``StoreUnavailable`` with no value to fall back on) follows ``on_guard_error``: ``refuse``
@@ -29,6 +32,7 @@ from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
 from siblings.keys import kill_key, rules_key
 from siblings.killswitch import KillSwitch
+from siblings.recursion import RecursionLookup, RecursiveLoop
 from siblings.result import Reason
 from siblings.rules import RuleLookup
 
@@ -69,12 +73,14 @@ class Guards:
         kill_switch: KillSwitch | None,
         rule_lookup: Callable[[], RuleLookup],
         estimator: Callable[[], ConcurrencyEstimator],
+        recursion: Callable[[], RecursionLookup] | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
         self.kill_switch = kill_switch
         self._rule_lookup = rule_lookup
         self._estimator = estimator
+        self._recursion = recursion
 
     def on_error(self, guard: str, exc: BaseException) -> Verdict:
         """Apply ``on_guard_error`` to a guard that could not be answered."""
@@ -121,9 +127,13 @@ class Guards:
 
     def _cold_entries(self, info: InvocationInfo, forced: bool) -> dict[str, tuple[float, Validate]]:
         """The shared items the later guards will need and this process does not hold fresh."""
-        if forced:
-            return {}
         cold: dict[str, tuple[float, Validate]] = {}
+        if self._recursion is not None and self.config.check_recursive_loop:
+            key, ttl, validate = self._recursion().shared_entry(info.ref)
+            if self.cache.memory.get(key) is None:
+                cold[key] = (ttl, validate)
+        if forced:
+            return cold
         if not self.config.auto_spawning:
             key = rules_key(info.ref)
             if self.cache.memory.get(key) is None:
@@ -174,6 +184,31 @@ class Guards:
             return Verdict(True, info=verdict_info)
         detail = "no enabled EventBridge rule targets the function and auto_spawning is off"
         return Verdict(False, Reason.RULES_DISABLED, detail, verdict_info)
+
+    def check_recursion(self, info: InvocationInfo) -> Verdict:
+        """Refuse while the function's ``RecursiveLoop`` is ``Terminate``: Lambda would drop the
+        chain's 17th invocation and the work handed to it, while the Invoke answered 202."""
+        if self._recursion is None or not self.config.check_recursive_loop:
+            return Verdict(True, info={"check_recursive_loop": False})
+        try:
+            setting = self._recursion().recursion_config(info.ref, max_wait=max_wait(info))
+        except LookupFailed as exc:
+            return self.on_error("recursion", exc)
+        verdict_info = {
+            "recursive_loop": setting.recursive_loop.value,
+            "source": setting.source,
+            "stale": setting.stale,
+        }
+        if setting.recursive_loop is RecursiveLoop.TERMINATE:
+            detail = (
+                f"function {info.function_name} has RecursiveLoop: Terminate (Lambda's default), "
+                "so Lambda would drop this chain after 16 invocations and lose the work handed "
+                "off; set RecursiveLoop: Allow on the function (aws lambda "
+                "put-function-recursion-config --recursive-loop Allow), the library's guards "
+                "replace AWS's"
+            )
+            return Verdict(False, Reason.RECURSIVE_LOOP, detail, verdict_info)
+        return Verdict(True, info=verdict_info)
 
     def check_concurrency(self, info: InvocationInfo) -> Verdict:
         """Refuse while the estimated concurrency is at or above ``max_concurrency``."""

@@ -8,6 +8,8 @@ Resources, as the template scopes them:
 * ``cloudwatch:GetMetricData``, ``events:ListRuleNamesByTarget``, ``lambda:GetAccountSettings``:
   ``*`` (no resource-level permissions exist for them);
 * ``lambda:GetFunctionConcurrency``: the function itself (with ``min_account_headroom``);
+* ``lambda:GetFunctionRecursionConfig``: the function itself (``check_recursive_loop``, on by
+  default: the spawn is refused while the function's ``RecursiveLoop`` is ``Terminate``);
 * ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
   ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
 * ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
@@ -31,6 +33,7 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
         "lambda:InvokeFunction",
         "lambda:GetAccountSettings",
         "lambda:GetFunctionConcurrency",
+        "lambda:GetFunctionRecursionConfig",
         "events:ListRuleNamesByTarget",
         "events:DescribeRule",
         "dynamodb:GetItem",

@@ -63,6 +63,7 @@ from siblings.metadata import (
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
 from siblings.result import Reason, SpawnResult
+from siblings.recursion import RecursionLookup
 from siblings.rules import RuleLookup
 from siblings.runs import RunClaims
 from siblings.spawn_call import SpawnCall
@@ -131,6 +132,7 @@ class SiblingsManager:
             kill_switch=self.kill_switch,
             rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
+            recursion=lambda: RecursionLookup(self.config, self.cache, self._clients),
         )
         self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self.runs = RunClaims(store, self.config)

@@ -28,6 +28,10 @@ class Reason(StrEnum):
     ACCOUNT_HEADROOM = "account_headroom"
     """Refused: the account (or the function's reserved concurrency) is within
     ``min_account_headroom`` executions of its concurrency limit."""
+    RECURSIVE_LOOP = "recursive_loop"
+    """Refused: the function's ``RecursiveLoop`` is ``Terminate`` (Lambda's default), so Lambda
+    would drop the chain after 16 invocations while the Invoke still answered 202; set
+    ``RecursiveLoop: Allow`` on the function (the library's own guards replace AWS's)."""
     GUARD_ERROR = "guard_error"
     """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
     FAILED = "failed"
@@ -41,6 +45,7 @@ REFUSALS = frozenset(
         Reason.RULES_DISABLED,
         Reason.MAX_CONCURRENCY,
         Reason.ACCOUNT_HEADROOM,
+        Reason.RECURSIVE_LOOP,
         Reason.GUARD_ERROR,
     }
 )

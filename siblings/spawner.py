@@ -7,7 +7,8 @@ For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
-4. unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+4. the recursive loop setting (even when forced: Lambda itself would drop the work), then,
+   unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
 5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
    chain position under the Invoke's request id.
 
@@ -103,9 +104,13 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """EventBridge, concurrency and account headroom, skipped under ``force``; the guards'
-        time is taken here, when the last of them has answered."""
+        """The recursive loop setting (with ``force`` too), then EventBridge, concurrency and
+        account headroom (skipped under ``force``); the guards' time is taken here, when the
+        last of them has answered."""
         try:
+            stop = self._verdict(call, "recursion", self.guards.check_recursion(call.info))
+            if stop is not None:
+                return stop
             if call.forced:
                 skipped = ("eventbridge", "concurrency", "account_headroom")
                 call.guards.update({name: {"skipped": "force"} for name in skipped})

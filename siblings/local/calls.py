@@ -25,6 +25,8 @@ _LAMBDA_ROUTES = [
     (re.compile(r"^/2016-08-19/account-settings/?$"), "GET", "GetAccountSettings"),
     (re.compile(r"^/2019-09-30/functions/[^/]+/concurrency/?$"), "GET", "GetFunctionConcurrency"),
     (re.compile(r"^/2017-10-31/functions/[^/]+/concurrency/?$"), "PUT", "PutFunctionConcurrency"),
+    (re.compile(r"^/2024-08-31/functions/[^/]+/recursion-config/?$"), "GET", "GetFunctionRecursionConfig"),
+    (re.compile(r"^/2024-08-31/functions/[^/]+/recursion-config/?$"), "PUT", "PutFunctionRecursionConfig"),
 ]
 _S3_ACTIONS = {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}
 

@@ -466,7 +466,12 @@ class FakeContext:
 
 
 class ThrottledLambda:
-    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries)."""
+    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries), for a
+    function deployed as the template does (``RecursiveLoop: Allow``)."""
+
+    def get_function_recursion_config(self, **kwargs: Any) -> dict[str, Any]:
+        """The template's setting."""
+        return {"RecursiveLoop": "Allow"}
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
         """Raise Lambda's TooManyRequestsException."""

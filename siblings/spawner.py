@@ -31,7 +31,7 @@ from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
-from siblings.invoke import InvokeOutcome, Invoker
+from siblings.invoke import RECURSIVE_INVOCATION, InvokeOutcome, Invoker, error_code
 from siblings.ledger import Claim, ClaimStatus, SpawnLedger
 from siblings.payload import upload
 from siblings.result import Reason, SpawnResult, duplicate_of
@@ -157,6 +157,9 @@ class Spawner:
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:
+            if error_code(exc.cause) == RECURSIVE_INVOCATION and not exc.maybe_spawned:
+                self._release(call, claim)  # Lambda stopped the loop: nothing was handed off
+                return call.result(Reason.RECURSIVE_LOOP, detail=str(exc))
             if not exc.maybe_spawned:  # a sibling may run: keep the record, a retry takes it over
                 self._release(call, claim)
             raise
@@ -236,7 +239,8 @@ class Spawner:
                 call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
             )
         except SpawnFailed as exc:
-            self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
+            if error_code(exc.cause) != RECURSIVE_INVOCATION:  # that one is a refusal
+                self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
             raise
 
     def _deadline(self, info: InvocationInfo) -> float | None:

@@ -57,7 +57,9 @@ def parse(name: str, value: Any, hint: Any, *, label: str | None = None) -> Any:
         raise TypeError(f"{label} must not be None")
     kind = next(iter(kinds))
     if get_origin(kind) is tuple:  # a list of names: "a,b" in the environment
-        return tuple(part.strip() for part in value.split(",") if part.strip()) if isinstance(value, str) else value
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
     if kind is bool and type(value) is int and value in (0, 1):
         return bool(value)  # JSON configs written as 0/1
     if not isinstance(value, str) or str in kinds:

@@ -305,7 +305,10 @@ def _no_trigger(info: InvocationInfo, schedules: dict[str, Any]) -> str:
             "(schedules are not rules: name yours there); auto_spawning is off"
         )
     states = ", ".join(f"{name}: {state or 'not found'}" for name, state in schedules.items())
-    return f"{rules}, and no schedule of trigger_schedules is enabled and targets it ({states}); auto_spawning is off"
+    return (
+        f"{rules}, and no schedule of trigger_schedules is enabled and targets it ({states}); "
+        "auto_spawning is off"
+    )
 
 
 def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) -> dict[str, Any]:

@@ -19,6 +19,10 @@ Resources, as the template scopes them:
   ``BatchGetItem`` reads a cold container's kill switch, rule state and estimate at once);
 * ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``.
 
+With ``trigger_schedules`` set, the function also needs :data:`TRIGGER_SCHEDULE_ACTIONS`
+(``scheduler:GetSchedule``) on exactly those schedules, :func:`schedule_arn` of each (the
+template triggers its worker with a rule, so its policy does not list it).
+
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
 ``siblings create-table``; ``siblings disable/enable/status`` use ``GetItem``/``PutItem`` on the
 table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings`` and
@@ -26,6 +30,8 @@ table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings
 """
 
 from __future__ import annotations
+
+from siblings.schedules import normalize_schedule
 
 RUNTIME_ACTIONS: frozenset[str] = frozenset(
     {
@@ -47,6 +53,16 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
     }
 )
 """Every IAM action a function using the library needs at run time."""
+
+TRIGGER_SCHEDULE_ACTIONS: frozenset[str] = frozenset({"scheduler:GetSchedule"})
+"""What a function with ``trigger_schedules`` calls besides :data:`RUNTIME_ACTIONS`."""
+
+
+def schedule_arn(region: str, account: str, schedule: str, partition: str = "aws") -> str:
+    """The IAM resource of one ``trigger_schedules`` entry (``group/name`` or ``name``):
+    ``arn:aws:scheduler:REGION:ACCOUNT:schedule/GROUP/NAME``."""
+    return f"arn:{partition}:scheduler:{region}:{account}:schedule/{normalize_schedule(schedule)}"
+
 
 CREATE_TABLE_ACTIONS: frozenset[str] = frozenset(
     {

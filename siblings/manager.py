@@ -62,11 +62,11 @@ from siblings.metadata import (
     root_metadata,
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
-from siblings.result import Reason, SpawnResult
 from siblings.recursion import RecursionLookup
+from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
-from siblings.schedules import ScheduleLookup
 from siblings.runs import RunClaims
+from siblings.schedules import ScheduleLookup
 from siblings.spawn_call import SpawnCall
 from siblings.spawner import Spawner
 

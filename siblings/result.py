@@ -22,7 +22,8 @@ class Reason(StrEnum):
     MAX_GENERATIONS = "max_generations"
     """Refused: the chain already reached ``max_generations``."""
     RULES_DISABLED = "rules_disabled"
-    """Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
+    """Refused: no EventBridge rule targeting the function is enabled, nor any schedule named in
+    ``trigger_schedules``, and ``auto_spawning`` is off."""
     MAX_CONCURRENCY = "max_concurrency"
     """Refused: the estimated concurrency is at or above ``max_concurrency``."""
     ACCOUNT_HEADROOM = "account_headroom"

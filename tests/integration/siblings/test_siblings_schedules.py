@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
 import pytest
 
 from siblings.config import SiblingsConfig
-from tests.integration.siblings.support import SiblingsEnv
+from siblings.iam import RUNTIME_ACTIONS, TRIGGER_SCHEDULE_ACTIONS, iam_action, schedule_arn
+from tests.integration.siblings.support import REGION, SiblingsEnv
 
-ROLE = "arn:aws:iam::123456789012:role/scheduler"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/scheduler"
 
 
 def _schedule(env: SiblingsEnv, name: str, state: str = "ENABLED", target: str | None = None,
               group: str = "jobs") -> None:
     scheduler = env.client("scheduler")
     if group != "default":
-        try:
+        with contextlib.suppress(scheduler.exceptions.ConflictException):
             scheduler.create_schedule_group(Name=group)
-        except scheduler.exceptions.ConflictException:
-            pass
     scheduler.create_schedule(
         Name=name,
         GroupName=group,
@@ -34,6 +38,23 @@ def test_an_enabled_named_schedule_is_a_trigger(env: SiblingsEnv) -> None:
     assert result.spawned, result
     assert result.guards["eventbridge"]["schedule"] == "jobs/nightly"
     assert env.recorder.count("scheduler", "GetSchedule") == 1
+
+
+def test_the_lookup_needs_get_schedule_on_the_named_schedule_only(env: SiblingsEnv) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def listener(call: tuple[str, str], environ: dict[str, Any], body: bytes) -> None:
+        if call[0] == "scheduler":
+            group = parse_qs(environ.get("QUERY_STRING", "")).get("groupName", ["default"])[0]
+            name = unquote(environ["PATH_INFO"].rsplit("/", 1)[-1])
+            seen.append((iam_action(*call), schedule_arn(REGION, ACCOUNT, f"{group}/{name}")))
+
+    _schedule(env, "nightly")
+    env.recorder.listeners.append(listener)
+    assert env.manager({"trigger_schedules": ["jobs/nightly"]}).spawn_sibling(env.context(), {}).spawned
+    assert seen == [("scheduler:GetSchedule", f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/jobs/nightly")]
+    assert {action for action, _ in seen} == TRIGGER_SCHEDULE_ACTIONS
+    assert not TRIGGER_SCHEDULE_ACTIONS & RUNTIME_ACTIONS
 
 
 def test_the_schedule_state_is_cached_in_both_tiers(env: SiblingsEnv) -> None:

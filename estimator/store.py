@@ -24,6 +24,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from estimator.breaker import Breaker, error_code
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import StoreUnavailable
 from estimator.items import StoredItem, decode_item, dumps, encode_item, ttl_datetime
@@ -124,11 +125,12 @@ class DynamoStore:
         session: Any = None,
         model: type[CacheItem] | None = None,
         breaker: Breaker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config
         self.model = model or item_model(config, session)
         self.breaker = breaker or Breaker(
-            f"table {config.table_name!r}", config.error_backoff_seconds
+            f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
 
     def _run(self, operation: str, action: Callable[[], T]) -> T:

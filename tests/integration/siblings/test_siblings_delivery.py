@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -94,7 +93,7 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
     store = DynamoStore(config, session=env.session)
     # The first attempt claimed the step and died before invoking, 5 s ago.
     key = spawn_key(context.aws_request_id, 1)
-    claimed_at = time.time() - 5
+    claimed_at = env.clock.now() - 5
     store.put_if_absent(
         key,
         {
@@ -103,7 +102,7 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
             "token": "t",
             "claimed_at": claimed_at,
         },
-        keep_until=time.time() + 3600,
+        keep_until=env.clock.now() + 3600,
     )
     result = env.manager(config=config).spawn_sibling(context, {"cursor": 3})
     assert result and result.reason == "spawned"
@@ -119,8 +118,8 @@ def test_a_step_pending_for_another_execution_is_not_forked(env: SiblingsEnv) ->
     store = DynamoStore(config, session=env.session)
     store.put_if_absent(
         spawn_key(context.aws_request_id, 1),
-        {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": time.time()},
-        keep_until=time.time() + 3600,
+        {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": env.clock.now()},
+        keep_until=env.clock.now() + 3600,
     )
     result = env.manager(config=config).spawn_sibling(context)
     assert not result and result.reason == "duplicate" and "someone-else" in result.detail
@@ -135,7 +134,7 @@ def test_100_concurrent_spawns_make_at_most_2_eventbridge_and_1_cloudwatch_call(
 ) -> None:
     for i in range(5):
         env.rule(f"schedule-{i}")
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5, clock=env.clock)
     env.recorder.reset()
     # 100 threads of one process share ten connections: allow slow replies on a busy machine.
     manager = env.manager({"max_concurrency": 1000, "dynamodb_timeout_seconds": 15.0})

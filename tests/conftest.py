@@ -10,8 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
+from estimator.clock import ManualClock
 from siblings.local.calls import CallRecorder
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
+from tests.helpers import minute_clock
 
 # Nothing in the suite may reach real AWS: dummy credentials and region for any client that
 # slips past a fixture, and no instance-metadata lookups.
@@ -48,6 +50,12 @@ class Aws:
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the server."""
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A virtual clock for the test's estimators and managers (see :func:`minute_clock`)."""
+    return minute_clock()
 
 
 @pytest.fixture(scope="session")

@@ -94,6 +94,18 @@ def minute_clock() -> ManualClock:
     return ManualClock(start=minute + 1.0)
 
 
+class WaitingThreadsClock(ManualClock):
+    """A manual clock for threads that wait for each other: a sleep does not move virtual time
+    (the waits of concurrent threads overlap; summed, they would race the clock ahead), it only
+    yields the thread for a moment so that the one being waited for (a lease holder's refresh,
+    real HTTP) finishes. Time moves by :meth:`advance` alone."""
+
+    def sleep(self, seconds: float) -> None:
+        """Yield for at most 5 ms of real time; virtual time stands still."""
+        if seconds > 0:
+            time.sleep(min(seconds, 0.005))
+
+
 def _stamps(count: int, margin_seconds: float, clock: Clock | None = None) -> list[datetime]:
     """Mid-minute stamps of the last ``count`` whole minutes of ``clock``, oldest first; on
     the real clock (``None``) once at least ``margin_seconds`` are left in the current minute."""

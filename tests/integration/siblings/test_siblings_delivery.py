@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from estimator.clock import SYSTEM_CLOCK
 from estimator.store import DynamoStore
 from siblings import METADATA_KEY, PayloadTooLarge, SpawnResult, load_payload
 from siblings.keys import spawn_key
@@ -134,10 +135,14 @@ def test_100_concurrent_spawns_make_at_most_2_eventbridge_and_1_cloudwatch_call(
 ) -> None:
     for i in range(5):
         env.rule(f"schedule-{i}")
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5, clock=env.clock)
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
     env.recorder.reset()
     # 100 threads of one process share ten connections: allow slow replies on a busy machine.
-    manager = env.manager({"max_concurrency": 1000, "dynamodb_timeout_seconds": 15.0})
+    # The real clock: 100 threads' waits (root lookups, leases) overlap in real time, and on a
+    # shared virtual clock they would add up; no TTL comes near its end within the test.
+    manager = env.manager(
+        {"max_concurrency": 1000, "dynamodb_timeout_seconds": 15.0}, clock=SYSTEM_CLOCK
+    )
     # A warm container: pynamodb builds its client on first use, and 100 threads racing to
     # build it (a botocore session each) would only measure that race.
     assert manager.store is not None and manager.store.get("warm-up") is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,29 @@ class Aws:
 def clock() -> ManualClock:
     """A virtual clock for the test's estimators and managers (see :func:`minute_clock`)."""
     return minute_clock()
+
+
+class _SdkTime:
+    """Stands in for the ``time`` module in ``botocore.endpoint``: retry back-offs pass on
+    ``clock`` instead of the wall clock."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def sdk_sleeps_on_clock(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """botocore's retry sleeps pass on the test's :func:`clock` (the retries still happen)."""
+    import botocore.endpoint
+
+    monkeypatch.setattr(botocore.endpoint, "time", _SdkTime(clock))
+    return clock
 
 
 @pytest.fixture(scope="session")

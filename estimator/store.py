@@ -151,10 +151,15 @@ class DynamoStore:
         Idempotent: an existing table only gets its TTL switched on if it is off.
         """
         try:
-            created = not self.model.exists()
-            if created:
-                self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-                return True
+            if not self.model.exists():
+                try:
+                    self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+                    return True
+                except _STORE_ERRORS as exc:
+                    # Another creator won the race, or our own CreateTable succeeded, its reply
+                    # timed out and the SDK's retry found the table: it exists, as asked.
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
             client: Any = self.model._get_connection().connection.client
             status = client.describe_time_to_live(TableName=self.config.table_name)
             if status["TimeToLiveDescription"].get("TimeToLiveStatus") not in {

@@ -105,3 +105,35 @@ def test_an_old_enabled_kill_switch_is_no_stand_in_but_a_disabled_one_is() -> No
     clock.advance(10_000.0 - 60.0)
     found = switch.last_known("fn", max_age=5)
     assert found is not None and found.disabled  # a disabled switch stands in at any age
+
+
+class _RacedModel:
+    """A table model whose CreateTable loses the race (or whose first, successful, attempt timed
+    out and was retried): DynamoDB answers ResourceInUseException."""
+
+    ttl_updates = 0
+
+    @classmethod
+    def exists(cls) -> bool:
+        return False
+
+    @classmethod
+    def create_table(cls, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+        from pynamodb.exceptions import TableError
+
+        error = {"Error": {"Code": "ResourceInUseException", "Message": "Table already exists"}}
+        raise TableError("Failed to create table", ClientError(error, "CreateTable"))  # type: ignore[arg-type]
+
+    @classmethod
+    def _get_connection(cls) -> Any:
+        client = MagicMock()
+        client.describe_time_to_live.return_value = {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED"}}
+        return SimpleNamespace(connection=SimpleNamespace(client=client))
+
+
+def test_ensure_table_is_idempotent_when_its_create_finds_the_table_made_meanwhile() -> None:
+    from estimator.store import DynamoStore
+
+    store = DynamoStore(Config(), model=_RacedModel)  # type: ignore[arg-type]
+    assert store.ensure_table() is False  # another creator (or our own retried call) made it

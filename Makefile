@@ -28,13 +28,13 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy $(PKGS)
 
-# The whole suite (slow tests included), in a random order (pytest-randomly prints the seed).
+# The whole suite (slow tests included), in a random order (the header shows the seed).
 # Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N"; file order with
 # PYTEST_FLAGS="-p no:randomly".
 PYTEST_FLAGS ?= -p randomly
 
 test: lint typecheck
-	$(BIN)/pytest -q $(PYTEST_FLAGS)
+	$(BIN)/pytest $(PYTEST_FLAGS)
 
 demo: $(VENV)/.local-installed
 	$(BIN)/siblings simulate

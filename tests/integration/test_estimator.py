@@ -21,6 +21,12 @@ def make(aws: Aws, clock: Clock, **overrides: Any) -> ConcurrencyEstimator:
     return ConcurrencyEstimator(config, session=aws.session, clock=clock)
 
 
+# Many threads share one server (and ten connections a client): a loaded machine answers slowly,
+# and a DynamoDB timeout would open the breaker and send containers to CloudWatch. Timeouts are
+# not what these tests are about.
+PATIENT = {"dynamodb_timeout_seconds": 15.0}
+
+
 def gmd(aws: Aws) -> int:
     return aws.recorder.count("monitoring", "GetMetricData")
 
@@ -106,7 +112,7 @@ def test_fifty_containers_one_window_one_cloudwatch_call(aws: Aws, table: str) -
     # virtual time faster than that refresh runs, so their sleeps only yield.
     clock = WaitingThreadsClock(minute_clock().now())
     put_lambda_metrics(aws.client("cloudwatch"), "hot", [(6000, 1000)] * 5, clock=clock)
-    estimators = [make(aws, clock) for _ in range(50)]
+    estimators = [make(aws, clock, **PATIENT) for _ in range(50)]
     values: list[int] = []
     lock = threading.Lock()
     start = threading.Barrier(50)
@@ -131,7 +137,9 @@ def test_three_ttl_windows_at_most_four_calls(aws: Aws, table: str) -> None:
     clock = WaitingThreadsClock(minute_clock().now())  # waits overlap (see the test above)
     put_lambda_metrics(aws.client("cloudwatch"), "hot", [(600, 1000)] * 5, clock=clock)
     ttl = 1.0
-    estimators = [make(aws, clock, cache_ttl_seconds=ttl, error_backoff_seconds=0.2) for _ in range(20)]
+    estimators = [
+        make(aws, clock, cache_ttl_seconds=ttl, error_backoff_seconds=0.2, **PATIENT) for _ in range(20)
+    ]
     sources: list[str] = []
     lock = threading.Lock()
     # Rounds of 0.05 virtual seconds over three TTL windows: in each, all 20 containers read at

@@ -101,7 +101,8 @@ def test_readers_with_a_shorter_ttl_refresh_a_longer_lived_item_once(aws: Aws) -
     TwoTierCache(long_lived, DynamoStore(long_lived, session=aws.session)).get(
         "limits#account", load, ttl=3600, origin="lambda"
     )
-    short = local_config(aws.endpoint_url, lease_wait_seconds=5)
+    # Ten threads on one server: allow slow replies on a loaded machine (timeouts are not tested).
+    short = local_config(aws.endpoint_url, lease_wait_seconds=5, dynamodb_timeout_seconds=15.0)
     readers = [TwoTierCache(short, DynamoStore(short, session=aws.session)) for _ in range(10)]
     loads.clear()
     from concurrent.futures import ThreadPoolExecutor

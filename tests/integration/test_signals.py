@@ -142,7 +142,8 @@ def test_limits_come_from_the_embedded_server_once_per_hour_fleet_wide(aws: Aws,
     lam.put_function_concurrency(FunctionName="capped", ReservedConcurrentExecutions=25)
     aws.server.account_settings.concurrency_limit = 400
     aws.recorder.reset()
-    containers = [make(aws, clock) for _ in range(20)]
+    # 20 threads on one server: a loaded machine answers slowly (timeouts are not tested here).
+    containers = [make(aws, clock, dynamodb_timeout_seconds=15.0) for _ in range(20)]
     answers: list[tuple[int, int | None, int | None, int | None]] = []
     lock = threading.Lock()
     start = threading.Barrier(len(containers))

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PKGS   := estimator siblings
 
-.PHONY: test demo dist-check bench bench-latency lint typecheck clean
+.PHONY: test docs demo dist-check bench bench-latency lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,16 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy $(PKGS)
 
+# The docs site, into site/: --strict fails on a broken link or a page missing from the nav.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 # The whole suite (slow tests included), in a random order (the header shows the seed).
 # Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N"; file order with
 # PYTEST_FLAGS="-p no:randomly".
 PYTEST_FLAGS ?= -p randomly
 
-test: lint typecheck
+test: lint typecheck docs
 	$(BIN)/pytest $(PYTEST_FLAGS)
 
 demo: $(VENV)/.local-installed
@@ -66,4 +70,4 @@ bench-latency: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/estimator_latency.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
@@ -53,7 +53,9 @@ class Spawner:
         ledger: SpawnLedger,
         clients: Clients,
         decisions: DecisionLog,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -90,7 +92,7 @@ class Spawner:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
         if call.guard_ms is None:  # stopped before the cached guards: it all was guard time
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
         return self.decisions.record(stop, call.started, call.guard_ms)
 
     def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
@@ -125,7 +127,7 @@ class Spawner:
                     return stop
             return None
         finally:
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
 
     def _dry_run(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         stop = self._verdict(call, "kill_switch", self.guards.check_kill_switch(call.info))
@@ -230,6 +232,7 @@ class Spawner:
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,
+            clock=self.clock,
         )
         encoded = call.encoded
         try:
@@ -249,7 +252,7 @@ class Spawner:
             return None
         # Short executions keep back a quarter of what is left, so Invoke retries still fit.
         margin = min(_DEADLINE_MARGIN_S, remaining / 4)
-        return time.monotonic() + max(remaining - margin, 0.0)
+        return self.clock.monotonic() + max(remaining - margin, 0.0)
 
     def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
         """Another thread of this process is spawning the same step: share its result."""

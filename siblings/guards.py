@@ -8,7 +8,8 @@
    must be below it.
 5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
    more than that many executions below the account's limit, and the function's below its
-   reserved concurrency when it has one (the tighter of the two counts).
+   reserved concurrency when it has one (the tighter of the two counts). Applies even with
+   ``force``: a forced runaway is what it protects the account's other functions from.
 
 A guard that cannot be answered (``LookupFailed``, ``EstimateUnavailable``,
 ``StoreUnavailable`` with no value to fall back on) follows ``on_guard_error``: ``refuse``

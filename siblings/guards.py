@@ -9,7 +9,8 @@
    must be below it.
 5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
    more than that many executions below the account's limit, and the function's below its
-   reserved concurrency when it has one (the tighter of the two counts).
+   reserved concurrency when it has one (the tighter of the two counts). Applies even with
+   ``force``: a forced runaway is what it protects the account's other functions from.
 6. Recursive loop (:mod:`siblings.recursion`): the function's ``RecursiveLoop`` must be
    ``Allow``, or Lambda drops the chain after 16 invocations while the Invoke still answers
    202; applies even with ``force`` (it protects the caller's work, not the account).

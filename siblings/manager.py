@@ -20,7 +20,8 @@ A drop-in for ``sosw.components.siblings.SiblingsManager``::
    ``PayloadTooLarge`` before anything is written or invoked;
 2. generation limit and 3. kill switch: even with ``force=True``;
 4. an earlier spawn of the same chain step (a retried parent): the first result, ``duplicate``;
-5. EventBridge rule state, 6. concurrency and account headroom: skipped with ``force=True``;
+5. EventBridge rule state and 6. concurrency: skipped with ``force=True``;
+   then account headroom (``min_account_headroom``): even with ``force=True``;
 7. claim the step, offload the payload to S3 if needed, async Invoke with retries, record.
 
 An Invoke that still fails raises :class:`SpawnFailed`. Every decision is counted in
@@ -183,9 +184,9 @@ class SiblingsManager:
         ``invoked_function_arn`` (alias or version kept) with ``InvocationType='Event'``
         (``'DryRun'`` when ``dry_run`` is configured). ``payload`` is a dict, a JSON-object
         string or ``None``. ``force=True`` skips the EventBridge and concurrency guards, not
-        the kill switch or generation limit. ``event`` is the event this execution received
-        (or call :meth:`load_payload` with the context first) so the sibling continues its
-        chain; without it the execution counts as a chain root.
+        the kill switch, the generation limit or the account headroom guard. ``event`` is the
+        event this execution received (or call :meth:`load_payload` with the context first) so
+        the sibling continues its chain; without it the execution counts as a chain root.
 
         Returns a :class:`SpawnResult`, truthy when a sibling exists for this step.
         Raises ``TypeError``/``ValueError`` for a bad context or payload,

@@ -8,7 +8,8 @@ For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
 4. the recursive loop setting (even when forced: Lambda itself would drop the work), then,
-   unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+   unless forced, the EventBridge and concurrency guards, then (forced too) account headroom
+   (from the caches: no I/O when warm);
 5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
    chain position under the Invoke's request id.
 
@@ -106,22 +107,23 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """The recursive loop setting (with ``force`` too), then EventBridge, concurrency and
-        account headroom (skipped under ``force``); the guards' time is taken here, when the
+        """The recursive loop setting (with ``force`` too), then EventBridge and concurrency
+        (skipped under ``force``), then account headroom (even forced: a forced runaway is what it
+        protects the account's other functions from); the guards' time is taken here, when the
         last of them has answered."""
         try:
             stop = self._verdict(call, "recursion", self.guards.check_recursion(call.info))
             if stop is not None:
                 return stop
+            checks = [("account_headroom", self.guards.check_account_headroom)]
             if call.forced:
-                skipped = ("eventbridge", "concurrency", "account_headroom")
-                call.guards.update({name: {"skipped": "force"} for name in skipped})
-                return None
-            for name, check in (
-                ("eventbridge", self.guards.check_rules),
-                ("concurrency", self.guards.check_concurrency),
-                ("account_headroom", self.guards.check_account_headroom),
-            ):
+                call.guards.update({name: {"skipped": "force"} for name in ("eventbridge", "concurrency")})
+            else:
+                checks[:0] = [
+                    ("eventbridge", self.guards.check_rules),
+                    ("concurrency", self.guards.check_concurrency),
+                ]
+            for name, check in checks:
                 stop = self._verdict(call, name, check(call.info))
                 if stop is not None:
                     return stop

@@ -72,7 +72,7 @@ def test_signal_default_is_littles_law_and_is_read_from_the_environment(
         bursty.manager({"min_account_headroom": -1})
 
 
-def test_account_headroom_refuses_near_the_account_limit_unless_forced(
+def test_account_headroom_refuses_near_the_account_limit_even_forced(
     aws: Aws, bursty: SiblingsEnv
 ) -> None:
     aws.server.account_settings.concurrency_limit = 50  # the account at 45: headroom 5
@@ -83,11 +83,14 @@ def test_account_headroom_refuses_near_the_account_limit_unless_forced(
     assert seen["headroom"] == 5 and seen["limited_by"] == "account"
     assert (seen["account_concurrency"], seen["account_limit"]) == (45, 50)
     assert "min_account_headroom=5" in refused.detail
+    # force skips the function's own guards, not the one protecting the account's others.
     forced = tight.spawn_sibling(bursty.context(), force=True)
-    assert forced and forced.guards["account_headroom"] == {"skipped": "force"}
+    assert not forced and forced.reason == "account_headroom", forced
+    assert forced.guards["eventbridge"] == {"skipped": "force"}
+    assert forced.guards["account_headroom"]["headroom"] == 5
     roomy = bursty.manager({"min_account_headroom": 4}).spawn_sibling(bursty.context())
     assert roomy, roomy
-    assert tight.stats["refused_account_headroom"] == 1
+    assert tight.stats["refused_account_headroom"] == 2
     # One refresh of the estimate, one GetAccountSettings, one GetFunctionConcurrency: shared
     # by both managers through the table.
     assert counts(bursty) == {"GetMetricData": 1, "GetAccountSettings": 1, "GetFunctionConcurrency": 1}

@@ -99,13 +99,13 @@ class OursFleet:
         clock, config = self.stack.clock, self.config
         store, kill_switch = None, None
         if self.shared_table:
-            breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock.now)
+            breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock)
             store = DynamoStore(config, model=self.model, breaker=breaker)
-            kill_switch = KillSwitch(store, clock=clock.now)
-        cache = TwoTierCache(config, store, clock.now, sleep=clock.sleep, monotonic=clock.now)
+            kill_switch = KillSwitch(store, clock=clock)
+        cache = TwoTierCache(config, store, clock)
         cache.policy = RefreshPolicy(config, random.Random(self.seed * 1_000_003 + index))
         estimator = ConcurrencyEstimator(config, cloudwatch_client=self.cloudwatch, store=store,
-                                         cache=cache, clock=clock.now)
+                                         cache=cache, clock=clock)
         events = self.events
         guards = Guards(config, cache=cache, kill_switch=kill_switch,
                         rule_lookup=lambda: RuleLookup(events), estimator=lambda: estimator)

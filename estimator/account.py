@@ -68,7 +68,7 @@ class AccountRefresher:
         store = self.cache.store
         assert store is not None
         config, key = self.cache.config, account_key(minutes)
-        now = self.cache.clock()
+        now = self.cache.clock.now()
         item = store.get(key)
         listed = _listed(item, now)
         window = self.ttl * config.refresh_ahead_fraction
@@ -92,7 +92,7 @@ class AccountRefresher:
     def _refresh_all(self, key: str, listed: dict[str, float], refs: Mapping[str, FunctionRef],
                      minutes: int) -> dict[str, dict[str, Any]]:
         """Holding the account lease: fetch every listed function and ``refs``; write them all."""
-        now = self.cache.clock()
+        now = self.cache.clock.now()
         everyone = {self.key_of(parse_function(name), minutes): parse_function(name) for name in listed}
         everyone.update(refs)
         try:
@@ -100,7 +100,7 @@ class AccountRefresher:
         except Exception:
             self._list(key, listed, fresh_until=now)  # the lease goes: the next asker tries
             raise
-        fetched_at = self.cache.clock()
+        fetched_at = self.cache.clock.now()
         others = {k: v for k, v in values.items() if k not in refs}
         self.cache.publish(others, fetched_at=fetched_at, ttl=self.ttl)
         self._list(key, {**listed, **{ref.resource: now for ref in refs.values()}}, fetched_at + self.ttl)
@@ -120,7 +120,7 @@ class AccountRefresher:
     def _wait_for_refresher(self, refs: Mapping[str, FunctionRef], began: float) -> dict[str, dict[str, Any]]:
         """Another process holds the account lease: its writes of ``refs``, once they land."""
         cache = self.cache
-        backoff = Backoff(cache.config.lease_seconds, monotonic=cache.monotonic, sleep=cache.sleep)
+        backoff = Backoff(cache.config.lease_seconds, clock=cache.clock)
         found: dict[str, dict[str, Any]] = {}
         while len(found) < len(refs) and backoff.wait():
             found.update(self._written_since({k: r for k, r in refs.items() if k not in found}, began))
@@ -131,7 +131,7 @@ class AccountRefresher:
         ``KEEP_SECONDS``), due for the next account refresh at ``fresh_until``; drops the lease."""
         store = self.cache.store
         assert store is not None
-        now = self.cache.clock()
+        now = self.cache.clock.now()
         kept = {name: at for name, at in listed.items() if at > now - KEEP_SECONDS}
         # A table failure is logged by its breaker; the next asker lists the function again.
         with suppress(StoreUnavailable):

@@ -24,6 +24,7 @@ from pynamodb.exceptions import PynamoDBException
 from pynamodb.models import Model
 
 from estimator.breaker import Breaker, error_code
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import StoreUnavailable
 from estimator.items import StoredItem, decode_item, dumps, encode_item, ttl_datetime
@@ -124,11 +125,12 @@ class DynamoStore:
         session: Any = None,
         model: type[CacheItem] | None = None,
         breaker: Breaker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config
         self.model = model or item_model(config, session)
         self.breaker = breaker or Breaker(
-            f"table {config.table_name!r}", config.error_backoff_seconds
+            f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
 
     def _run(self, operation: str, action: Callable[[], T]) -> T:
@@ -149,10 +151,15 @@ class DynamoStore:
         Idempotent: an existing table only gets its TTL switched on if it is off.
         """
         try:
-            created = not self.model.exists()
-            if created:
-                self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-                return True
+            if not self.model.exists():
+                try:
+                    self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+                    return True
+                except _STORE_ERRORS as exc:
+                    # Another creator won the race, or our own CreateTable succeeded, its reply
+                    # timed out and the SDK's retry found the table: it exists, as asked.
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
             client: Any = self.model._get_connection().connection.client
             status = client.describe_time_to_live(TableName=self.config.table_name)
             if status["TimeToLiveDescription"].get("TimeToLiveStatus") not in {

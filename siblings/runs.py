@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import believable_time
 from estimator.polling import Backoff
 from estimator.store import DynamoStore
@@ -60,7 +59,7 @@ class RunClaims:
         self,
         store: DynamoStore | None,
         config: SiblingsConfig,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.config = config
@@ -79,7 +78,7 @@ class RunClaims:
             if runner != request_id:
                 raise DuplicateSibling(metadata.chain_id, metadata.generation, runner)
             return
-        now = self.clock()
+        now = self.clock.now()
         keep = now + self.config.spawn_record_ttl_seconds
         claim = {"runner": request_id, "started_at": now}
         existing = self.store.create(key, claim, keep, now)
@@ -108,10 +107,10 @@ class RunClaims:
         """
         if self.store is None:
             return None
-        backoff = Backoff(patience, first=0.1, maximum=0.4)
+        backoff = Backoff(patience, first=0.1, maximum=0.4, clock=self.clock)
         while True:
             item = self.store.get(invocation_key(request_id))
-            if item is not None and item.value is not None and not item.is_gone(self.clock()):
+            if item is not None and item.value is not None and not item.is_gone(self.clock.now()):
                 break
             if not backoff.wait():
                 return None
@@ -125,4 +124,4 @@ class RunClaims:
         if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
             return False
         skew = self.config.max_clock_skew_seconds
-        return believable_time(value.get("started_at"), self.clock(), skew)
+        return believable_time(value.get("started_at"), self.clock.now(), skew)

@@ -1,13 +1,11 @@
 """The sosw contract, rows C24-C30: ``any_events_rules_enabled(lambda_context)``.
 
-One test per row of the README's table (see ``test_contract_setup.py``). sosw's answer: list
+One test per row of the contract table (see ``test_contract_setup.py``). sosw's answer: list
 the default bus's rules (``ListRules``, first page), and for each ENABLED one list its targets;
 True when a target's ARN equals ``invoked_function_arn``, else the ``auto_spawning`` setting.
 """
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -88,7 +86,7 @@ def test_c29_the_answer_is_cached_for_rules_cache_ttl_seconds(env: SiblingsEnv) 
     env.client("events").disable_rule(Name="schedule")
     assert manager.any_events_rules_enabled(env.context()) is True
     assert env.manager().any_events_rules_enabled(env.context()) is True  # the shared item
-    time.sleep(0.7)
+    env.clock.advance(0.7)  # past rules_cache_ttl_seconds
     assert manager.any_events_rules_enabled(env.context()) is False
 
 

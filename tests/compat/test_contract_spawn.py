@@ -1,6 +1,6 @@
 """The sosw contract, rows C13-C23: ``spawn_sibling(lambda_context, payload=None, force=False)``.
 
-One test per row of the README's table (see ``test_contract_setup.py``).
+One test per row of the contract table (docs/reference.md) (see ``test_contract_setup.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from siblings import (
     disable_spawning,
 )
 from tests.compat.shapes import only_payload, without_metadata
-from tests.helpers import closed_port_url
+from tests.conftest import Aws
+from tests.helpers import closed_port_url, put_concurrency_metrics
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 
 
@@ -113,7 +114,8 @@ def test_c19_large_payloads_go_to_s3_or_fail_before_the_invoke(env: SiblingsEnv)
 
 def test_c20_force_keeps_the_kill_switch_and_the_generation_limit(env: SiblingsEnv) -> None:
     """C20: ``force=True`` skips the EventBridge and concurrency guards only: an operator's
-    kill switch and ``max_generations`` still refuse, which sosw never did."""
+    kill switch and ``max_generations`` still refuse, which sosw never did (the account
+    headroom guard too: the next test)."""
     manager = env.manager({"max_generations": 1})
     first = manager.spawn_sibling(env.context(), force=True)
     assert first and first.generation == 1
@@ -124,6 +126,22 @@ def test_c20_force_keeps_the_kill_switch_and_the_generation_limit(env: SiblingsE
     disable_spawning(FUNCTION, reason="runaway", config=env.config(), session=env.session)
     stopped = env.manager().spawn_sibling(env.context(), force=True)
     assert not stopped and stopped.reason == "kill_switch"
+    assert env.invoke_count() == 1
+
+
+def test_c20_force_keeps_the_account_headroom_guard(aws: Aws, env: SiblingsEnv) -> None:
+    """C20: with ``min_account_headroom`` set (it is off by default, so a sosw user's
+    ``force=True`` is unchanged), a forced spawn near the account's limit is refused: a runaway
+    under ``force`` is what that guard protects the account's other functions from. The
+    EventBridge and concurrency guards are skipped."""
+    aws.server.account_settings.concurrency_limit = 50
+    put_concurrency_metrics(env.client("cloudwatch"), None, [45] * 5)
+    manager = env.manager({"min_account_headroom": 5, "max_concurrency": 1})
+    refused = manager.spawn_sibling(env.context(), force=True)
+    assert not refused and refused.reason == "account_headroom", refused
+    assert refused.guards["eventbridge"] == refused.guards["concurrency"] == {"skipped": "force"}
+    roomy = env.manager({"max_concurrency": 1}).spawn_sibling(env.context(), force=True)
+    assert roomy and roomy.guards["account_headroom"] == {"min_account_headroom": None}
     assert env.invoke_count() == 1
 
 
@@ -140,7 +158,11 @@ def test_c22_a_failing_invoke_raises_spawn_failed(env: SiblingsEnv) -> None:
     """C22: sosw let the first boto3 error through; ours retries, then raises ``SpawnFailed``
     (a ``SiblingsError``, not a ``ClientError``) with the boto3 error as ``cause``."""
     unreachable = env.session.client("lambda", endpoint_url=closed_port_url())
-    manager = env.manager({"invoke_max_attempts": 2}, lambda_client=unreachable)
+    # The recursive-loop guard applies with force and would ask the same unreachable Lambda
+    # first (a guard_error refusal): this case is about the Invoke.
+    manager = env.manager(
+        {"invoke_max_attempts": 2, "check_recursive_loop": False}, lambda_client=unreachable
+    )
     with pytest.raises(SpawnFailed) as caught:
         manager.spawn_sibling(env.context(), force=True)
     assert isinstance(caught.value, SiblingsError) and not isinstance(caught.value, ClientError)

@@ -5,7 +5,7 @@ Source: ``sosw/components/test/unit/test_siblings.py`` in the public repository 
 expected answers are sosw's; what sosw fed through ``MagicMock`` boto3 clients is real state
 here: metric data put into ``AWS/Lambda``, rules and targets created in EventBridge. Where a
 case asserted sosw's own boto3 calls, the test asserts the observable answer instead, and the
-docstring says what differs and why (the README's "Migrating from sosw" table has every row).
+docstring says what differs and why (the contract table in docs/reference.md has every row).
 
 sosw's module sets ``STAGE=test``, under which its ``spawn_sibling`` invokes with
 ``InvocationType='DryRun'``; ours has no such switch, so the same effect is asked for with the
@@ -68,7 +68,8 @@ def test_get_approximate_concurrent_executions(
     fallback, see ``test_contract.py``), so it is set to the name sosw's test resolved.
     """
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "test_function")
-    put_lambda_metrics(env.client("cloudwatch"), "test_function", [(1, avg_duration_ms)] * invocations)
+    buckets = [(1, avg_duration_ms)] * invocations
+    put_lambda_metrics(env.client("cloudwatch"), "test_function", buckets, clock=env.clock)
     manager = env.manager(CUSTOM_CONFIG)
     assert manager.get_approximate_concurrent_executions() == expected
 

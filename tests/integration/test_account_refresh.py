@@ -15,9 +15,8 @@ from tests.helpers import local_config, put_lambda_metrics
 def container(aws: Aws, clock: ManualClock) -> ConcurrencyEstimator:
     """A fresh container (own memory tier) on the shared table, in ``clock``'s time."""
     config = local_config(aws.endpoint_url)
-    cache = TwoTierCache(config, DynamoStore(config, session=aws.session), clock.now,
-                         sleep=clock.sleep, monotonic=clock.monotonic)
-    return ConcurrencyEstimator(config, session=aws.session, cache=cache, clock=clock.now)
+    cache = TwoTierCache(config, DynamoStore(config, session=aws.session, clock=clock), clock)
+    return ConcurrencyEstimator(config, session=aws.session, cache=cache, clock=clock)
 
 
 def gmd(aws: Aws) -> int:

@@ -247,6 +247,28 @@ def test_library_policy_lists_exactly_the_runtime_actions(rendered: dict[str, An
             assert set(_listify(statement["Action"])) <= RESOURCE_STAR_ONLY, statement
 
 
+def _readme_policy(tmp_path: Path) -> dict[str, Any]:
+    """The policy document of the docs' "The IAM policy" section, decoded like the template."""
+    readme = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = readme.split("## The IAM policy", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None, "the docs' IAM policy section has no yaml block"
+    path = tmp_path / "readme-policy.yaml"
+    # A list at the top is not a template: wrap it as one so the same loader reads it.
+    path.write_text("Policy:\n" + "".join(f"  {line}\n" for line in block.group(1).splitlines()))
+    (document,) = load_template(path)["Policy"]
+    return document
+
+
+def test_readme_policy_is_the_templates_library_policy(source: dict[str, Any], tmp_path: Path) -> None:
+    """One policy, three places: the docs' block, template.yaml and siblings.iam agree both ways
+    (a user copying the docs' block gets every action the library calls, and nothing else)."""
+    readme = _readme_policy(tmp_path)
+    (template, _worker) = source["Resources"][FUNCTION]["Properties"]["Policies"]
+    assert _actions([readme]) == RUNTIME_ACTIONS
+    assert _statements([readme]) == _statements([template])
+
+
 # --- (b) the stack on moto ---
 @dataclass
 class Stack:
@@ -335,6 +357,11 @@ def test_stack_environment_configures_the_library(aws: Aws, stack: Stack) -> Non
     ]
 
 
+def test_stack_function_allows_recursive_loops_for_our_own_guards(aws: Aws, stack: Stack) -> None:
+    lam = aws.client("lambda")
+    assert lam.get_function_recursion_config(FunctionName=stack.function_arn)["RecursiveLoop"] == "Allow"
+
+
 def test_stack_creates_the_dashboard(aws: Aws, stack: Stack) -> None:
     name = stack.outputs["DashboardName"]
     body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
@@ -393,7 +420,7 @@ def authorisations(call: Call, environ: dict[str, Any], body: bytes, account: st
         )
         qualifier = parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier")
         return [(iam_action(service, operation), f"{arn}:{qualifier[0]}" if qualifier else arn)]
-    if service == "lambda" and operation == "GetFunctionConcurrency":
+    if service == "lambda" and operation in {"GetFunctionConcurrency", "GetFunctionRecursionConfig"}:
         name = unquote(path.split("/")[3])
         return [(iam_action(service, operation), f"arn:aws:lambda:{region}:{account}:function:{name}")]
     if service == "events" and operation == "DescribeRule":
@@ -461,7 +488,12 @@ class FakeContext:
 
 
 class ThrottledLambda:
-    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries)."""
+    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries), for a
+    function deployed as the template does (``RecursiveLoop: Allow``)."""
+
+    def get_function_recursion_config(self, **kwargs: Any) -> dict[str, Any]:
+        """The template's setting."""
+        return {"RecursiveLoop": "Allow"}
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
         """Raise Lambda's TooManyRequestsException."""

@@ -247,7 +247,8 @@ class ConcurrencyEstimator:
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
         """Fetch fresh values: one GetMetricData call per 166 functions."""
-        window = aligned_window(datetime.fromtimestamp(self.clock(), tz=UTC), minutes_back)
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        window = aligned_window(now, minutes_back, self.config.publication_delay_seconds)
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]

@@ -82,15 +82,17 @@ class MetricsBatch:
     account_concurrency: int | None
 
 
-def aligned_window(now: datetime, minutes_back: int) -> MetricWindow:
-    """The last ``minutes_back`` whole minutes before ``now``.
+def aligned_window(now: datetime, minutes_back: int, delay_seconds: float = 0.0) -> MetricWindow:
+    """The last ``minutes_back`` whole minutes before ``now - delay_seconds``.
 
     The minute in progress is left out: its sums are still growing, so counting it would
-    dilute the estimate.
+    dilute the estimate. ``delay_seconds`` (``publication_delay_seconds``) leaves out the
+    minutes Lambda has not published yet as well.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    published = now.astimezone(UTC) - timedelta(seconds=delay_seconds)
+    end = published.replace(second=0, microsecond=0)
     return MetricWindow(end - timedelta(minutes=minutes_back), end)
 
 

@@ -20,7 +20,7 @@ def put_lambda_metrics(
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
 ) -> None:
-    """Publish per-minute (invocations, avg duration ms) buckets ending one minute ago.
+    """Publish per-minute (invocations, avg duration ms) buckets ending at the last published minute.
 
     Each bucket lands in the middle of a whole minute inside the estimator's aligned window.
     The window moves at each minute boundary, so this first waits until at least
@@ -51,7 +51,7 @@ def put_concurrency_metrics(
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
 ) -> None:
-    """Publish per-minute ``ConcurrentExecutions`` peaks ending one minute ago, as Lambda does:
+    """Publish per-minute ``ConcurrentExecutions`` peaks ending at the last published minute, as Lambda does:
     for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
     account (no dimensions). Same timing as :func:`put_lambda_metrics`.
 
@@ -76,14 +76,16 @@ def _dimensions(function_name: str, qualifier: str | None) -> list[dict[str, str
 
 
 def _stamps(count: int, margin_seconds: float) -> list[datetime]:
-    """Mid-minute stamps of the last ``count`` whole minutes, oldest first, once at least
-    ``margin_seconds`` are left in the current minute."""
+    """Mid-minute stamps of the last ``count`` whole minutes Lambda has published, oldest
+    first, once at least ``margin_seconds`` are left in the current minute. The minute just
+    closed is left empty, as on AWS (its metrics come when its invocations finish), and so is
+    outside the estimator's window (``publication_delay_seconds``, 60 s by default)."""
     left = 60 - time.time() % 60
     if left < margin_seconds:
         time.sleep(left + 0.2)
     current = datetime.fromtimestamp(time.time(), tz=UTC).replace(second=0, microsecond=0)
     return [
-        current - timedelta(minutes=age) + timedelta(seconds=30) for age in range(count, 0, -1)
+        current - timedelta(minutes=age + 1) + timedelta(seconds=30) for age in range(count, 0, -1)
     ]
 
 

@@ -50,8 +50,9 @@ def put_concurrency_metrics(
     *,
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
+    metric: str = "ConcurrentExecutions",
 ) -> None:
-    """Publish per-minute ``ConcurrentExecutions`` peaks ending at the last published minute, as Lambda does:
+    """Publish per-minute ``metric`` (``ConcurrentExecutions``) peaks ending at the last published minute, as Lambda does:
     for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
     account (no dimensions). Same timing as :func:`put_lambda_metrics`.
 
@@ -61,7 +62,7 @@ def put_concurrency_metrics(
     """
     dimensions = [] if function_name is None else _dimensions(function_name, qualifier)
     data = [
-        {"MetricName": "ConcurrentExecutions", "Dimensions": dimensions, "Value": peak,
+        {"MetricName": metric, "Dimensions": dimensions, "Value": peak,
          "Timestamp": stamp, "Unit": "Count"}
         for stamp, peak in zip(_stamps(len(peaks), margin_seconds), peaks, strict=True)
     ]

@@ -541,3 +541,32 @@ def test_a_crashed_execution_is_retried_with_its_request_id_in_a_new_container(
         time.sleep(0.01)
     assert local.runtime.stats().late_finishes == 1  # what the dead thread returned is dropped
     assert invocation.result == 1
+
+
+def test_claimed_account_concurrency_counts_idle_reserved_concurrency(local: Local) -> None:
+    # Lambda's ClaimedAccountConcurrency: unreserved executions in use plus every reserved
+    # allocation, idle or not (docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html).
+    local.function()
+    local.function("reserved-idle")
+    local.runtime.register("worker", lambda event, context: None, timeout_seconds=2)
+    local.runtime.register(
+        "reserved-idle", lambda event, context: None, timeout_seconds=2, reserved_concurrency=7
+    )
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    assert local.runtime.metrics is not None
+    local.runtime.metrics.flush()
+    now = datetime.now(UTC)
+    result = local.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{
+            "Id": "claimed",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/Lambda", "MetricName": "ClaimedAccountConcurrency",
+                           "Dimensions": []},
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+    )
+    assert max(result["MetricDataResults"][0]["Values"]) == 1 + 7

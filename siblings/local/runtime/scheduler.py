@@ -255,6 +255,15 @@ class Scheduler:
         self._invocations[invocation.request_id] = invocation
         return invocation
 
+    def _claimed(self) -> int:
+        """Lambda's ``ClaimedAccountConcurrency``: executions of functions without reserved
+        concurrency plus every reserved allocation, in use or idle (takes the lock)."""
+        claimed = 0
+        for name, registration in self._functions.items():
+            cap = registration.cap
+            claimed += self._running_by_fn[name] if cap is None else cap
+        return claimed
+
     def _over_capacity(self, name: str) -> str | None:
         """Why another execution of ``name`` may not start now, or ``None``."""
         cap = self._functions[name].cap
@@ -311,6 +320,7 @@ class Scheduler:
                 self._running_by_fn[invocation.function_name],
                 len(self._running),
                 at=datetime.fromtimestamp(self._metrics_clock(), UTC),
+                claimed=self._claimed(),
             )
         threading.Thread(
             target=self._execute,

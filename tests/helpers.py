@@ -52,7 +52,8 @@ def put_concurrency_metrics(
     margin_seconds: float = 12.0,
     metric: str = "ConcurrentExecutions",
 ) -> None:
-    """Publish per-minute ``metric`` (``ConcurrentExecutions``) peaks ending at the last published minute, as Lambda does:
+    """Publish per-minute ``metric`` (``ConcurrentExecutions``) peaks ending at the last
+    published minute, as Lambda does:
     for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
     account (no dimensions). Same timing as :func:`put_lambda_metrics`.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -570,3 +571,19 @@ def test_claimed_account_concurrency_counts_idle_reserved_concurrency(local: Loc
         EndTime=now + timedelta(minutes=1),
     )
     assert max(result["MetricDataResults"][0]["Values"]) == 1 + 7
+
+
+def test_a_function_with_a_log_format_gets_its_output_in_its_log_stream(local: Local) -> None:
+    local.function()
+
+    def handler(event: Any, context: LambdaContext) -> None:
+        print("plain")
+        logging.getLogger("tests.runtime").warning("record")
+
+    local.runtime.register("worker", handler, timeout_seconds=2, log_format="JSON")
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    (invocation,) = local.runtime.invocations()
+    events = local.runtime.logs.events("worker")
+    assert events[0] == "plain"
+    record = json.loads(events[1])
+    assert (record["message"], record["requestId"]) == ("record", invocation.request_id)

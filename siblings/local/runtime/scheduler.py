@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from siblings.local.metrics import MetricsPublisher
+from siblings.local.runtime.logs import LogCapture
 from siblings.local.runtime.records import (
     Attempt,
     AttemptOutcome,
@@ -78,6 +79,8 @@ class Scheduler:
         self._timeline: list[tuple[float, int]] = [(0.0, 0)]
         self._dispatcher: threading.Thread | None = None
         self._stopping = False
+        self.logs = LogCapture()
+        """The log streams of functions registered with a ``log_format``."""
 
     # --- used by the Invoke API ------------------------------------------------------------
 
@@ -323,7 +326,10 @@ class Scheduler:
                 claimed=self._claimed(),
             )
         threading.Thread(
-            target=self._execute,
+            target=self.logs.bound(
+                self._execute, invocation.function_name, invocation.request_id,
+                registration.log_format,
+            ),
             args=(registration, run),
             name=f"lambda-{invocation.function_name}-{invocation.request_id[:8]}",
             daemon=True,

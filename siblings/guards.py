@@ -235,14 +235,17 @@ def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) ->
     (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html). Reserved
     concurrency is claimed even before any metric shows it, so the claim is never taken below
     the limit minus ``UnreservedConcurrentExecutions`` of ``GetAccountSettings``. No datapoint
-    means nothing ran in the window. The function's own concurrency is the higher of Little's
-    law and its observed peak (a limit is hit by peaks, not averages).
+    means nothing ran in the window. A function with reserved concurrency runs inside its own
+    reservation, which is part of the claim: the account's side leaves it out (else a function
+    reserving most of the account would refuse itself). The function's own concurrency is the
+    higher of Little's law and its observed peak (a limit is hit by peaks, not averages).
     """
     allocated = 0
     if account.unreserved_concurrent_executions is not None:
         allocated = max(0, account.concurrent_executions - account.unreserved_concurrent_executions)
     claimed = max(estimate.claimed_concurrency or 0, estimate.account_concurrency or 0, allocated)
-    room = account.concurrent_executions - claimed
+    others = claimed if reserved is None else max(0, claimed - reserved)
+    room = account.concurrent_executions - others
     limited_by = "account"
     function_concurrency = estimate.concurrency(ConcurrencySignal.MAX)
     if reserved is not None and reserved - function_concurrency < room:

@@ -44,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest chain of siblings (default %(default)s)")
     guards.add_argument("--reserved-concurrency", type=int, default=None,
                         help="the function's reserved concurrency (default: none)")
+    guards.add_argument("--recursive-loop", choices=("allow", "terminate"),
+                        default=_DEFAULTS.recursive_loop.lower(),
+                        help="the function's RecursiveLoop: allow (as template.yaml deploys it) "
+                             "or terminate (Lambda's default: every spawn is refused before "
+                             "hand-off, the schedule resumes the parked chains; default "
+                             "%(default)s)")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
                         help="share of Invoke calls answered 429, of GetMetricData calls "
@@ -102,6 +108,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         drop_record=drop,
         template=args.template,
         template_table_name=args.template_table_name,
+        recursive_loop=str(args.recursive_loop).capitalize(),
     )
 
 

@@ -17,7 +17,7 @@ import yaml
 import estimator
 import siblings
 from siblings.cli import build_parser
-from siblings.iam import RUNTIME_ACTIONS
+from siblings.iam import RUNTIME_ACTIONS, TRIGGER_SCHEDULE_ACTIONS
 from tests.docs import DOCS, README, ROOT, blocks, page, pages, section
 
 # The order: one page per task.
@@ -105,9 +105,11 @@ def test_every_python_one_liner_of_the_docs_compiles() -> None:
 
 
 def test_the_documented_policy_has_exactly_the_runtime_actions() -> None:
-    (policy,) = blocks("deploy", "yaml")
-    actions = set(re.findall(r"\b((?:cloudwatch|lambda|events|dynamodb|s3):\w+)", policy))
-    assert actions == set(RUNTIME_ACTIONS)
+    policy, schedules = blocks("deploy", "yaml")
+    pattern = r"\b((?:cloudwatch|lambda|events|dynamodb|s3|scheduler):\w+)"
+    assert set(re.findall(pattern, policy)) == set(RUNTIME_ACTIONS)
+    # The statement added with trigger_schedules.
+    assert set(re.findall(pattern, schedules)) == set(TRIGGER_SCHEDULE_ACTIONS)
 
 
 def test_the_migration_diff_is_the_import_that_works() -> None:

@@ -174,10 +174,13 @@ def test_the_command_runs_every_check_against_the_server(
 ) -> None:
     deploy(env)
     argv = ["doctor", FUNCTION, "--endpoint-url", env.endpoint_url, "--region", REGION]
-    # The embedded server leaves the recursion config at Lambda's default (Terminate), or does
-    # not answer it at all (moto 5.2.5): either way the recursion check fails, alone.
+    # Every answer from the embedded server itself, recursion config included.
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 7 and all(line.startswith("✓") for line in lines), lines
+    env.client("lambda").put_function_recursion_config(FunctionName=FUNCTION, RecursiveLoop="Terminate")
     assert cli.main(argv) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 7 and [line[0] for line in lines].count("✗") == 1
-    assert lines[1].startswith("✗ recursion: ")
+    assert [line[0] for line in lines].count("✗") == 1
+    assert lines[1].startswith("✗ recursion: RecursiveLoop is 'Terminate'")
     assert lines[5].startswith("✓ iam: not simulated")

@@ -24,6 +24,7 @@ from siblings.config import SiblingsConfig
 from siblings.context import read_context
 from siblings.iam import RUNTIME_ACTIONS
 from siblings.rules import RuleLookup
+from siblings.schedules import ScheduleLookup
 
 TTL_ATTRIBUTE = "ttl"
 """The attribute the shared table's TTL must be on (``estimator.store``'s ``ttl``)."""
@@ -126,15 +127,25 @@ class Doctor:
         return Check("recursion", True, "RecursiveLoop is 'Allow'")
 
     def check_trigger(self) -> Check:
-        """An ENABLED EventBridge rule targets the function (the guard refuses otherwise)."""
+        """An ENABLED EventBridge rule targets the function, or one of the ``trigger_schedules``
+        (EventBridge Scheduler) is ENABLED (the guard refuses otherwise)."""
         arn = self.configuration.get("FunctionArn") or self._configuration()["FunctionArn"]
         info = read_context(SimpleNamespace(invoked_function_arn=arn))
         state = RuleLookup(self.clients.get("events")).state(info)
         if state["enabled"]:
             return Check("trigger", True, f"rule {state['rule']!r} is ENABLED")
+        schedules = {name: ScheduleLookup(self.clients.get("scheduler")).state(name)["state"]
+                     for name in self.config.trigger_schedules}
+        enabled = [name for name, value in schedules.items() if value == "ENABLED"]
+        if enabled:
+            return Check("trigger", True, f"schedule {enabled[0]!r} is ENABLED")
         checked = ", ".join(state["checked"]) or "none"
-        return Check("trigger", False, f"no ENABLED EventBridge rule targets {arn} (rules: {checked})",
-                     "enable the schedule rule that starts the function, or spawn with force=True")
+        named = ", ".join(f"{k} {v or 'missing'}" for k, v in schedules.items()) or "none named"
+        return Check("trigger", False,
+                     f"no ENABLED EventBridge rule targets {arn} (rules: {checked}) and no "
+                     f"ENABLED trigger schedule ({named})",
+                     "enable the rule or schedule that starts the function (trigger_schedules "
+                     "names schedules), or spawn with force=True")
 
     def check_concurrency(self) -> Check:
         """Reserved concurrency leaves room for ``max_concurrency`` (and is not 0)."""

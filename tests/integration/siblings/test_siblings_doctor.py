@@ -107,6 +107,21 @@ def _rule_disabled(env: SiblingsEnv, injected: dict[str, Any]) -> dict[str, Any]
     return {}
 
 
+def test_an_enabled_trigger_schedule_passes_the_trigger_check(env: SiblingsEnv) -> None:
+    injected = deploy(env)
+    env.client("events").disable_rule(Name="schedule")
+    env.client("scheduler").create_schedule(
+        Name="nightly", ScheduleExpression="rate(1 hour)", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": env.function_arn, "RoleArn": PRINCIPAL}, State="ENABLED",
+    )
+    env.client("lambda").update_function_configuration(FunctionName=FUNCTION, Environment={
+        "Variables": {"SIBLINGS_TRIGGER_SCHEDULES": "default/nightly"}
+    })
+    code, lines = run(env, injected)
+    assert lines[2] == "✓ trigger: schedule 'default/nightly' is ENABLED", lines
+    assert code == 0
+
+
 def _reserved_below_max(env: SiblingsEnv, injected: dict[str, Any]) -> dict[str, Any]:
     env.client("lambda").put_function_concurrency(FunctionName=FUNCTION, ReservedConcurrentExecutions=5)
     return {}

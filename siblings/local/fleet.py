@@ -357,6 +357,7 @@ class Fleet:
             invocations=self.runtime.invocations(),
             max_generations=self.settings.max_generations,
             work_started=self.work.started(),
+            timed_out_after=None if self.completed else self.settings.timeout_seconds,
         )
 
     def chains_done(self) -> int:

@@ -38,6 +38,12 @@ class Config:
     """Endpoint for every client (a local moto server); ``None`` uses boto3's resolution."""
     minutes_back: int = bounded(5, 1, 1440)
     """Window of CloudWatch metrics the estimate is computed over."""
+    publication_delay_seconds: float = bounded(60.0, 0, 900)
+    """How long after a minute ends Lambda's metrics of it are taken as published: the window
+    ends at the last whole minute before ``now - publication_delay_seconds``. Lambda sends a
+    minute's metrics when its invocations finish, at 1-minute intervals
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html), so the minute just
+    closed is usually still empty and would read a steady load as (window - 1) / window of it."""
     cache_ttl_seconds: float = bounded(60.0, 0, _DAY, above=True)
     """How long an estimate is fresh (Lambda metrics have one-minute resolution)."""
     limits_cache_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)

@@ -36,7 +36,7 @@ _VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
 }
 _MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
 # Added later: items written before them lack them and still read (as None).
-_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency")
+_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency", "claimed_concurrency")
 
 
 class ConcurrencySignal(StrEnum):
@@ -58,7 +58,9 @@ class Estimate:
     ``period_s`` seconds of whole minutes (Little's law). ``observed_peak`` is the highest
     ``ConcurrentExecutions`` (Maximum) Lambda published for the function in any minute of the
     window, and ``account_concurrency`` the same for the whole account (the metric without
-    dimensions); each is ``None`` when CloudWatch has no datapoints. ``source`` is
+    dimensions), and ``claimed_concurrency`` the account's highest ``ClaimedAccountConcurrency``
+    (executions on-demand functions cannot use: unreserved ones in use plus every reserved and
+    provisioned allocation); each is ``None`` when CloudWatch has no datapoints. ``source`` is
     ``"memory"``, ``"dynamodb"`` or ``"cloudwatch"``; ``stale`` is True when a refresh failed
     and an older value is served. Times are epoch seconds.
     """
@@ -74,6 +76,7 @@ class Estimate:
     stale: bool = False
     observed_peak: int | None = None
     account_concurrency: int | None = None
+    claimed_concurrency: int | None = None
 
     def __int__(self) -> int:
         return self.value
@@ -247,7 +250,8 @@ class ConcurrencyEstimator:
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
         """Fetch fresh values: one GetMetricData call per 166 functions."""
-        window = aligned_window(datetime.fromtimestamp(self.clock.now(), tz=UTC), minutes_back)
+        now = datetime.fromtimestamp(self.clock.now(), tz=UTC)
+        window = aligned_window(now, minutes_back, self.config.publication_delay_seconds)
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]
@@ -260,6 +264,7 @@ class ConcurrencyEstimator:
                     "period_s": metric.period_s,
                     "observed_peak": metric.observed_peak,
                     "account_concurrency": batch.account_concurrency,
+                    "claimed_concurrency": batch.claimed_concurrency,
                 }
         return values
 
@@ -292,6 +297,7 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
     avg = value.get("avg_duration_ms")
     peak = value.get("observed_peak")
     account = value.get("account_concurrency")
+    claimed = value.get("claimed_concurrency")
     return Estimate(
         function_name=ref.resource,
         value=int(value["value"]),
@@ -304,6 +310,7 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
         stale=cached.stale,
         observed_peak=None if peak is None else int(peak),
         account_concurrency=None if account is None else int(account),
+        claimed_concurrency=None if claimed is None else int(claimed),
     )
 
 

@@ -316,12 +316,23 @@ def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) ->
     """How many more executions fit: under the account's limit, and under the function's
     reserved concurrency when set; ``headroom`` is the tighter, ``limited_by`` says which.
 
-    No datapoint of the account's concurrency means nothing ran in the window: 0. The function's
-    own concurrency is the higher of Little's law and its observed peak (a limit is hit by
-    peaks, not averages).
+    The account's side is its limit minus what on-demand functions can no longer use, Lambda's
+    ``ClaimedAccountConcurrency``: executions in use *plus* every function's reserved (and
+    provisioned) concurrency, idle or not
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html). Reserved
+    concurrency is claimed even before any metric shows it, so the claim is never taken below
+    the limit minus ``UnreservedConcurrentExecutions`` of ``GetAccountSettings``. No datapoint
+    means nothing ran in the window. A function with reserved concurrency runs inside its own
+    reservation, which is part of the claim: the account's side leaves it out (else a function
+    reserving most of the account would refuse itself). The function's own concurrency is the
+    higher of Little's law and its observed peak (a limit is hit by peaks, not averages).
     """
-    used = estimate.account_concurrency or 0
-    room = account.concurrent_executions - used
+    allocated = 0
+    if account.unreserved_concurrent_executions is not None:
+        allocated = max(0, account.concurrent_executions - account.unreserved_concurrent_executions)
+    claimed = max(estimate.claimed_concurrency or 0, estimate.account_concurrency or 0, allocated)
+    others = claimed if reserved is None else max(0, claimed - reserved)
+    room = account.concurrent_executions - others
     limited_by = "account"
     function_concurrency = estimate.concurrency(ConcurrencySignal.MAX)
     if reserved is not None and reserved - function_concurrency < room:
@@ -330,6 +341,7 @@ def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) ->
         "headroom": room,
         "limited_by": limited_by,
         "account_concurrency": estimate.account_concurrency,
+        "claimed_concurrency": claimed,
         "account_limit": account.concurrent_executions,
         "function_concurrency": function_concurrency,
         "reserved_concurrency": reserved,

@@ -30,7 +30,12 @@ from estimator.exceptions import (
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
+    NoRegion,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 from estimator.limits import AccountLimit, ReservedConcurrency
 
@@ -45,6 +50,11 @@ __all__ = [
     "LookupFailed",
     "ReservedConcurrency",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
     "ensure_table",
     "estimate_concurrency",
 ]

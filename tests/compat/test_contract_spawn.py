@@ -1,6 +1,6 @@
 """The sosw contract, rows C13-C23: ``spawn_sibling(lambda_context, payload=None, force=False)``.
 
-One test per row of the README's table (see ``test_contract_setup.py``).
+One test per row of the contract table (docs/reference.md) (see ``test_contract_setup.py``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Nothing fails at import or in a constructor without AWS settings (issue 20.2): clients are
-made on first use, and a missing Region is one clear error raised by the call that needs it."""
+made on first use, and a missing Region is one clear error raised by the call that needs it.
+The handler examples of the README and the docs are imported as a Lambda runtime would."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
 
 SCRIPT = r"""
-import re, sys
-blocks = re.findall(r"```python\n(.*?)```", open(sys.argv[1]).read(), flags=re.S)
-for index in (2, 3, 4):  # the handler examples: a module a Lambda runtime imports
-    exec(compile(blocks[index], "README.md", "exec"), {})
+from tests.docs import blocks
+# The handler examples (README and docs): modules a Lambda runtime imports.
+for name, index in (("README", 0), ("index", 0), ("spawn-siblings", 0), ("spawn-siblings", 1),
+                    ("operate", 0)):
+    exec(compile(blocks(name, "python")[index], f"{name}.md", "exec"), {})
 from siblings import SiblingsManager
 SiblingsManager()
 SiblingsManager(custom_config={"use_dynamodb": False})
@@ -53,7 +54,7 @@ def run(code: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_readme_handlers_import_and_managers_construct_without_a_region(tmp_path: Path) -> None:
-    done = run(SCRIPT, str(README), home=tmp_path)
+    done = run(SCRIPT, home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("imported")
 

@@ -25,14 +25,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
-from pynamodb.models import Model
 
+from estimator.binding import CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
 from estimator.config import Config
 from estimator.exceptions import (
-    NoRegion,
     StoreAccessDenied,
     StoreThrottled,
     StoreUnavailable,
@@ -114,101 +112,6 @@ def translate(operation: str, exc: BaseException) -> StoreUnavailable:
     elif any(isinstance(error, NETWORK_ERRORS) for error in causes(exc)):
         kind = StoreUnreachable
     return kind(operation, exc, code)
-
-
-class CacheItem(Model):
-    """The item schema; :func:`item_model` binds it to a table, region and endpoint."""
-
-    class Meta:
-        table_name = "lambda-siblings"
-
-    pk = UnicodeAttribute(hash_key=True)
-    value = UnicodeAttribute(null=True)
-    fresh_until = NumberAttribute(null=True)
-    ttl = TTLAttribute(null=True)
-    lease_owner = UnicodeAttribute(null=True)
-    lease_until = NumberAttribute(null=True)
-    failed_until = NumberAttribute(null=True)
-    last_error = UnicodeAttribute(null=True)
-
-
-_models: dict[tuple[Any, ...], type[CacheItem]] = {}
-_models_lock = threading.Lock()
-
-
-def item_model(config: Config, session: Any = None) -> type[CacheItem]:
-    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
-
-    Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
-    default chain. Bound models are reused (pynamodb makes each one's client on its first
-    request). Raises :class:`NoRegion` when no Region is configured anywhere.
-    """
-    attrs = meta_attributes(config, session)
-    identity = attrs.get("aws_access_key_id") or _default_identity()
-    key = (identity, *sorted((name, str(value)) for name, value in attrs.items()))
-    with _models_lock:
-        model = _models.get(key)
-        if model is None:
-            meta = type("Meta", (), attrs)
-            model = _models[key] = type("BoundCacheItem", (CacheItem,), {"Meta": meta})
-        return model
-
-
-_low_levels: dict[type[CacheItem], LowLevel] = {}
-
-
-def low_level(model: type[CacheItem]) -> LowLevel:
-    """The :class:`LowLevel` calls of ``model``'s table, with its settings (one per model)."""
-    with _models_lock:
-        low = _low_levels.get(model)
-        if low is None:
-            low = _low_levels[model] = LowLevel(model.Meta.table_name, model.Meta)
-        return low
-
-
-def _default_identity() -> str | None:
-    """Who the default credential chain says we are now: a model (and its client) is kept per
-    identity, so changed credentials, or none at all, are not hidden by a cached client."""
-    import boto3
-
-    credentials = boto3.Session().get_credentials()
-    return None if credentials is None else credentials.get_frozen_credentials().access_key
-
-
-def resolve_region(config: Config, session: Any = None) -> str:
-    """The Region of ``config`` (its own setting, the session's, boto3's default chain);
-    :class:`NoRegion` when there is none."""
-    region = config.region_name or (session.region_name if session is not None else None)
-    if not region:
-        import boto3
-
-        region = boto3.Session().region_name
-    if not region:
-        raise NoRegion("DynamoDB")
-    return str(region)
-
-
-def meta_attributes(config: Config, session: Any) -> dict[str, Any]:
-    """The pynamodb ``Meta`` of ``config``'s table (also the low-level client's settings)."""
-    attrs: dict[str, Any] = {
-        "table_name": config.table_name,
-        "connect_timeout_seconds": config.dynamodb_timeout_seconds,
-        "read_timeout_seconds": config.dynamodb_timeout_seconds,
-        # Few, fast retries: a throttled or failing table degrades to tier 1 + CloudWatch.
-        "max_retry_attempts": 2,
-        "billing_mode": "PAY_PER_REQUEST",
-        "region": resolve_region(config, session),
-    }
-    if config.endpoint_url:
-        attrs["host"] = config.endpoint_url
-    if session is not None:
-        credentials = session.get_credentials()
-        if credentials is not None:
-            frozen = credentials.get_frozen_credentials()
-            attrs["aws_access_key_id"] = frozen.access_key
-            attrs["aws_secret_access_key"] = frozen.secret_key
-            attrs["aws_session_token"] = frozen.token
-    return attrs
 
 
 class DynamoStore:

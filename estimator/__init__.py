@@ -39,7 +39,21 @@ from estimator.exceptions import (
 )
 from estimator.limits import AccountLimit, ReservedConcurrency
 
+
+def _version() -> str:
+    """The installed distribution's version (one source: pyproject.toml, via its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lambda-siblings")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
 __all__ = [
+    "__version__",
     "AccountLimit",
     "ConcurrencyEstimator",
     "ConcurrencySignal",

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -15,6 +14,7 @@ from typing import Any
 from cachetools import LRUCache
 
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
 from estimator.keys import estimate_key
@@ -117,7 +117,7 @@ class ConcurrencyEstimator:
         lambda_client: Any = None,
         store: Store | None = None,
         cache: TwoTierCache | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config or Config.from_env()
         self._session = session
@@ -126,7 +126,7 @@ class ConcurrencyEstimator:
         )
         if cache is None:
             if store is None and self.config.use_dynamodb:
-                store = DynamoStore(self.config, session=session)
+                store = DynamoStore(self.config, session=session, clock=clock)
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
@@ -225,7 +225,7 @@ class ConcurrencyEstimator:
                 values = load_many(list(keys))
             except Exception as exc:
                 raise EstimateUnavailable(unique[0].resource, exc) from exc
-            now = self.clock()
+            now = self.clock.now()
             outcome: dict[str, Cached | LookupFailed] = {
                 key: Cached(value, ORIGIN, now, now) for key, value in values.items()
             }
@@ -250,7 +250,7 @@ class ConcurrencyEstimator:
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
         """Fetch fresh values: one GetMetricData call per 166 functions."""
-        window = aligned_window(datetime.fromtimestamp(self.clock(), tz=UTC), minutes_back)
+        window = aligned_window(datetime.fromtimestamp(self.clock.now(), tz=UTC), minutes_back)
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]

@@ -29,6 +29,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from estimator.binding import CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import (
     StoreAccessDenied,
@@ -118,8 +119,9 @@ class DynamoStore:
     """The :class:`Store` on the shared table; every failure is a :class:`StoreUnavailable`.
 
     ``breaker`` defaults to a new :class:`Breaker` for this store; share one store (or pass the
-    same breaker) between the users of one table so that an outage is detected once. Nothing is
-    resolved or connected until the first call.
+    same breaker) between the users of one table so that an outage is detected once. ``model``
+    and ``low`` (the bound model, its :class:`LowLevel`) may be injected. Nothing is resolved or
+    connected until the first call.
     """
 
     shared = True
@@ -130,14 +132,16 @@ class DynamoStore:
         session: Any = None,
         model: type[CacheItem] | None = None,
         breaker: Breaker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        low: LowLevel | None = None,
     ):
         self.config = config
         self.session = session
         self._model = model
-        self._low: LowLevel | None = None
+        self._low = low
         self._lock = threading.RLock()  # ``low`` builds ``model`` under it
         self.breaker = breaker or Breaker(
-            f"table {config.table_name!r}", config.error_backoff_seconds
+            f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
 
     @property
@@ -178,8 +182,14 @@ class DynamoStore:
         """
         try:
             if not self.model.exists():
-                self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-                return True
+                try:
+                    self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+                    return True
+                except _STORE_ERRORS as exc:
+                    # Another creator won the race, or our own CreateTable succeeded, its reply
+                    # timed out and the SDK's retry found the table: it exists, as asked.
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
             if not self.low.ttl_enabled():
                 self.model.update_ttl(ignore_update_ttl_errors=False)
             return False

@@ -16,6 +16,7 @@ The package builds on :mod:`estimator` and never imports the simulator
 (:mod:`siblings.local`, the ``local`` extra).
 """
 
+from estimator import __version__
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.errors import (
     DuplicateSibling,
@@ -46,6 +47,7 @@ from siblings.metadata import METADATA_KEY, ChainMetadata
 from siblings.result import Reason, SpawnResult
 
 __all__ = [
+    "__version__",
     "METADATA_KEY",
     "ChainMetadata",
     "DuplicateSibling",

@@ -35,13 +35,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore, Store
@@ -60,16 +60,23 @@ from siblings.metadata import (
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
 from siblings.position import chain_position
+from siblings.recursion import RecursionLookup
 from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
 from siblings.runs import RunClaims
+from siblings.schedules import ScheduleLookup
 from siblings.spawn_call import SpawnCall
 from siblings.spawner import Spawner
 
 log = logging.getLogger(__name__)
 
-_CLIENT_KWARGS = {"lambda_client": "lambda", "events_client": "events", "s3_client": "s3"}
-_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics")
+_CLIENT_KWARGS = {
+    "lambda_client": "lambda",
+    "events_client": "events",
+    "s3_client": "s3",
+    "scheduler_client": "scheduler",
+}
+_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics", "clock")
 # Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
 _CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
 
@@ -84,7 +91,8 @@ class SiblingsManager:
     (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
     (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
     (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics``, see
-    :mod:`siblings.emf`). Clients are created on first use.
+    :mod:`siblings.emf`), ``clock`` (an :class:`~estimator.clock.Clock` every time-dependent
+    part reads; default the given cache's, else the real one). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -107,37 +115,47 @@ class SiblingsManager:
         cache: TwoTierCache | None = kwargs.get("cache")
         if cache is None and estimator is not None:
             cache = estimator.cache  # one tier-1 and one table for estimates and rule state
+        clock: Clock = kwargs.get("clock") or (cache.clock if cache is not None else SYSTEM_CLOCK)
+        self.clock = clock
         # One store, hence one breaker, for the cache, the kill switch and the spawn records;
         # without a table, one in this process (kill switch, records and claims hold here).
         store: Store = kwargs.get("store") or (cache.store if cache is not None else None) or (
-            DynamoStore(self.config, session=self._session) if self.config.use_dynamodb
+            DynamoStore(self.config, session=self._session, clock=clock) if self.config.use_dynamodb
             else MemoryStore()
         )
         self.store = store
         if cache is None:  # the estimator's tier 2 is the table only (memory is tier 1 already)
-            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None)
+            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self._estimator = estimator
         self._estimator_lock = threading.Lock()
-        self.kill_switch = KillSwitch(store)
-        self.ledger = SpawnLedger(store, self.config)
+        self.kill_switch = KillSwitch(store, clock)
+        self.ledger = SpawnLedger(store, self.config, clock)
         self.guards = Guards(
             self.config,
             cache=self.cache,
             kill_switch=self.kill_switch,
             rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
+            recursion=lambda: RecursionLookup(self.config, self.cache, self._clients),
+            schedule_lookup=lambda: ScheduleLookup(self._clients.get("scheduler")),
         )
-        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
-        self.runs = RunClaims(store, self.config)
-        self.spawner = Spawner(self.config, self.guards, self.ledger, self._clients, self._decisions)
+        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")), clock)
+        self.runs = RunClaims(store, self.config, clock)
+        self.spawner = Spawner(
+            self.config, self.guards, self.ledger, self._clients, self._decisions, clock
+        )
         self._last_function: str | None = None
 
     def _get_estimator(self) -> ConcurrencyEstimator:
         with self._estimator_lock:
             if self._estimator is None:
                 self._estimator = ConcurrencyEstimator(
-                    self.config, session=self._session, store=self.store, cache=self.cache
+                    self.config,
+                    session=self._session,
+                    store=self.store,
+                    cache=self.cache,
+                    clock=self.clock,
                 )
             return self._estimator
 
@@ -170,7 +188,7 @@ class SiblingsManager:
         :class:`PayloadTooLarge` when too large with no ``payload_bucket``, and
         :class:`SpawnFailed` when the Invoke (or the S3 offload) failed after retries.
         """
-        started = time.monotonic()
+        started = self.clock.monotonic()
         info = read_context(lambda_context)
         data, embedded = normalize_payload(payload)
         forced = _check_force(force)
@@ -181,7 +199,7 @@ class SiblingsManager:
             return self._refuse_unknown_position(info, exc, forced, started)
         if parent is None:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
-        child = parent.child(info.request_id)
+        child = parent.child(info.request_id, self.clock.now())
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
         return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started))
 
@@ -189,7 +207,9 @@ class SiblingsManager:
         self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float
     ) -> SpawnResult:
         """A refusal when the generation limit cannot be applied: the chain position is unknown."""
-        step = root_metadata(info.request_id or uuid.uuid4().hex).child(info.request_id)
+        step = root_metadata(info.request_id or uuid.uuid4().hex).child(
+            info.request_id, self.clock.now()
+        )
         call = SpawnCall(info, step, EMPTY_EVENT, forced, started)
         verdict = self.guards.on_error("generation", error)
         call.guards["generation"] = verdict.info
@@ -201,7 +221,8 @@ class SiblingsManager:
         runs its chain step): nothing is invoked; counted and logged like any decision."""
         info = read_context(lambda_context)
         step = ChainMetadata(duplicate.chain_id, duplicate.generation)
-        call = SpawnCall(info, step.child(info.request_id), EMPTY_EVENT, False, time.monotonic())
+        child = step.child(info.request_id, self.clock.now())
+        call = SpawnCall(info, child, EMPTY_EVENT, False, self.clock.monotonic())
         return self.spawner.decisions.record(
             call.result(Reason.DUPLICATE, duplicate=True, detail=str(duplicate)), call.started
         )

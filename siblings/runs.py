@@ -16,10 +16,9 @@ is found in its chain by :meth:`RunClaims.lookup`, so the generation limit still
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 from typing import Any
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import believable_time
 from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
@@ -42,7 +41,7 @@ class RunClaims:
         self,
         store: Store | None,
         config: SiblingsConfig,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         # Without a shared table the claims only hold within this process.
         self.store: Store = store if store is not None else MemoryStore()
@@ -53,7 +52,7 @@ class RunClaims:
         """Claim ``metadata``'s step for ``request_id``; :class:`DuplicateSibling` when another
         execution holds it. Raises :class:`StoreUnavailable` when the table cannot be asked."""
         key = run_key(metadata.chain_id, metadata.generation)
-        now = self.clock()
+        now = self.clock.now()
         keep = now + self.config.spawn_record_ttl_seconds
         claim = {"runner": request_id, "started_at": now}
         existing = self.store.create(key, claim, keep, now)
@@ -81,10 +80,10 @@ class RunClaims:
         Raises :class:`StoreUnavailable`; a record that does not parse is ignored (logged).
         """
         # Only a table is written by other processes: a store of this process is asked once.
-        backoff = Backoff(patience if self.store.shared else 0.0, first=0.1, maximum=0.4)
+        backoff = Backoff(patience if self.store.shared else 0.0, first=0.1, maximum=0.4, clock=self.clock)
         while True:
             item = self.store.get(invocation_key(request_id))
-            if item is not None and item.value is not None and not item.is_gone(self.clock()):
+            if item is not None and item.value is not None and not item.is_gone(self.clock.now()):
                 break
             if not backoff.wait():
                 return None
@@ -98,4 +97,4 @@ class RunClaims:
         if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
             return False
         skew = self.config.max_clock_skew_seconds
-        return believable_time(value.get("started_at"), self.clock(), skew)
+        return believable_time(value.get("started_at"), self.clock.now(), skew)

@@ -7,7 +7,8 @@ For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
-4. unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+4. the recursive loop setting (even when forced: Lambda itself would drop the work), then,
+   unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
 5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
    chain position under the Invoke's request id.
 
@@ -19,18 +20,18 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
-from siblings.invoke import InvokeOutcome, Invoker
+from siblings.invoke import RECURSIVE_INVOCATION, InvokeOutcome, Invoker, error_code
 from siblings.ledger import Claim, ClaimStatus, SpawnLedger
 from siblings.payload import upload
 from siblings.result import Reason, SpawnResult, duplicate_of
@@ -52,7 +53,9 @@ class Spawner:
         ledger: SpawnLedger,
         clients: Clients,
         decisions: DecisionLog,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -89,7 +92,7 @@ class Spawner:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
         if call.guard_ms is None:  # stopped before the cached guards: it all was guard time
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
         return self.decisions.record(stop, call.started, call.guard_ms)
 
     def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
@@ -103,9 +106,13 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """EventBridge, concurrency and account headroom, skipped under ``force``; the guards'
-        time is taken here, when the last of them has answered."""
+        """The recursive loop setting (with ``force`` too), then EventBridge, concurrency and
+        account headroom (skipped under ``force``); the guards' time is taken here, when the
+        last of them has answered."""
         try:
+            stop = self._verdict(call, "recursion", self.guards.check_recursion(call.info))
+            if stop is not None:
+                return stop
             if call.forced:
                 skipped = ("eventbridge", "concurrency", "account_headroom")
                 call.guards.update({name: {"skipped": "force"} for name in skipped})
@@ -120,7 +127,7 @@ class Spawner:
                     return stop
             return None
         finally:
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
 
     def _dry_run(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         stop = self._verdict(call, "kill_switch", self.guards.check_kill_switch(call.info))
@@ -152,6 +159,9 @@ class Spawner:
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:
+            if error_code(exc.cause) == RECURSIVE_INVOCATION and not exc.maybe_spawned:
+                self._release(call, claim)  # Lambda stopped the loop: nothing was handed off
+                return call.result(Reason.RECURSIVE_LOOP, detail=str(exc))
             if not exc.maybe_spawned:  # a sibling may run: keep the record, a retry takes it over
                 self._release(call, claim)
             raise
@@ -218,6 +228,7 @@ class Spawner:
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,
+            clock=self.clock,
         )
         encoded = call.encoded
         try:
@@ -227,7 +238,8 @@ class Spawner:
                 call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
             )
         except SpawnFailed as exc:
-            self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
+            if error_code(exc.cause) != RECURSIVE_INVOCATION:  # that one is a refusal
+                self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
             raise
 
     def _deadline(self, info: InvocationInfo) -> float | None:
@@ -236,7 +248,7 @@ class Spawner:
             return None
         # Short executions keep back a quarter of what is left, so Invoke retries still fit.
         margin = min(_DEADLINE_MARGIN_S, remaining / 4)
-        return time.monotonic() + max(remaining - margin, 0.0)
+        return self.clock.monotonic() + max(remaining - margin, 0.0)
 
     def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
         """Another thread of this process is spawning the same step: share its result."""

@@ -1,5 +1,10 @@
 """The local Lambda runtime, driven over HTTP through a real moto server with boto3."""
 
+# The local Lambda runtime runs handlers in real threads against real deadlines: remaining time,
+# timeouts and overlapping executions are what these tests check, so time here is real. Each
+# time.sleep below is a handler's work (a few overrun a deadline on purpose) or one step of a
+# poll for a condition bounded by a deadline; none is "sleep and hope".
+
 from __future__ import annotations
 
 import json
@@ -105,7 +110,7 @@ def test_async_invoke_answers_202_and_runs_the_handler_with_a_lambda_context(loc
 
     def handler(event: Any, context: LambdaContext) -> str:
         before = context.get_remaining_time_in_millis()
-        time.sleep(0.2)
+        time.sleep(0.2)  # handler work: the remaining time must go down while it runs
         seen.append((event, context, before, context.get_remaining_time_in_millis()))
         done.set()
         return "ok"
@@ -219,7 +224,7 @@ def test_dry_run_answers_204_and_runs_nothing(local: Local) -> None:
     response = local.client("lambda").invoke(
         FunctionName="worker", InvocationType="DryRun", Payload=b"{}"
     )
-    time.sleep(0.2)
+    time.sleep(0.2)  # nothing may run: an absence has no event to wait for
 
     assert response["StatusCode"] == 204
     assert calls == []

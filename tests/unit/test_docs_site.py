@@ -17,7 +17,7 @@ import yaml
 import estimator
 import siblings
 from siblings.cli import build_parser
-from siblings.iam import RUNTIME_ACTIONS
+from siblings.iam import RUNTIME_ACTIONS, TRIGGER_SCHEDULE_ACTIONS
 from tests.docs import DOCS, README, ROOT, blocks, page, pages, section
 
 # The order: one page per task.
@@ -77,8 +77,11 @@ def siblings_argv(command: str) -> list[str] | None:
 def test_every_siblings_command_of_the_docs_parses(command: str) -> None:
     argv = siblings_argv(command)
     assert argv is not None
-    if argv == ["simulate", "--help"]:
-        return  # --help exits; the option itself is tested with the CLI
+    if argv in (["simulate", "--help"], ["--version"]):
+        with pytest.raises(SystemExit) as exit_:  # they print and exit, successfully
+            build_parser().parse_args(argv)
+        assert exit_.value.code == 0
+        return
     build_parser().parse_args(argv)
 
 
@@ -105,9 +108,11 @@ def test_every_python_one_liner_of_the_docs_compiles() -> None:
 
 
 def test_the_documented_policy_has_exactly_the_runtime_actions() -> None:
-    (policy,) = blocks("deploy", "yaml")
-    actions = set(re.findall(r"\b((?:cloudwatch|lambda|events|dynamodb|s3):\w+)", policy))
-    assert actions == set(RUNTIME_ACTIONS)
+    policy, schedules = blocks("deploy", "yaml")
+    pattern = r"\b((?:cloudwatch|lambda|events|dynamodb|s3|scheduler):\w+)"
+    assert set(re.findall(pattern, policy)) == set(RUNTIME_ACTIONS)
+    # The statement added with trigger_schedules.
+    assert set(re.findall(pattern, schedules)) == set(TRIGGER_SCHEDULE_ACTIONS)
 
 
 def test_the_migration_diff_is_the_import_that_works() -> None:

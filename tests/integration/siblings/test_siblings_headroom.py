@@ -34,9 +34,9 @@ def bursty(env: SiblingsEnv) -> SiblingsEnv:
     """Little's law 2 (60 x 2 s per minute), a burst of 6 in one minute, the account at 45."""
     env.rule("schedule")
     cloudwatch = env.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5)
-    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1])
-    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35])
+    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5, clock=env.clock)
+    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1], clock=env.clock)
+    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35], clock=env.clock)
     env.recorder.reset()
     return env
 
@@ -134,7 +134,9 @@ def test_an_unanswerable_headroom_follows_on_guard_error(
     bursty: SiblingsEnv, policy: str, spawned: bool
 ) -> None:
     config = bursty.config(min_account_headroom=1, on_guard_error=policy)
-    estimator = ConcurrencyEstimator(config, session=bursty.session, lambda_client=FailingLambda())
+    estimator = ConcurrencyEstimator(
+        config, session=bursty.session, lambda_client=FailingLambda(), clock=bursty.clock
+    )
     manager = bursty.manager(config=config, estimator=estimator)
     result = manager.spawn_sibling(bursty.context())
     assert bool(result) is spawned

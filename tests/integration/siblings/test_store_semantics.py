@@ -19,9 +19,7 @@ def ledger(env: SiblingsEnv, clock: ManualClock, **overrides: float) -> SpawnLed
     return SpawnLedger(
         DynamoStore(config, session=env.session),
         config,
-        clock=clock.now,
-        sleep=clock.sleep,
-        monotonic=clock.monotonic,
+        clock=clock,
     )
 
 

@@ -53,8 +53,7 @@ class Config:
     """How long past its freshness an item is kept (DynamoDB TTL) to be served when a refresh fails."""
     lease_seconds: float = bounded(10.0, 0, 60, above=True)
     """How long a refresher holds the fleet-wide lease before another caller may take over
-    (also how long a parent's own retry waits before taking over its pending spawn record: it is
-    kept well under Lambda's first retry delay, one minute)."""
+    (packages built on the estimator may give it more uses: see theirs)."""
     lease_wait_seconds: float = bounded(12.0, 0, 900)
     """How long a caller with no value at all waits for another execution's refresh."""
     error_backoff_seconds: float = bounded(5.0, 0, 3600)

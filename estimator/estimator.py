@@ -4,11 +4,14 @@ two shared tiers, beside the account's concurrency and the limits it is compared
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+
+from cachetools import LRUCache
 
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
@@ -19,7 +22,7 @@ from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache, Validate
-from estimator.store import DynamoStore
+from estimator.store import DynamoStore, Store
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
 
 ORIGIN = "cloudwatch"
@@ -115,7 +118,7 @@ class ConcurrencyEstimator:
         session: Any = None,
         cloudwatch_client: Any = None,
         lambda_client: Any = None,
-        store: DynamoStore | None = None,
+        store: Store | None = None,
         cache: TwoTierCache | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ):
@@ -314,7 +317,13 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
     )
 
 
-_default_estimators: dict[tuple[Any, ...], ConcurrencyEstimator] = {}
+DEFAULT_ESTIMATORS_MAX = 16
+"""Estimators :func:`estimate_concurrency` keeps for reuse (least recently used dropped): a
+caller passing ever-new options (a new session per call...) must not grow the process."""
+_default_estimators: MutableMapping[tuple[Any, ...], ConcurrencyEstimator] = LRUCache(
+    maxsize=DEFAULT_ESTIMATORS_MAX
+)
+_default_estimators_lock = threading.Lock()
 
 
 def estimate_concurrency(
@@ -335,13 +344,16 @@ def estimate_concurrency(
     """
     try:
         key: tuple[Any, ...] | None = (session, tuple(sorted(options.items())))
-        estimator = _default_estimators.get(key)  # type: ignore[arg-type]
+        hash(key)
     except TypeError:  # unhashable option values: no reuse
-        key, estimator = None, None
+        key = None
+    with _default_estimators_lock:
+        estimator = None if key is None else _default_estimators.get(key)
     if estimator is None:
         estimator = ConcurrencyEstimator(Config.from_env(**options), session=session)
         if key is not None:
-            _default_estimators[key] = estimator
+            with _default_estimators_lock:
+                estimator = _default_estimators.setdefault(key, estimator)
     return estimator.estimate(
         function_name, minutes_back, qualifier=qualifier, use_cache=use_cache
     ).value

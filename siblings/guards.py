@@ -73,7 +73,7 @@ class Guards:
         config: SiblingsConfig,
         *,
         cache: TwoTierCache,
-        kill_switch: KillSwitch | None,
+        kill_switch: KillSwitch,
         rule_lookup: Callable[[], RuleLookup],
         estimator: Callable[[], ConcurrencyEstimator],
         recursion: Callable[[], RecursionLookup] | None = None,
@@ -102,8 +102,6 @@ class Guards:
         the same request (one BatchGetItem) and keeps them, so that the guards after it make
         no request of their own.
         """
-        if self.kill_switch is None:
-            return Verdict(True, info={"source": "none (no shared table)"})
         cold = self._cold_entries(info, forced)
         try:
             if cold:
@@ -114,7 +112,8 @@ class Guards:
                 state = self.kill_switch.state_of(info.function_name, items[key])
             else:
                 state = self.kill_switch.state(info.function_name)
-            source = "dynamodb"
+            # Without a table the switch lives in this process: nobody can have flipped it.
+            source = "dynamodb" if self.kill_switch.store.shared else "none (no shared table)"
         except StoreUnavailable as exc:
             # Like any stale value: an enabled switch read within the grace stands in (the table
             # is down, so nobody can flip it now); a disabled one always does.

@@ -97,11 +97,15 @@ class OursFleet:
         from siblings.rules import RuleLookup
 
         clock, config = self.stack.clock, self.config
-        store, kill_switch = None, None
+        store: Any
         if self.shared_table:
             breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock)
             store = DynamoStore(config, model=self.model, breaker=breaker)
-            kill_switch = KillSwitch(store, clock=clock)
+        else:  # the container's own memory: no request, nothing shared
+            from estimator.memory_store import MemoryStore
+
+            store = MemoryStore()
+        kill_switch = KillSwitch(store, clock=clock)
         cache = TwoTierCache(config, store, clock)
         cache.policy = RefreshPolicy(config, random.Random(self.seed * 1_000_003 + index))
         estimator = ConcurrencyEstimator(config, cloudwatch_client=self.cloudwatch, store=store,

@@ -40,7 +40,7 @@ THROTTLING_CODES = frozenset(
         "LimitExceededException",
     }
 )
-_NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 def error_code(exc: BaseException | None) -> str | None:
@@ -68,7 +68,7 @@ def _status(exc: BaseException) -> int:
 def trips(exc: BaseException) -> bool:
     """Whether a failure says the table is unhealthy: connectivity, throttling or a 5xx."""
     return (
-        any(isinstance(error, _NETWORK_ERRORS) for error in causes(exc))
+        any(isinstance(error, NETWORK_ERRORS) for error in causes(exc))
         or error_code(exc) in THROTTLING_CODES
         or _status(exc) >= 500
     )

@@ -24,7 +24,7 @@ from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
 from estimator.polling import Backoff
 from estimator.refresh_policy import Plan, RefreshPolicy
-from estimator.store import DynamoStore
+from estimator.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class TwoTierCache:
     def __init__(
         self,
         config: Config,
-        store: DynamoStore | None = None,
+        store: Store | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config

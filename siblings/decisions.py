@@ -107,11 +107,10 @@ class DecisionLog:
 def stdout_handler() -> logging.Handler:
     """Send the ``siblings`` log lines to stdout as bare JSON, once (idempotent).
 
-    CloudWatch Logs extracts EMF only from a log event that *is* the JSON document; Lambda's
-    Python runtime prefixes records of its own log handler (level, time, request id), so a
-    function that relies on the log-line metrics (Powertools not installed) calls this once at
-    import time. Decision lines then stop propagating to the root handler (no duplicate lines);
-    the library's other records (``siblings.*`` warnings) still reach it.
+    Not needed for metrics: on Lambda they go to stdout as EMF documents of their own
+    (:mod:`siblings.emf`). For a handler that wants the decision lines themselves unprefixed
+    by Lambda's runtime. Decision lines then stop propagating to the root handler (no duplicate
+    lines); the library's other records (``siblings.*`` warnings) still reach it.
     """
     for handler in log.handlers:
         if getattr(handler, "_siblings_stdout", False):

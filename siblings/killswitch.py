@@ -24,7 +24,7 @@ from typing import Any
 
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import StoredItem
-from estimator.store import DynamoStore
+from estimator.store import DynamoStore, Store
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.keys import kill_key, rules_key
@@ -59,7 +59,7 @@ class KillState:
 class KillSwitch:
     """Reads and flips the kill switch items of a :class:`DynamoStore`."""
 
-    def __init__(self, store: DynamoStore, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
@@ -173,7 +173,7 @@ class FunctionStatus:
         }
 
 
-def _store(config: SiblingsConfig | None, session: Any, store: DynamoStore | None) -> DynamoStore:
+def _store(config: SiblingsConfig | None, session: Any, store: Store | None) -> Store:
     if store is not None:
         return store
     return DynamoStore(config or SiblingsConfig.from_env(), session=session)
@@ -198,7 +198,7 @@ def disable_spawning(
     reason: str = "",
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> KillState:
     """Stop every future spawn of ``function_name`` (name or ARN), even forced ones.
 
@@ -214,7 +214,7 @@ def enable_spawning(
     reason: str = "",
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> KillState:
     """Allow spawning of ``function_name`` again (the other guards still apply)."""
     return _set_spawning(function_name, False, reason, config, session, store)
@@ -226,7 +226,7 @@ def _set_spawning(
     reason: str,
     config: SiblingsConfig | None,
     session: Any,
-    store: DynamoStore | None,
+    store: Store | None,
 ) -> KillState:
     switch = KillSwitch(_store(config, session, store))
     return switch.set(_name(function_name), disabled, reason, _operator())
@@ -237,7 +237,7 @@ def spawning_status(
     *,
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> FunctionStatus:
     """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
     table = _store(config, session, store)

@@ -24,8 +24,9 @@ one of them run it.
 A record that is not one of ours (wrong shape, times beyond the clock-skew allowance) is
 reported as :attr:`ClaimStatus.CORRUPT`: the manager applies ``on_guard_error`` to it.
 
-Without a shared table (``use_dynamodb=False``) the records live in process only: racing
-threads still give one invoke, retries in another container do not.
+Without a shared table (``use_dynamodb=False``) the records live in a
+:class:`~estimator.memory_store.MemoryStore`, in process only: racing threads still give one
+invoke, retries in another container do not.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ from cachetools import LRUCache
 
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import StoredItem, believable_time
+from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
-from estimator.store import DynamoStore
+from estimator.store import Store
 from siblings.config import SiblingsConfig
 from siblings.keys import invocation_key
 from siblings.metadata import ChainMetadata
@@ -81,11 +83,11 @@ class SpawnLedger:
 
     def __init__(
         self,
-        store: DynamoStore | None,
+        store: Store | None,
         config: SiblingsConfig,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.store = store
+        self.store: Store = store if store is not None else MemoryStore()
         self.config = config
         self.clock = clock
         self._lock = threading.Lock()
@@ -98,7 +100,7 @@ class SpawnLedger:
         """
         with self._lock:
             done = self._done.get(key)
-        if done is not None or self.store is None:
+        if done is not None:
             return done
         item = self.store.get(key)
         if item is None or item.is_gone(self.clock.now()) or not self.valid_record(item.value):
@@ -117,8 +119,6 @@ class SpawnLedger:
         if done is not None:
             return Claim(ClaimStatus.DONE, result=done)
         token = uuid.uuid4().hex
-        if self.store is None:
-            return Claim(ClaimStatus.CLAIMED, token=token)
         now = self.clock.now()
         pending = {"state": "pending", "owner": owner, "token": token, "claimed_at": now}
         existing = self.store.create(key, pending, self._keep_until(now), now)
@@ -171,9 +171,8 @@ class SpawnLedger:
         now = self.clock.now()
         pending = {**(pending or {"state": "pending", "owner": None, "token": uuid.uuid4().hex}),
                    "claimed_at": now}
-        if self.store is not None:
-            keep = self._keep_until(now)
-            self.store.put(key, pending, fresh_until=keep, keep_until=keep)
+        keep = self._keep_until(now)
+        self.store.put(key, pending, fresh_until=keep, keep_until=keep)
         return Claim(ClaimStatus.CLAIMED, token=pending["token"])
 
     def valid_record(self, value: dict[str, Any] | None) -> bool:
@@ -200,8 +199,6 @@ class SpawnLedger:
         BatchWriteItem. Raises :class:`StoreUnavailable` (the in-process record is kept)."""
         with self._lock:
             self._done[key] = result
-        if self.store is None:
-            return
         now = self.clock.now()
         keep = self._keep_until(now)
         record = {"state": "invoked", "owner": owner, "token": token, "invoked_at": now, "result": result}
@@ -210,13 +207,16 @@ class SpawnLedger:
             items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
         self.store.put_many(items)
 
-    def release(self, key: str) -> None:
-        """Forget a claim whose Invoke failed or was refused, so the step can be spawned later
-        (best effort)."""
-        if self.store is None:
-            return
+    def release(self, key: str, token: str | None = None) -> None:
+        """Forget the claim ``token`` whose Invoke failed or was refused, so the step can be
+        spawned later (best effort). Only that claim is removed: a stalled attempt whose
+        record was taken over by a retry must not delete its successor's (``token=None``
+        removes whatever is there: for operators only)."""
         try:
-            self.store.delete(key)
+            if token is None:
+                self.store.delete(key)
+            elif not self.store.delete(key, only_if={"token": token}):
+                log.info("spawn record %r is no longer claim %s: left alone", key, token)
         except Exception as exc:  # the caller is already handling the Invoke's failure
             log.warning("could not release spawn record %r: %s", key, exc)
 

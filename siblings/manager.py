@@ -43,9 +43,10 @@ from typing import Any
 from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
-from estimator.store import DynamoStore
-from siblings.config import GuardErrorPolicy, SiblingsConfig
+from estimator.store import DynamoStore, Store
+from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
 from siblings.emf import make_emitter
@@ -56,17 +57,14 @@ from siblings.killswitch import KillSwitch
 from siblings.ledger import SpawnLedger
 from siblings.metadata import (
     ChainMetadata,
-    metadata_of,
-    parse_metadata,
-    recall,
-    remember,
     root_metadata,
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
+from siblings.position import chain_position
 from siblings.recursion import RecursionLookup
 from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
-from siblings.runs import RunClaims, lookup_patience
+from siblings.runs import RunClaims
 from siblings.schedules import ScheduleLookup
 from siblings.spawn_call import SpawnCall
 from siblings.spawner import Spawner
@@ -82,8 +80,6 @@ _CLIENT_KWARGS = {
 _OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics", "clock")
 # Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
 _CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
-# Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
-_DEADLINE_MARGIN_S = 1.0
 
 
 class SiblingsManager:
@@ -122,19 +118,19 @@ class SiblingsManager:
             cache = estimator.cache  # one tier-1 and one table for estimates and rule state
         clock: Clock = kwargs.get("clock") or (cache.clock if cache is not None else SYSTEM_CLOCK)
         self.clock = clock
-        store: DynamoStore | None = kwargs.get("store")
-        if store is None and cache is not None:
-            store = cache.store
-        if store is None and self.config.use_dynamodb:
-            store = DynamoStore(self.config, session=self._session, clock=clock)
-        # One store, hence one breaker, for the cache, the kill switch and the spawn records.
+        # One store, hence one breaker, for the cache, the kill switch and the spawn records;
+        # without a table, one in this process (kill switch, records and claims hold here).
+        store: Store = kwargs.get("store") or (cache.store if cache is not None else None) or (
+            DynamoStore(self.config, session=self._session, clock=clock) if self.config.use_dynamodb
+            else MemoryStore()
+        )
         self.store = store
-        if store is None:
-            _warn_no_table()
-        self.cache = cache if cache is not None else TwoTierCache(self.config, store, clock)
+        if cache is None:  # the estimator's tier 2 is the table only (memory is tier 1 already)
+            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
+        self.cache = cache
         self._estimator = estimator
         self._estimator_lock = threading.Lock()
-        self.kill_switch = KillSwitch(store, clock) if store is not None else None
+        self.kill_switch = KillSwitch(store, clock)
         self.ledger = SpawnLedger(store, self.config, clock)
         self.guards = Guards(
             self.config,
@@ -199,7 +195,7 @@ class SiblingsManager:
         forced = _check_force(force)
         self._last_function = info.function_name
         try:
-            parent = self._incoming(info, event, embedded)
+            parent = chain_position(info, event, embedded, self.runs)
         except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
             return self._refuse_unknown_position(info, exc, forced, started)
         if parent is None:
@@ -290,52 +286,6 @@ class SiblingsManager:
         """Zero every counter (``recursive`` as in :meth:`get_stats`)."""
         self._decisions.reset()
 
-    # --- the decision ---
-    def _incoming(self, info: InvocationInfo, event: Any, embedded: Any) -> ChainMetadata | None:
-        """Where this execution sits in its chain, from the first source that knows."""
-        if event is not None:
-            if not isinstance(event, Mapping):
-                raise TypeError(f"event must be a dict, got {type(event).__name__}")
-            return metadata_of(event)
-        if info.request_id:
-            known, metadata = recall(info.request_id)
-            if known:
-                return metadata
-        if embedded is not None:
-            return parse_metadata(embedded)
-        if info.request_id:
-            return self._recorded_position(info.request_id, lookup_patience(info, self.config))
-        return None
-
-    def _recorded_position(self, request_id: str, patience: float) -> ChainMetadata | None:
-        """The position the parent recorded under this execution's request id (a handler that
-        never read its event); a miss starts a new chain, said once in the log."""
-        try:
-            metadata = self.runs.lookup(request_id, patience)
-        except StoreUnavailable as exc:
-            if self.config.on_guard_error is not GuardErrorPolicy.ALLOW:
-                raise  # refused: a new chain here would reset the generation count
-            log.warning(
-                "chain position of %s unknown (%s): a new chain (on_guard_error=allow)", request_id, exc
-            )
-            return None  # not remembered: the next spawn of this execution asks again
-        if metadata is None:
-            log.info("no chain position recorded for request %s: a new chain starts here", request_id)
-        remember(request_id, metadata)  # asked once per execution
-        return metadata
-
-
-_warned_no_table = threading.Event()
-
-
-def _warn_no_table() -> None:
-    """Say once per process what running without the shared table gives up."""
-    if not _warned_no_table.is_set():
-        _warned_no_table.set()
-        log.warning(
-            "no shared table (use_dynamodb=false): no kill switch, and spawn records and step "
-            "claims hold within this process only"
-        )
 
 
 def _check_force(force: Any) -> bool:

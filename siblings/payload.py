@@ -11,10 +11,8 @@ The key is deterministic per chain step and content, so a retried spawn of the s
 overwrites rather than piles up, a different payload never replaces the one a running sibling
 reads, and the reader accepts a pointer only to that key (:mod:`siblings.pointer`).
 Objects are not deleted after reading (Lambda may deliver the sibling's event again); give the
-bucket a lifecycle rule on the prefix.
-
-:func:`load_payload` returns the original payload for every event: inline, offloaded, or not a
-sibling event at all.
+bucket a lifecycle rule on the prefix. The sibling's side (reading the event back, resolving
+a pointer) is :mod:`siblings.inbound`'s.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ class Spawner:
     def _release(self, call: SpawnCall, claim: Claim | None) -> None:
         """Give back a claim this call made (never someone else's record)."""
         if claim is not None and claim.status is ClaimStatus.CLAIMED:
-            self.ledger.release(call.key)
+            self.ledger.release(call.key, claim.token)
 
     def _record(self, call: SpawnCall, claim: Claim | None, outcome: InvokeOutcome) -> SpawnResult:
         spawned = call.result(
@@ -198,16 +198,12 @@ class Spawner:
         self, call: SpawnCall, deadline: float | None
     ) -> tuple[Verdict, Claim | StoreUnavailable]:
         """Read the kill switch and claim the step at the same time: one round trip, not two."""
-        pending = None
-        if self.guards.kill_switch is not None:  # without a table it is answered in memory
-            pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
+        pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
         claimed: Claim | StoreUnavailable
         try:
             claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
         except StoreUnavailable as exc:
             claimed = exc
-        if pending is None:
-            return self.guards.check_kill_switch(call.info, call.forced), claimed
         return pending.result(), claimed
 
     def _judge_claim(

@@ -23,7 +23,7 @@ def put_lambda_metrics(
     margin_seconds: float = 12.0,
     clock: Clock | None = None,
 ) -> None:
-    """Publish per-minute (invocations, avg duration ms) buckets ending one minute ago.
+    """Publish per-minute (invocations, avg duration ms) buckets ending at the last published minute.
 
     Each bucket lands in the middle of a whole minute inside the estimator's aligned window.
     The window moves at each minute boundary. On the real clock this first waits until at
@@ -55,8 +55,10 @@ def put_concurrency_metrics(
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
     clock: Clock | None = None,
+    metric: str = "ConcurrentExecutions",
 ) -> None:
-    """Publish per-minute ``ConcurrentExecutions`` peaks ending one minute ago, as Lambda does:
+    """Publish per-minute ``metric`` (``ConcurrentExecutions``) peaks ending at the last
+    published minute, as Lambda does:
     for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
     account (no dimensions). Same timing as :func:`put_lambda_metrics`.
 
@@ -66,7 +68,7 @@ def put_concurrency_metrics(
     """
     dimensions = [] if function_name is None else _dimensions(function_name, qualifier)
     data = [
-        {"MetricName": "ConcurrentExecutions", "Dimensions": dimensions, "Value": peak,
+        {"MetricName": metric, "Dimensions": dimensions, "Value": peak,
          "Timestamp": stamp, "Unit": "Count"}
         for stamp, peak in zip(_stamps(len(peaks), margin_seconds, clock), peaks, strict=True)
     ]
@@ -107,8 +109,11 @@ class WaitingThreadsClock(ManualClock):
 
 
 def _stamps(count: int, margin_seconds: float, clock: Clock | None = None) -> list[datetime]:
-    """Mid-minute stamps of the last ``count`` whole minutes of ``clock``, oldest first; on
-    the real clock (``None``) once at least ``margin_seconds`` are left in the current minute."""
+    """Mid-minute stamps of the last ``count`` whole minutes Lambda has published by ``clock``'s
+    time, oldest first; on the real clock (``None``) once at least ``margin_seconds`` are left in
+    the current minute. The minute just closed is left empty, as on AWS (its metrics come when
+    its invocations finish), and so is outside the estimator's window
+    (``publication_delay_seconds``, 60 s by default)."""
     if clock is None:
         left = 60 - time.time() % 60
         if left < margin_seconds:
@@ -118,7 +123,7 @@ def _stamps(count: int, margin_seconds: float, clock: Clock | None = None) -> li
         now = clock.now()
     current = datetime.fromtimestamp(now, tz=UTC).replace(second=0, microsecond=0)
     return [
-        current - timedelta(minutes=age) + timedelta(seconds=30) for age in range(count, 0, -1)
+        current - timedelta(minutes=age + 1) + timedelta(seconds=30) for age in range(count, 0, -1)
     ]
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -546,3 +547,48 @@ def test_a_crashed_execution_is_retried_with_its_request_id_in_a_new_container(
         time.sleep(0.01)
     assert local.runtime.stats().late_finishes == 1  # what the dead thread returned is dropped
     assert invocation.result == 1
+
+
+def test_claimed_account_concurrency_counts_idle_reserved_concurrency(local: Local) -> None:
+    # Lambda's ClaimedAccountConcurrency: unreserved executions in use plus every reserved
+    # allocation, idle or not (docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html).
+    local.function()
+    local.function("reserved-idle")
+    local.runtime.register("worker", lambda event, context: None, timeout_seconds=2)
+    local.runtime.register(
+        "reserved-idle", lambda event, context: None, timeout_seconds=2, reserved_concurrency=7
+    )
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    assert local.runtime.metrics is not None
+    local.runtime.metrics.flush()
+    now = datetime.now(UTC)
+    result = local.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{
+            "Id": "claimed",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/Lambda", "MetricName": "ClaimedAccountConcurrency",
+                           "Dimensions": []},
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+    )
+    assert max(result["MetricDataResults"][0]["Values"]) == 1 + 7
+
+
+def test_a_function_with_a_log_format_gets_its_output_in_its_log_stream(local: Local) -> None:
+    local.function()
+
+    def handler(event: Any, context: LambdaContext) -> None:
+        print("plain")
+        logging.getLogger("tests.runtime").warning("record")
+
+    local.runtime.register("worker", handler, timeout_seconds=2, log_format="JSON")
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    (invocation,) = local.runtime.invocations()
+    events = local.runtime.logs.events("worker")
+    assert events[0] == "plain"
+    record = json.loads(events[1])
+    assert (record["message"], record["requestId"]) == ("record", invocation.request_id)

@@ -125,15 +125,16 @@ class _RacedModel:
         error = {"Error": {"Code": "ResourceInUseException", "Message": "Table already exists"}}
         raise TableError("Failed to create table", ClientError(error, "CreateTable"))  # type: ignore[arg-type]
 
-    @classmethod
-    def _get_connection(cls) -> Any:
-        client = MagicMock()
-        client.describe_time_to_live.return_value = {"TimeToLiveDescription": {"TimeToLiveStatus": "ENABLED"}}
-        return SimpleNamespace(connection=SimpleNamespace(client=client))
+
+class _TtlOn:
+    """The low-level calls of a table whose TTL is on."""
+
+    def ttl_enabled(self) -> bool:
+        return True
 
 
 def test_ensure_table_is_idempotent_when_its_create_finds_the_table_made_meanwhile() -> None:
     from estimator.store import DynamoStore
 
-    store = DynamoStore(Config(), model=_RacedModel)  # type: ignore[arg-type]
+    store = DynamoStore(Config(), model=_RacedModel, low=_TtlOn())  # type: ignore[arg-type]
     assert store.ensure_table() is False  # another creator (or our own retried call) made it

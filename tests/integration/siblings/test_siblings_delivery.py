@@ -95,7 +95,7 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
     # The first attempt claimed the step and died before invoking, 5 s ago.
     key = spawn_key(context.aws_request_id, 1)
     claimed_at = env.clock.now() - 5
-    store.put_if_absent(
+    store.create(
         key,
         {
             "state": "pending",
@@ -104,6 +104,7 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
             "claimed_at": claimed_at,
         },
         keep_until=env.clock.now() + 3600,
+        now=env.clock.now(),
     )
     result = env.manager(config=config).spawn_sibling(context, {"cursor": 3})
     assert result and result.reason == "spawned"
@@ -117,10 +118,11 @@ def test_a_step_pending_for_another_execution_is_not_forked(env: SiblingsEnv) ->
     config = env.config(lease_seconds=60.0, lease_wait_seconds=0.2)
     context = env.context()
     store = DynamoStore(config, session=env.session)
-    store.put_if_absent(
+    store.create(
         spawn_key(context.aws_request_id, 1),
         {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": env.clock.now()},
         keep_until=env.clock.now() + 3600,
+        now=env.clock.now(),
     )
     result = env.manager(config=config).spawn_sibling(context)
     assert not result and result.reason == "duplicate" and "someone-else" in result.detail

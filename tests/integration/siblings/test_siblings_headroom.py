@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from estimator import ConcurrencyEstimator
 from siblings.config import SiblingsConfig
+from siblings.local.provision import create_function
 from tests.conftest import Aws
 from tests.helpers import put_concurrency_metrics, put_lambda_metrics
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv
@@ -151,3 +152,22 @@ def test_an_unanswerable_headroom_follows_on_guard_error(
 def test_headroom_off_by_default_makes_no_control_plane_call(bursty: SiblingsEnv) -> None:
     assert bursty.manager().spawn_sibling(bursty.context())
     assert counts(bursty) == {"GetMetricData": 0, "GetAccountSettings": 0, "GetFunctionConcurrency": 0}
+
+
+def test_idle_reserved_concurrency_of_another_function_is_not_headroom(
+    aws: Aws, bursty: SiblingsEnv
+) -> None:
+    # The account runs 45 executions of its 500, and another function holds 400 reserved,
+    # idle: on-demand functions can use only 500 - (45 + 400) = 55 more, which Lambda
+    # publishes as ClaimedAccountConcurrency 445. Limit minus running (455) is not the room.
+    aws.server.account_settings.concurrency_limit = 500
+    lam = bursty.client("lambda")
+    create_function(lam, bursty.client("iam"), "idle-reserved")
+    lam.put_function_concurrency(FunctionName="idle-reserved", ReservedConcurrentExecutions=400)
+    put_concurrency_metrics(bursty.client("cloudwatch"), None, [445] * 5,
+                            metric="ClaimedAccountConcurrency")
+    refused = bursty.manager({"min_account_headroom": 100}).spawn_sibling(bursty.context())
+    assert refused.reason == "account_headroom", refused
+    seen = refused.guards["account_headroom"]
+    assert (seen["headroom"], seen["claimed_concurrency"], seen["account_concurrency"]) == (55, 445, 45)
+    assert counts(bursty)["GetMetricData"] == 1  # the claim rode in the estimate's own call

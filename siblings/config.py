@@ -55,6 +55,9 @@ class SiblingsConfig(Config):
     concurrency) is within this many executions of its limit; ``None`` disables."""
     max_generations: int = bounded(100, 1, 1_000_000)
     """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
+    max_chain_seconds: float | None = bounded(None, 0, 366 * _DAY, above=True)
+    """Refuse to spawn once this many seconds have passed since the chain began (applies with
+    ``force`` too; wall-clock, so queueing and deferrals count); ``None`` disables."""
     payload_bucket: str | None = None
     """S3 bucket for payloads larger than ``max_payload_bytes``."""
     payload_prefix: str = "lambda-siblings/payloads/"

@@ -21,6 +21,8 @@ class Reason(StrEnum):
     """Refused: an operator disabled spawning for the function (``siblings disable FN``)."""
     MAX_GENERATIONS = "max_generations"
     """Refused: the chain already reached ``max_generations``."""
+    MAX_CHAIN_SECONDS = "max_chain_seconds"
+    """Refused: the chain began ``max_chain_seconds`` or more ago (see :mod:`siblings.budget`)."""
     RULES_DISABLED = "rules_disabled"
     """Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
     MAX_CONCURRENCY = "max_concurrency"
@@ -38,6 +40,7 @@ REFUSALS = frozenset(
     {
         Reason.KILL_SWITCH,
         Reason.MAX_GENERATIONS,
+        Reason.MAX_CHAIN_SECONDS,
         Reason.RULES_DISABLED,
         Reason.MAX_CONCURRENCY,
         Reason.ACCOUNT_HEADROOM,

@@ -2,7 +2,7 @@
 
 For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
 
-1. the generation limit (no I/O);
+1. the generation limit and the chain budget (no I/O);
 2. the kill switch (one consistent GetItem; in a cold container one BatchGetItem that also
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
@@ -25,6 +25,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 from estimator.aws import Clients
+from siblings.budget import check_chain_budget
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
@@ -85,6 +86,8 @@ class Spawner:
 
     def _decide(self, call: SpawnCall) -> SpawnResult:
         stop = self._verdict(call, "generation", self.guards.check_generation(call.child.generation))
+        if stop is None:  # not ``or``: a refusal is a falsy SpawnResult
+            stop = self._verdict(call, "chain_budget", check_chain_budget(call.child, self.config))
         if stop is None:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)

@@ -32,6 +32,7 @@ class Decision(StrEnum):
     DRY_RUN = "dry_run"
     REFUSED = "refused"
     FAILED = "failed"
+    DEFERRED = "deferred"
 
 
 def decision_of(outcome: SpawnResult) -> Decision:
@@ -45,6 +46,8 @@ def decision_of(outcome: SpawnResult) -> Decision:
         return Decision.DRY_RUN
     if reason == Reason.FAILED:
         return Decision.FAILED
+    if reason == Reason.DEFERRED:
+        return Decision.DEFERRED
     return Decision.REFUSED
 
 
@@ -58,8 +61,9 @@ class DecisionLog:
         self.emitter = emitter
 
     def snapshot(self) -> dict[str, int]:
-        """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``duplicate``,
-        ``offloaded``, ``failed``, ``dry_run``, ``guard_error_allowed``."""
+        """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``deferred``,
+        ``deferred_<reason>``, ``duplicate``, ``offloaded``, ``failed``, ``dry_run``,
+        ``guard_error_allowed``."""
         with self._lock:
             return dict(self._counts)
 
@@ -82,6 +86,8 @@ class DecisionLog:
         decision = decision_of(outcome)
         if decision is Decision.REFUSED:
             self.count("refused", f"refused_{outcome.reason}")
+        elif decision is Decision.DEFERRED:
+            self.count("deferred", f"deferred_{outcome.deferred_for}")
         else:
             self.count(decision.value)
         if decision is Decision.SPAWNED and outcome.offloaded:
@@ -91,7 +97,12 @@ class DecisionLog:
         function_name = _function_name(outcome.function_arn)
         if emitter is not None:
             metrics = decision_metrics(
-                decision.value, outcome.reason, outcome.generation, guard_ms, outcome.reason in REFUSALS
+                decision.value,
+                outcome.reason,
+                outcome.generation,
+                guard_ms,
+                outcome.reason in REFUSALS,
+                deferred_for=outcome.deferred_for if decision is Decision.DEFERRED else None,
             )
             emitter.emit(function_name, metrics)
         level = logging.ERROR if decision is Decision.FAILED else logging.INFO
@@ -160,6 +171,7 @@ def _line(
         # A number, not a bool: in an EMF line "duplicate" is also the metric's value.
         "duplicate": int(outcome.duplicate),
         "detail": outcome.detail,
+        "deferred_until": outcome.deferred_until,
         "guards": outcome.guards,
         "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1),
         "guard_latency": None if guard_ms is None else round(guard_ms, 3),

@@ -34,6 +34,9 @@ class Reason(StrEnum):
     """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
     FAILED = "failed"
     """The spawn was allowed but the Invoke failed (logged; the call raised ``SpawnFailed``)."""
+    DEFERRED = "deferred"
+    """Only a capacity guard refused and deferral is on: the sibling's event was scheduled to
+    start at ``SpawnResult.deferred_until`` (see :mod:`siblings.defer`)."""
 
 
 REFUSALS = frozenset(
@@ -49,14 +52,19 @@ REFUSALS = frozenset(
 )
 """Every refusal reason."""
 
+DEFERRABLE = frozenset({Reason.MAX_CONCURRENCY, Reason.ACCOUNT_HEADROOM})
+"""The refusals that a deferral may replace: capacity, which passes. Never the kill switch,
+the generation limit, the chain budget, the rule state or a guard error."""
+
 
 @dataclass(frozen=True)
 class SpawnResult:
     """The outcome of :meth:`siblings.SiblingsManager.spawn_sibling`.
 
-    ``bool(result)`` is ``result.spawned``: true when a sibling was invoked by this call or,
-    for a duplicate, by the first call of the same chain step. Refusals are results, not
-    exceptions; a spawn that was allowed but failed raises :class:`~siblings.SpawnFailed`.
+    ``bool(result)`` is true when a sibling was invoked by this call or, for a duplicate, by
+    the first call of the same chain step, or when it was deferred (scheduled to start later).
+    Refusals are results, not exceptions; a spawn that was allowed but failed raises
+    :class:`~siblings.SpawnFailed`.
     """
 
     spawned: bool
@@ -85,9 +93,17 @@ class SpawnResult:
     """Human-readable explanation (which rule, which estimate, which error)."""
     guards: dict[str, Any] = field(default_factory=dict)
     """How each guard answered (value and source), for logs and debugging."""
+    deferred: bool = False
+    """A capacity guard refused and the sibling was scheduled to start later instead."""
+    deferred_until: float | None = None
+    """Epoch seconds when the deferred sibling's schedule fires."""
+    deferred_for: str | None = None
+    """The capacity refusal (one of :data:`DEFERRABLE`) that was deferred."""
+    deferrals: int = 0
+    """How many times this chain step has been deferred, this one included."""
 
     def __bool__(self) -> bool:
-        return self.spawned
+        return self.spawned or self.deferred
 
     @property
     def refused(self) -> bool:

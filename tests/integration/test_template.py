@@ -51,7 +51,7 @@ from siblings.iam import CREATE_TABLE_ACTIONS, RUNTIME_ACTIONS, iam_action
 from siblings.local.calls import Call, credential_scope
 from siblings.local.server import LOCAL_REGION
 from siblings.local.stack import code_bucket_name, deploy_template, load_template, render_template
-from siblings.result import REFUSALS
+from siblings.result import DEFERRABLE, REFUSALS
 from tests.conftest import Aws
 from tests.helpers import put_lambda_metrics
 
@@ -193,8 +193,12 @@ def test_dashboard_and_alarm_chart_what_the_library_emits(source: dict[str, Any]
     widgets = {w["properties"]["title"]: w["properties"] for w in _dashboard(source)["widgets"]}
     spawns = widgets["Spawns and refusals by reason"]["metrics"]
     names = {row[1] for row in spawns}
-    assert names == {"spawned", "duplicate", "failed"} | {f"refused_{r}" for r in REFUSALS}
+    assert names == {"spawned", "duplicate", "failed", "deferred"} | {f"refused_{r}" for r in REFUSALS}
     assert {(row[0], row[2]) for row in spawns} == {("LambdaSiblings", DIMENSION)}
+    capacity = widgets["Capacity: deferred beside refused"]["metrics"]
+    kinds = ("deferred", "refused")
+    assert {row[1] for row in capacity} == {f"{kind}_{r}" for r in DEFERRABLE for kind in kinds}
+    assert {(row[0], row[2]) for row in capacity} == {("LambdaSiblings", DIMENSION)}
     concurrency = widgets["Concurrency: Little's law estimate vs observed peak"]["metrics"]
     assert concurrency[-1][:3] == ["AWS/Lambda", "ConcurrentExecutions", "FunctionName"]
     assert concurrency[-1][-1]["stat"] == "Maximum"
@@ -338,7 +342,8 @@ def test_stack_environment_configures_the_library(aws: Aws, stack: Stack) -> Non
 def test_stack_creates_the_dashboard(aws: Aws, stack: Stack) -> None:
     name = stack.outputs["DashboardName"]
     body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
-    assert len(body["widgets"]) == 4
+    assert len(body["widgets"]) == 5
+    assert "Capacity: deferred beside refused" in {w["properties"]["title"] for w in body["widgets"]}
 
 
 def test_stack_rule_is_the_one_the_spawn_guard_checks(

@@ -76,6 +76,9 @@ class SiblingsConfig(Config):
     """Longest backoff between Invoke attempts."""
     spawn_record_ttl_seconds: float = bounded(7 * _DAY, 0, 366 * _DAY, above=True)
     """How long spawn records (idempotency) are kept; Lambda retries async events for up to 6 h."""
+    chain_log: bool = True
+    """Keep one small item per chain step for ``siblings chain`` / ``siblings chains`` (see
+    :mod:`siblings.chain_log`: no extra request for a spawn, one for any other decision)."""
     metrics_enabled: bool = True
     """Publish each decision's metrics in CloudWatch Embedded Metric Format (no API call)."""
     metrics_namespace: str = "LambdaSiblings"

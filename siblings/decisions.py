@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from enum import StrEnum
 
 from estimator.validation import parse_function
@@ -59,6 +60,8 @@ class DecisionLog:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.emitter = emitter
+        self.observers: list[Callable[[SpawnResult], None]] = []
+        """Called with every decision after it is counted and logged (the chain log)."""
 
     def snapshot(self) -> dict[str, int]:
         """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``deferred``,
@@ -111,6 +114,11 @@ class DecisionLog:
             if emitter is not None:
                 line.update(emitter.line_fields(function_name, metrics))
             log.log(level, json.dumps(line, default=str, sort_keys=True))
+        for observer in self.observers:
+            try:
+                observer(outcome)
+            except Exception:  # a record of the decision must never change the decision
+                log.exception("decision observer %r failed", observer)
         return outcome
 
 

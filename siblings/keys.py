@@ -5,7 +5,10 @@
 * ``spawn#<chain id>#<generation>``: the parent's record of one chain step (idempotent spawn);
 * ``req#<request id>``: the chain step of the execution an async Invoke started (written by
   the parent, read by a child that was given no metadata);
-* ``run#<chain id>#<generation>``: the claim of the one execution that runs a chain step.
+* ``run#<chain id>#<generation>``: the claim of the one execution that runs a chain step;
+* ``chain#<chain id>``, ``step#<chain id>#<generation>[#duplicate]``: what ``siblings chain``
+  shows (:mod:`siblings.chain_log`);
+* ``chains#<name>#<yyyy-mm-dd>``: the chains of a function begun that day (``siblings chains``).
 """
 
 from __future__ import annotations
@@ -44,3 +47,24 @@ def invocation_key(request_id: str) -> str:
 def run_key(chain_id: str, generation: int) -> str:
     """Key of the claim by which one execution, and only one, runs a chain step."""
     return f"{RUN_PREFIX}{chain_id}#{generation}"
+
+
+CHAIN_PREFIX = "chain#"
+STEP_PREFIX = "step#"
+CHAINS_PREFIX = "chains#"
+
+
+def chain_key(chain_id: str) -> str:
+    """Key of a chain's head: its function, start, last generation and last outcome."""
+    return f"{CHAIN_PREFIX}{chain_id}"
+
+
+def step_key(chain_id: str, generation: int, duplicate: bool = False) -> str:
+    """Key of the last decision about one chain step (``#duplicate``: a second execution of it
+    that was stopped)."""
+    return f"{STEP_PREFIX}{chain_id}#{generation}" + ("#duplicate" if duplicate else "")
+
+
+def chains_key(function_name: str, day: str) -> str:
+    """Key of the list of chains of a function that began on ``day`` (``yyyy-mm-dd``, UTC)."""
+    return f"{CHAINS_PREFIX}{function_name}#{day}"

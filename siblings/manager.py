@@ -44,6 +44,7 @@ from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
+from siblings.chain_log import ChainLog
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
@@ -134,7 +135,12 @@ class SiblingsManager:
         )
         self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self.runs = RunClaims(store, self.config)
-        self.spawner = Spawner(self.config, self.guards, self.ledger, self._clients, self._decisions)
+        chain_log = ChainLog(store, self.config) if store is not None and self.config.chain_log else None
+        if chain_log is not None:
+            self._decisions.observers.append(chain_log.observe)
+        self.spawner = Spawner(
+            self.config, self.guards, self.ledger, self._clients, self._decisions, chain_log
+        )
         self._last_function: str | None = None
 
     def _get_estimator(self) -> ConcurrencyEstimator:

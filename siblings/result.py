@@ -101,6 +101,8 @@ class SpawnResult:
     """The capacity refusal (one of :data:`DEFERRABLE`) that was deferred."""
     deferrals: int = 0
     """How many times this chain step has been deferred, this one included."""
+    chain_started_at: float | None = None
+    """Epoch seconds when the chain began (what ``max_chain_seconds`` counts from)."""
 
     def __bool__(self) -> bool:
         return self.spawned or self.deferred

@@ -43,5 +43,6 @@ class SpawnCall:
             parent_request_id=self.info.request_id,
             forced=self.forced,
             guards=self.guards,
+            chain_started_at=self.child.chain_started_at,
             **fields,
         )

@@ -26,6 +26,7 @@ from dataclasses import replace
 
 from estimator.aws import Clients
 from siblings.budget import check_chain_budget
+from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
@@ -53,7 +54,9 @@ class Spawner:
         ledger: SpawnLedger,
         clients: Clients,
         decisions: DecisionLog,
+        chain_log: ChainLog | None = None,
     ) -> None:
+        self.chain_log = chain_log
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -178,7 +181,8 @@ class Spawner:
         child = (outcome.request_id, call.child) if outcome.request_id else None
         try:
             token = claim.token if claim is not None else None
-            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child)
+            extra = self.chain_log.items(spawned) if self.chain_log is not None else None
+            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child, extra)
         except StoreUnavailable as exc:
             # The sibling exists; a retry of this execution may invoke the step again, and the
             # siblings' own claim on start lets only one of them run it.

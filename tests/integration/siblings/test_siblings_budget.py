@@ -34,8 +34,13 @@ def test_a_chain_past_its_budget_is_refused_without_a_single_aws_call(env: Sibli
         assert not refused and refused.reason == "max_chain_seconds"
         assert refused.guards["chain_budget"]["max_chain_seconds"] == 600
         assert refused.guards["chain_budget"]["elapsed_seconds"] >= 700
-    assert env.recorder.count() == 0
+    # The decision read nothing; the chain log recorded each refusal (one write apiece).
+    assert env.recorder.counts() == {("dynamodb", "BatchWriteItem"): 2}
     assert manager.stats["refused_max_chain_seconds"] == 2
+    quiet = env.manager({"max_chain_seconds": 600, "chain_log": False})
+    env.recorder.reset()
+    assert not quiet.spawn_sibling(child, {"cursor": 2}, event=_aged(event, 700))
+    assert env.recorder.count() == 0
 
 
 def test_the_budget_is_carried_through_the_recorded_position(env: SiblingsEnv) -> None:

@@ -1,0 +1,188 @@
+"""What ``siblings chain`` and ``siblings chains`` read: one small item per chain step, a head
+per chain and a per-function per-day list of chains, in the shared table.
+
+Every spawn decision of a chain step (generation ``g``, the child) leaves:
+
+* ``step#<chain>#<g>`` (:func:`~siblings.keys.step_key`): the step's last decision (outcome,
+  reason, request id, time, deferred until, how often deferred); a later decision of the same
+  step (a deferral that fired) overwrites it;
+* ``chain#<chain>`` (:func:`~siblings.keys.chain_key`): the chain's head (function, start,
+  last generation and outcome), so that a listing needs no read of the steps;
+* once per chain, at its first decision, the chain id is appended to
+  ``chains#<function>#<yyyy-mm-dd>`` (:func:`~siblings.keys.chains_key`) with one UpdateItem
+  (``list_append``, bounded to :data:`DAY_LIST_MAX` ids; past it the day's ``unlisted``
+  counter goes up). That is the index: ``siblings chains FN`` reads a few days' lists and the
+  heads, never a table scan; no schema change (no GSI), so existing tables keep working.
+
+A duplicate decision (a second execution of step ``g``, stopped, asking to spawn ``g+1``)
+writes ``step#<chain>#<g>#duplicate`` instead, never a step or the head.
+
+Cost: a spawned step adds its two items to the BatchWriteItem that already records the spawn
+(no extra request, about 2 WCU); a refusal, deferral or failure is one BatchWriteItem; a
+duplicate one PutItem; a chain's first decision one UpdateItem more. Writes are best effort:
+the spawn's outcome never depends on them (a failure is logged). ``chain_log=False`` turns it
+all off.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.store import DynamoStore
+from estimator.validation import parse_function
+from siblings.config import SiblingsConfig
+from siblings.errors import StoreUnavailable
+from siblings.keys import chain_key, chains_key, step_key
+from siblings.result import REFUSALS, Reason, SpawnResult
+
+log = logging.getLogger(__name__)
+
+DAY_LIST_MAX = 1000
+"""Chains listed per function and day (ids of at most 128 characters: well under 400 KB)."""
+_DETAIL_MAX = 200
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+Item = tuple[str, dict[str, Any], float, float]
+
+
+class Outcome:
+    """The outcome words of a step, as ``siblings chain`` prints them."""
+
+    SPAWNED = "spawned"
+    REFUSED = "refused"
+    DEFERRED = "deferred"
+    DUPLICATE = "duplicate stopped"
+    FAILED = "failed"
+
+
+def outcome_of(result: SpawnResult) -> str | None:
+    """The outcome word of a decision, ``None`` when it leaves no step record (a dry run)."""
+    if result.reason == Reason.SPAWNED:
+        return Outcome.SPAWNED
+    if result.reason == Reason.DEFERRED:
+        return Outcome.DEFERRED
+    if result.reason == Reason.DUPLICATE:
+        return Outcome.DUPLICATE
+    if result.reason == Reason.FAILED:
+        return Outcome.FAILED
+    if result.reason in REFUSALS:
+        return Outcome.REFUSED
+    return None
+
+
+def day_of(epoch: float) -> str:
+    """The UTC day of ``epoch``, as in :func:`~siblings.keys.chains_key`."""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d")
+
+
+class ChainLog:
+    """Writes the step, head and day-list items of each decision (see the module docstring)."""
+
+    def __init__(self, store: DynamoStore, config: SiblingsConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.store = store
+        self.config = config
+        self.clock = clock
+
+    def items(self, result: SpawnResult) -> list[Item]:
+        """The step and head items of ``result`` (none for a duplicate or a dry run)."""
+        outcome = outcome_of(result)
+        if outcome is None or outcome == Outcome.DUPLICATE or not result.chain_id:
+            return []
+        now = self.clock.now()
+        keep = now + self.config.spawn_record_ttl_seconds
+        step = {
+            "outcome": outcome,
+            "reason": str(result.reason),
+            "generation": result.generation,
+            "request_id": result.request_id,
+            "parent_request_id": result.parent_request_id,
+            "decided_at": now,
+            "deferred_until": result.deferred_until,
+            "deferrals": result.deferrals,
+            "detail": result.detail[:_DETAIL_MAX],
+        }
+        head = {
+            "function": _function(result.function_arn),
+            "chain_started_at": result.chain_started_at,
+            "last_generation": result.generation,
+            "outcome": outcome,
+            "reason": str(result.reason),
+            "updated_at": now,
+            "deferred_until": result.deferred_until,
+        }
+        return [
+            (step_key(result.chain_id, result.generation), step, keep, keep),
+            (chain_key(result.chain_id), head, keep, keep),
+        ]
+
+    def observe(self, result: SpawnResult) -> None:
+        """Record ``result`` (a :class:`~siblings.decisions.DecisionLog` observer). A spawn's
+        items went with its spawn record; every other outcome is written here."""
+        outcome = outcome_of(result)
+        if outcome is None or not result.chain_id:
+            return
+        try:
+            if outcome == Outcome.DUPLICATE:
+                self._duplicate(result)
+                return
+            if outcome != Outcome.SPAWNED:
+                self.store.put_many(self.items(result))
+            if result.generation == 1:
+                self._list(result)
+        except StoreUnavailable as exc:
+            log.warning("chain log of %s step %s not written: %s", result.chain_id, result.generation, exc)
+
+    def _duplicate(self, result: SpawnResult) -> None:
+        now = self.clock.now()
+        keep = now + self.config.spawn_record_ttl_seconds
+        value = {"request_id": result.parent_request_id, "at": now, "detail": result.detail[:_DETAIL_MAX]}
+        # The stopped execution runs the step before the one it asked to spawn.
+        ran = max(result.generation - 1, 0)
+        self.store.put(step_key(result.chain_id, ran, duplicate=True), value, keep, keep)
+
+    def _list(self, result: SpawnResult) -> None:
+        """Append the chain to its function's list of the day (one UpdateItem, bounded)."""
+        now = self.clock.now()
+        key = chains_key(_function(result.function_arn), day_of(now))
+        keep = int(now + self.config.spawn_record_ttl_seconds) + 1
+        store = self.store
+        client, table = store._client, self.config.table_name  # what the store does not wrap
+        names = {"#c": "chains", "#ttl": "ttl"}
+
+        def append() -> None:
+            try:
+                client.update_item(
+                    TableName=table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="SET #c = list_append(if_not_exists(#c, :none), :one), #ttl = :ttl",
+                    ConditionExpression="attribute_not_exists(#c) OR size(#c) < :max",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={
+                        ":none": {"L": []},
+                        ":one": {"L": [{"S": result.chain_id}]},
+                        ":ttl": {"N": str(keep)},
+                        ":max": {"N": str(DAY_LIST_MAX)},
+                    },
+                )
+            except Exception as exc:
+                if getattr(exc, "response", {}).get("Error", {}).get("Code") != _CONDITION_FAILED:
+                    raise
+                client.update_item(  # the day's list is full: count what it cannot show
+                    TableName=table,
+                    Key={"pk": {"S": key}},
+                    UpdateExpression="ADD unlisted :one",
+                    ExpressionAttributeValues={":one": {"N": "1"}},
+                )
+
+        store._run("UpdateItem", append)
+
+
+def _function(function_arn: str) -> str:
+    try:
+        return parse_function(function_arn).name
+    except (TypeError, ValueError):
+        return "unknown"
+

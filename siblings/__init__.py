@@ -17,6 +17,7 @@ The package builds on :mod:`estimator` and never imports the simulator
 """
 
 from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.defer import StepRelayed
 from siblings.errors import (
     DuplicateSibling,
     EstimateUnavailable,
@@ -58,6 +59,7 @@ __all__ = [
     "SiblingsManager",
     "SpawnFailed",
     "SpawnResult",
+    "StepRelayed",
     "StoreUnavailable",
     "TimeBudget",
     "disable_spawning",

@@ -30,6 +30,7 @@ from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
+from siblings.defer import Deferrer
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
 from siblings.invoke import InvokeOutcome, Invoker
@@ -55,8 +56,10 @@ class Spawner:
         clients: Clients,
         decisions: DecisionLog,
         chain_log: ChainLog | None = None,
+        deferrer: Deferrer | None = None,
     ) -> None:
         self.chain_log = chain_log
+        self.deferrer = deferrer
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -154,7 +157,9 @@ class Spawner:
             if refusal is None and stop is None:
                 refusal = self._cached_guards(call)
             if refusal is not None or stop is not None:
-                self._release(call, claim)
+                self._release(call, claim)  # a deferral's relay claims the step again
+                if refusal is not None and self.deferrer is not None:
+                    refusal = self.deferrer.defer(call, refusal) or refusal
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:

@@ -26,6 +26,14 @@ _LAMBDA_ROUTES = [
     (re.compile(r"^/2019-09-30/functions/[^/]+/concurrency/?$"), "GET", "GetFunctionConcurrency"),
     (re.compile(r"^/2017-10-31/functions/[^/]+/concurrency/?$"), "PUT", "PutFunctionConcurrency"),
 ]
+# EventBridge Scheduler's REST paths (https://docs.aws.amazon.com/scheduler/latest/APIReference/).
+_SCHEDULER_ROUTES = [
+    (re.compile(r"^/schedules/[^/]+/?$"), "POST", "CreateSchedule"),
+    (re.compile(r"^/schedules/[^/]+/?$"), "GET", "GetSchedule"),
+    (re.compile(r"^/schedules/[^/]+/?$"), "PUT", "UpdateSchedule"),
+    (re.compile(r"^/schedules/[^/]+/?$"), "DELETE", "DeleteSchedule"),
+    (re.compile(r"^/schedules/?$"), "GET", "ListSchedules"),
+]
 _S3_ACTIONS = {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}
 
 Call = tuple[str, str]
@@ -51,8 +59,9 @@ def identify(environ: dict[str, Any], body: bytes) -> Call:
     cbor = _CBOR_OPERATION.match(path)
     if cbor:  # smithy-rpc-v2-cbor (CloudWatch in current botocore)
         return service, cbor.group(1)
-    if service == "lambda":
-        for pattern, verb, action in _LAMBDA_ROUTES:
+    routes = {"lambda": _LAMBDA_ROUTES, "scheduler": _SCHEDULER_ROUTES}.get(service)
+    if routes is not None:
+        for pattern, verb, action in routes:
             if verb == method and pattern.match(path):
                 return service, action
         return service, f"{method} {path}"

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest chain of siblings (default %(default)s)")
     guards.add_argument("--reserved-concurrency", type=int, default=None,
                         help="the function's reserved concurrency (default: none)")
+    guards.add_argument("--defer", action="store_true",
+                        help="defer spawns refused for capacity (a one-time schedule fired by "
+                             "the local scheduler) instead of parking the chain")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
                         help="share of Invoke calls answered 429, of GetMetricData calls "
@@ -93,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         max_concurrency=args.max_concurrency or None,
         max_generations=args.max_generations,
         reserved_concurrency=args.reserved_concurrency,
+        defer=args.defer,
         fault_rate=args.fault_rate,
         fault_rates=rates,
         seed=args.seed,

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PKGS   := estimator siblings
 
-.PHONY: test demo dist-check bench bench-latency lint typecheck clean
+.PHONY: test docs demo dist-check bench bench-latency lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ lint: $(VENV)/.test-installed
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy $(PKGS)
 
-test: lint typecheck
+# The docs site, into site/: --strict fails on a broken link or a page missing from the nav.
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+test: lint typecheck docs
 	$(BIN)/pytest -q
 
 demo: $(VENV)/.local-installed
@@ -61,4 +65,4 @@ bench-latency: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/estimator_latency.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) site .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ ACCOUNT_QUERY_ID = "account"
 
 # Query id prefix -> (metric, statistic). Maximum for ConcurrentExecutions: the peak of the
 # minute is what can exhaust a limit, and it is the only statistic that stays right when a
-# query without dimensions is answered from several series (as moto does; see the README).
+# query without dimensions is answered from several series (as moto does; see docs/reference.md, Development).
 _FUNCTION_QUERIES = {
     "i": ("Invocations", "Sum"),
     "d": ("Duration", "Average"),

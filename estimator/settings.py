@@ -10,6 +10,7 @@ constructor:
 * numbers: native ints/floats, or numeric strings; never ``bool``, never NaN or infinity;
 * optional settings: ``None``, or the strings ``""``, ``none``, ``null``;
 * choices (a ``StrEnum``): one of its values;
+* lists of names (``tuple[str, ...]``): a list or tuple of strings, or one comma-separated string;
 * anything else raises ``TypeError`` naming the key, and a value out of its range
   ``ValueError`` naming the key, so no setting can silently switch a guard off.
 
@@ -55,6 +56,10 @@ def parse(name: str, value: Any, hint: Any, *, label: str | None = None) -> Any:
             return None
         raise TypeError(f"{label} must not be None")
     kind = next(iter(kinds))
+    if get_origin(kind) is tuple:  # a list of names: "a,b" in the environment
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
     if kind is bool and type(value) is int and value in (0, 1):
         return bool(value)  # JSON configs written as 0/1
     if not isinstance(value, str) or str in kinds:
@@ -90,6 +95,12 @@ def check(name: str, value: Any, hint: Any, metadata: Any = None) -> Any:
             return None
         raise TypeError(f"{name} must not be None")
     kind = next(iter(kinds))
+    if get_origin(kind) is tuple:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            raise TypeError(f"{name} must be a list of strings, got {type(value).__name__} {value!r}")
+        if not all(isinstance(item, str) for item in value):
+            raise TypeError(f"{name} must be a list of strings, got {value!r}")
+        return tuple(value)
     if kind is bool:
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r}")

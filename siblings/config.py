@@ -10,6 +10,7 @@ from enum import StrEnum
 from estimator.config import Config
 from estimator.estimator import ConcurrencySignal
 from estimator.settings import bounded
+from siblings.schedules import normalize_schedule
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,11 @@ class SiblingsConfig(Config):
     """How long the EventBridge rule state of a function is fresh."""
     auto_spawning: bool = False
     """sosw's setting: spawn even when no EventBridge rule targeting the function is enabled."""
+    trigger_schedules: tuple[str, ...] = ()
+    """EventBridge Scheduler schedules (``group/name``, or ``name`` in the default group) that
+    count as triggers like rules do, when ENABLED and targeting the function as invoked; read
+    with ``scheduler:GetSchedule``, cached ``rules_cache_ttl_seconds``. In the environment:
+    ``SIBLINGS_TRIGGER_SCHEDULES=group/a,group/b``."""
     max_concurrency: int | None = bounded(None, 1, 10_000_000)
     """Refuse to spawn while the estimated concurrency is at or above this; ``None`` disables."""
     concurrency_signal: ConcurrencySignal = ConcurrencySignal.LITTLES_LAW
@@ -53,6 +59,10 @@ class SiblingsConfig(Config):
     min_account_headroom: int | None = bounded(None, 0, 10_000_000)
     """Refuse to spawn while the account's concurrency (or the function's, against its reserved
     concurrency) is within this many executions of its limit; ``None`` disables."""
+    check_recursive_loop: bool = True
+    """Refuse to spawn while the function's ``RecursiveLoop`` is ``Terminate`` (read with
+    ``lambda:GetFunctionRecursionConfig``, cached ``limits_cache_ttl_seconds``); applies with
+    ``force`` too, as Lambda would silently drop the 17th sibling and its work."""
     max_generations: int = bounded(100, 1, 1_000_000)
     """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
     max_chain_seconds: float | None = bounded(None, 0, 366 * _DAY, above=True)
@@ -101,6 +111,8 @@ class SiblingsConfig(Config):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        schedules = tuple(dict.fromkeys(normalize_schedule(entry) for entry in self.trigger_schedules))
+        object.__setattr__(self, "trigger_schedules", schedules)
         if not 1 <= len(self.metrics_namespace) <= 255:
             raise ValueError(f"metrics_namespace must be 1-255 characters, got {self.metrics_namespace!r}")
         if self.spawn_record_ttl_seconds < LAMBDA_MAX_EVENT_AGE_S:

@@ -34,7 +34,8 @@ class SpawnFailed(SiblingsError):
     The last error is in ``cause`` (and ``__cause__``); ``attempts`` counts the Invokes made.
     ``maybe_spawned`` is True when an attempt may have reached Lambda before its reply was lost
     (a read timeout, a connection closed after sending): a sibling may then run, and its claim
-    on start keeps a retry's second sibling from running the step again.
+    on start keeps a retry's second sibling from running the step again. ``hint`` says what a
+    permanent error means and how to fix it, when known (also in the message).
     """
 
     def __init__(
@@ -43,14 +44,16 @@ class SpawnFailed(SiblingsError):
         cause: BaseException | None,
         attempts: int,
         maybe_spawned: bool = False,
+        hint: str = "",
     ) -> None:
         self.function_name = function_name
         self.cause = cause
         self.attempts = attempts
         self.maybe_spawned = maybe_spawned
+        self.hint = hint
         super().__init__(
             f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s): "
-            f"{type(cause).__name__ if cause else 'error'}: {cause}"
+            f"{type(cause).__name__ if cause else 'error'}: {cause}" + (f" ({hint})" if hint else "")
         )
 
 

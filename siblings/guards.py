@@ -3,12 +3,16 @@
 1. Kill switch (:mod:`siblings.killswitch`): applies even with ``force``.
 2. Generation limit: a sibling past ``max_generations`` is refused, even with ``force``.
 3. EventBridge: some rule targeting the function is enabled (:mod:`siblings.rules`, cached in
-   both tiers), or ``auto_spawning`` is on, as in sosw.
+   both tiers), or an EventBridge Scheduler schedule named in ``trigger_schedules``
+   (:mod:`siblings.schedules`, cached the same way), or ``auto_spawning`` is on, as in sosw.
 4. Concurrency: with ``max_concurrency`` set, the cached estimate (by ``concurrency_signal``)
    must be below it.
 5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
    more than that many executions below the account's limit, and the function's below its
    reserved concurrency when it has one (the tighter of the two counts).
+6. Recursive loop (:mod:`siblings.recursion`): the function's ``RecursiveLoop`` must be
+   ``Allow``, or Lambda drops the chain after 16 invocations while the Invoke still answers
+   202; applies even with ``force`` (it protects the caller's work, not the account).
 
 A guard that cannot be answered (``LookupFailed``, ``EstimateUnavailable``,
 ``StoreUnavailable`` with no value to fall back on) follows ``on_guard_error``: ``refuse``
@@ -27,10 +31,12 @@ from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.keys import kill_key, rules_key
+from siblings.keys import kill_key, rules_key, schedule_key
 from siblings.killswitch import KillSwitch
+from siblings.recursion import RecursionLookup, RecursiveLoop
 from siblings.result import Reason
 from siblings.rules import RuleLookup
+from siblings.schedules import ScheduleLookup, valid_schedule
 
 GuardFailure = LookupFailed | EstimateUnavailable | StoreUnavailable
 
@@ -69,12 +75,16 @@ class Guards:
         kill_switch: KillSwitch | None,
         rule_lookup: Callable[[], RuleLookup],
         estimator: Callable[[], ConcurrencyEstimator],
+        recursion: Callable[[], RecursionLookup] | None = None,
+        schedule_lookup: Callable[[], ScheduleLookup] | None = None,
     ) -> None:
         self.config = config
         self.cache = cache
         self.kill_switch = kill_switch
         self._rule_lookup = rule_lookup
         self._estimator = estimator
+        self._recursion = recursion
+        self._schedule_lookup = schedule_lookup
 
     def on_error(self, guard: str, exc: BaseException) -> Verdict:
         """Apply ``on_guard_error`` to a guard that could not be answered."""
@@ -121,13 +131,21 @@ class Guards:
 
     def _cold_entries(self, info: InvocationInfo, forced: bool) -> dict[str, tuple[float, Validate]]:
         """The shared items the later guards will need and this process does not hold fresh."""
-        if forced:
-            return {}
         cold: dict[str, tuple[float, Validate]] = {}
+        if self._recursion is not None and self.config.check_recursive_loop:
+            key, ttl, validate = self._recursion().shared_entry(info.ref)
+            if self.cache.memory.get(key) is None:
+                cold[key] = (ttl, validate)
+        if forced:
+            return cold
         if not self.config.auto_spawning:
             key = rules_key(info.ref)
             if self.cache.memory.get(key) is None:
                 cold[key] = (self.config.rules_cache_ttl_seconds, _valid_rules)
+            for schedule in self.config.trigger_schedules:
+                key = schedule_key(schedule)
+                if self.cache.memory.get(key) is None:
+                    cold[key] = (self.config.rules_cache_ttl_seconds, valid_schedule)
         if self.config.max_concurrency is not None:
             entry = self._estimator().shared_entry(info.function_name)
             if entry is not None:
@@ -154,9 +172,23 @@ class Guards:
             max_wait=max_wait(info),
         )
 
+    def schedule_state(self, schedule: str, info: InvocationInfo) -> Cached:
+        """The cached state of a named schedule (raises :class:`LookupFailed`)."""
+        if self._schedule_lookup is None:
+            raise LookupFailed(schedule_key(schedule), RuntimeError("no Scheduler client"))
+        lookup = self._schedule_lookup
+        return self.cache.get(
+            schedule_key(schedule),
+            lambda: lookup().state(schedule),
+            ttl=self.config.rules_cache_ttl_seconds,
+            origin="scheduler",
+            validate=valid_schedule,
+            max_wait=max_wait(info),
+        )
+
     def check_rules(self, info: InvocationInfo) -> Verdict:
-        """Allow when an EventBridge rule targeting the function is enabled, or
-        ``auto_spawning`` is on (then no lookup is made at all)."""
+        """Allow when an EventBridge rule or a schedule named in ``trigger_schedules`` targeting
+        the function is enabled, or ``auto_spawning`` is on (then no lookup is made at all)."""
         if self.config.auto_spawning:
             return Verdict(True, info={"auto_spawning": True})
         try:
@@ -164,7 +196,7 @@ class Guards:
         except LookupFailed as exc:
             return self.on_error("eventbridge", exc)
         value = cached.value
-        verdict_info = {
+        verdict_info: dict[str, Any] = {
             "enabled": value.get("enabled"),
             "rule": value.get("rule"),
             "source": cached.source,
@@ -172,8 +204,47 @@ class Guards:
         }
         if value.get("enabled"):
             return Verdict(True, info=verdict_info)
-        detail = "no enabled EventBridge rule targets the function and auto_spawning is off"
-        return Verdict(False, Reason.RULES_DISABLED, detail, verdict_info)
+        schedules: dict[str, Any] = {}
+        for schedule in self.config.trigger_schedules:
+            try:
+                state = self.schedule_state(schedule, info)
+            except LookupFailed as exc:
+                return self.on_error("eventbridge", exc)
+            answer = state.value
+            if answer.get("target") not in (None, info.function_arn):  # another function's
+                schedules[schedule] = f"{answer.get('state')}, targets {answer.get('target')}"
+                continue
+            schedules[schedule] = answer.get("state")
+            if answer.get("state") == "ENABLED":
+                verdict_info.update(enabled=True, schedule=schedule, source=state.source, stale=state.stale)
+                return Verdict(True, info=verdict_info)
+        verdict_info["schedules"] = schedules
+        return Verdict(False, Reason.RULES_DISABLED, _no_trigger(info, schedules), verdict_info)
+
+    def check_recursion(self, info: InvocationInfo) -> Verdict:
+        """Refuse while the function's ``RecursiveLoop`` is ``Terminate``: Lambda would drop the
+        chain's 17th invocation and the work handed to it, while the Invoke answered 202."""
+        if self._recursion is None or not self.config.check_recursive_loop:
+            return Verdict(True, info={"check_recursive_loop": False})
+        try:
+            setting = self._recursion().recursion_config(info.ref, max_wait=max_wait(info))
+        except LookupFailed as exc:
+            return self.on_error("recursion", exc)
+        verdict_info = {
+            "recursive_loop": setting.recursive_loop.value,
+            "source": setting.source,
+            "stale": setting.stale,
+        }
+        if setting.recursive_loop is RecursiveLoop.TERMINATE:
+            detail = (
+                f"function {info.function_name} has RecursiveLoop: Terminate (Lambda's default), "
+                "so Lambda would drop this chain after 16 invocations and lose the work handed "
+                "off; set RecursiveLoop: Allow on the function (aws lambda "
+                "put-function-recursion-config --recursive-loop Allow), the library's guards "
+                "replace AWS's"
+            )
+            return Verdict(False, Reason.RECURSIVE_LOOP, detail, verdict_info)
+        return Verdict(True, info=verdict_info)
 
     def check_concurrency(self, info: InvocationInfo) -> Verdict:
         """Refuse while the estimated concurrency is at or above ``max_concurrency``."""
@@ -223,6 +294,21 @@ class Guards:
             )
             return Verdict(False, Reason.ACCOUNT_HEADROOM, detail, verdict_info)
         return Verdict(True, info=verdict_info)
+
+
+def _no_trigger(info: InvocationInfo, schedules: dict[str, Any]) -> str:
+    """Why no trigger counts: the rules, and the schedules (named or not)."""
+    rules = f"no enabled EventBridge rule targets {info.function_arn}"
+    if not schedules:
+        return (
+            f"{rules}, and no EventBridge Scheduler schedule is named in trigger_schedules "
+            "(schedules are not rules: name yours there); auto_spawning is off"
+        )
+    states = ", ".join(f"{name}: {state or 'not found'}" for name, state in schedules.items())
+    return (
+        f"{rules}, and no schedule of trigger_schedules is enabled and targets it ({states}); "
+        "auto_spawning is off"
+    )
 
 
 def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) -> dict[str, Any]:

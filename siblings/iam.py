@@ -8,6 +8,8 @@ Resources, as the template scopes them:
 * ``cloudwatch:GetMetricData``, ``events:ListRuleNamesByTarget``, ``lambda:GetAccountSettings``:
   ``*`` (no resource-level permissions exist for them);
 * ``lambda:GetFunctionConcurrency``: the function itself (with ``min_account_headroom``);
+* ``lambda:GetFunctionRecursionConfig``: the function itself (``check_recursive_loop``, on by
+  default: the spawn is refused while the function's ``RecursiveLoop`` is ``Terminate``);
 * ``lambda:InvokeFunction``: the function itself, ``...:function:NAME`` and
   ``...:function:NAME:*`` (a sibling is invoked through its parent's alias or version);
 * ``events:DescribeRule``: ``arn:aws:events:REGION:ACCOUNT:rule/*``;
@@ -20,6 +22,10 @@ Resources, as the template scopes them:
   and ``iam:PassRole`` on ``defer_role_arn`` (passed to ``scheduler.amazonaws.com``), with
   ``defer_when_busy`` (:mod:`siblings.defer`).
 
+With ``trigger_schedules`` set, the function also needs :data:`TRIGGER_SCHEDULE_ACTIONS`
+(``scheduler:GetSchedule``) on exactly those schedules, :func:`schedule_arn` of each (the
+template triggers its worker with a rule, so its policy does not list it).
+
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
 ``siblings create-table``; ``siblings disable/enable/status`` use ``GetItem``/``PutItem`` on the
 table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings`` and
@@ -28,12 +34,15 @@ table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings
 
 from __future__ import annotations
 
+from siblings.schedules import normalize_schedule
+
 RUNTIME_ACTIONS: frozenset[str] = frozenset(
     {
         "cloudwatch:GetMetricData",
         "lambda:InvokeFunction",
         "lambda:GetAccountSettings",
         "lambda:GetFunctionConcurrency",
+        "lambda:GetFunctionRecursionConfig",
         "events:ListRuleNamesByTarget",
         "events:DescribeRule",
         "dynamodb:GetItem",
@@ -56,6 +65,16 @@ IMPLIED_ACTIONS: dict[str, frozenset[str]] = {
 }
 """Actions IAM also checks for a call, without a request of their own: ``CreateSchedule``
 with a ``RoleArn`` needs ``iam:PassRole`` on that role."""
+
+TRIGGER_SCHEDULE_ACTIONS: frozenset[str] = frozenset({"scheduler:GetSchedule"})
+"""What a function with ``trigger_schedules`` calls besides :data:`RUNTIME_ACTIONS`."""
+
+
+def schedule_arn(region: str, account: str, schedule: str, partition: str = "aws") -> str:
+    """The IAM resource of one ``trigger_schedules`` entry (``group/name`` or ``name``):
+    ``arn:aws:scheduler:REGION:ACCOUNT:schedule/GROUP/NAME``."""
+    return f"arn:{partition}:scheduler:{region}:{account}:schedule/{normalize_schedule(schedule)}"
+
 
 CREATE_TABLE_ACTIONS: frozenset[str] = frozenset(
     {

@@ -1,10 +1,23 @@
-"""The asynchronous Invoke of a sibling, retried with backoff when Lambda throttles or fails.
+"""The asynchronous Invoke of a sibling, retried when Lambda says "wait and try again".
 
-Throttling (429 ``TooManyRequestsException``), Lambda's 5xx errors and network errors are
-retried up to ``invoke_max_attempts`` times with full-jitter exponential backoff; anything else
-(a missing function, a denied permission, a rejected payload) fails at once. Either way the
-failure is a :class:`SpawnFailed` carrying the cause, never a silent ``None``: the caller keeps
-its work. Retries also stop early when the execution's deadline would be passed.
+Each error ``Invoke`` can answer (botocore's ``lambda`` service model lists them, with their HTTP
+codes) falls in one class (the README's table, "Invoke errors", is this module's):
+
+* **retried** with full-jitter exponential backoff, up to ``invoke_max_attempts`` and within the
+  execution's remaining time: throttling (429), Lambda's own 500, the "not ready yet" answers
+  (``ResourceConflictException``, ``SnapStartNotReadyException``,
+  ``CodeArtifactUserPendingException`` are 409; ``ResourceNotReadyException``,
+  ``ENINotReadyException``, ``EC2ThrottledException``, ``EC2UnexpectedException`` are 502),
+  any other 5xx not known to be permanent, and network errors;
+* **permanent**, failing at once with a message naming the cause and its fix: the function's
+  configuration is broken (KMS, deployment package, runtime, VPC subnets, security groups, ENI
+  limit, EC2 permissions: 502s that no retry can cure), and every 4xx (a missing function, a
+  denied permission, a rejected payload);
+* ``RecursiveInvocationException``: Lambda stopped a recursive loop; the spawner turns it into
+  the ``recursive_loop`` refusal (nothing was handed off).
+
+Either failure is a :class:`SpawnFailed` carrying the cause, never a silent ``None``: the caller
+keeps its work. https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors
 """
 
 from __future__ import annotations
@@ -27,6 +40,9 @@ from botocore.exceptions import (
 from estimator.validation import parse_function
 from siblings.errors import SpawnFailed
 
+RECURSIVE_INVOCATION = "RecursiveInvocationException"
+"""Lambda's answer to an Invoke it stopped as part of a recursive loop (400)."""
+
 _RETRYABLE_CODES = {
     "TooManyRequestsException",
     "ThrottlingException",
@@ -37,8 +53,36 @@ _RETRYABLE_CODES = {
     "ServiceUnavailableException",
     "InternalFailure",
     "InternalServerError",
-    "EC2ThrottledException",
+    # "Wait and try again": the function or its VPC connection is being set up.
+    "ResourceConflictException",
+    "SnapStartNotReadyException",
+    "CodeArtifactUserPendingException",
     "ResourceNotReadyException",
+    "ENINotReadyException",
+    "EC2ThrottledException",
+    "EC2UnexpectedException",
+}
+# 5xx answers caused by the function's configuration: every retry would fail the same way.
+PERMANENT_CAUSES = {
+    "KMSAccessDeniedException": "Lambda cannot decrypt the function's environment variables "
+    "(KMS access denied): allow the execution role to use the function's KMS key",
+    "KMSDisabledException": "the KMS key of the function's environment variables is disabled",
+    "KMSInvalidStateException": "the KMS key of the function's environment variables is not "
+    "in a state that allows Decrypt",
+    "KMSNotFoundException": "the KMS key of the function's environment variables does not exist",
+    "InvalidZipFileException": "Lambda cannot unzip the function's deployment package: deploy "
+    "it again",
+    "InvalidRuntimeException": "the function's runtime (or runtime version) is not supported: "
+    "update the function's runtime",
+    "SubnetIPAddressLimitReachedException": "a subnet of the function's VPC configuration has "
+    "no free IP address: add subnets or free addresses",
+    "InvalidSubnetIDException": "a subnet of the function's VPC configuration does not exist",
+    "InvalidSecurityGroupIDException": "a security group of the function's VPC configuration "
+    "does not exist",
+    "EC2AccessDeniedException": "the execution role lacks the EC2 permissions for the "
+    "function's VPC configuration (e.g. AWSLambdaVPCAccessExecutionRole)",
+    "ENILimitReachedException": "the account's elastic network interface limit is reached in "
+    "the function's VPC: raise the ENI quota or remove unused ENIs",
 }
 _INVOCATION_TYPES = {"Event", "DryRun"}
 
@@ -55,13 +99,36 @@ class InvokeOutcome:
     """Attempts made, including the successful one."""
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether an Invoke error is worth another attempt (throttling, 5xx, network)."""
+def error_code(exc: BaseException | None) -> str:
+    """The AWS error code of ``exc`` (``""`` for anything but a ``ClientError``)."""
     if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return str(exc.response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether an Invoke error is worth another attempt: throttling, the "not ready yet" 409s
+    and 502s, 5xx other than a broken configuration, network errors."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        if code in PERMANENT_CAUSES:
+            return False
         return code in _RETRYABLE_CODES or status == 429 or status >= 500
     return isinstance(exc, ConnectionError | HTTPClientError)
+
+
+def describe_failure(exc: BaseException | None) -> str:
+    """What a permanent failure means and how to fix it (``""`` when nothing is known)."""
+    code = error_code(exc)
+    if code in PERMANENT_CAUSES:
+        return f"{code} is permanent (not retried): {PERMANENT_CAUSES[code]}"
+    if code == RECURSIVE_INVOCATION:
+        return (
+            f"{code}: Lambda stopped this chain as a recursive loop; set RecursiveLoop: Allow "
+            "on the function (the library's guards replace AWS's)"
+        )
+    return ""
 
 
 class Invoker:
@@ -128,4 +195,6 @@ class Invoker:
                 status_code=int(response.get("StatusCode") or meta.get("HTTPStatusCode") or 0),
                 attempts=attempt,
             )
-        raise SpawnFailed(parse_function(function_arn).name, last, attempt, maybe_sent) from last
+        raise SpawnFailed(
+            parse_function(function_arn).name, last, attempt, maybe_sent, describe_failure(last)
+        ) from last

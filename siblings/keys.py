@@ -6,6 +6,9 @@
 * ``req#<request id>``: the chain step of the execution an async Invoke started (written by
   the parent, read by a child that was given no metadata);
 * ``run#<chain id>#<generation>``: the claim of the one execution that runs a chain step;
+* ``recursion#<name>``: the cached ``RecursiveLoop`` setting of the function (set on the
+  function, not on an alias or version);
+* ``schedule#<group>/<name>``: the cached state of a named EventBridge Scheduler schedule;
 * ``chain#<chain id>``, ``step#<chain id>#<generation>[#duplicate]``: what ``siblings chain``
   shows (:mod:`siblings.chain_log`);
 * ``chains#<name>#<yyyy-mm-dd>``: the chains of a function begun that day (``siblings chains``).
@@ -20,6 +23,8 @@ KILL_PREFIX = "kill#"
 SPAWN_PREFIX = "spawn#"
 INVOCATION_PREFIX = "req#"
 RUN_PREFIX = "run#"
+RECURSION_PREFIX = "recursion#"
+SCHEDULE_PREFIX = "schedule#"
 
 
 def rules_key(function: FunctionRef | str) -> str:
@@ -47,6 +52,17 @@ def invocation_key(request_id: str) -> str:
 def run_key(chain_id: str, generation: int) -> str:
     """Key of the claim by which one execution, and only one, runs a chain step."""
     return f"{RUN_PREFIX}{chain_id}#{generation}"
+
+
+def recursion_key(function: FunctionRef | str) -> str:
+    """Key of a function's cached ``RecursiveLoop`` setting: the bare name."""
+    ref = parse_function(function) if isinstance(function, str) else function
+    return f"{RECURSION_PREFIX}{ref.name}"
+
+
+def schedule_key(schedule: str) -> str:
+    """Key of a named schedule's cached state; ``schedule`` is ``group/name``."""
+    return f"{SCHEDULE_PREFIX}{schedule}"
 
 
 CHAIN_PREFIX = "chain#"

@@ -64,9 +64,11 @@ from siblings.metadata import (
     root_metadata,
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
+from siblings.recursion import RecursionLookup
 from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
 from siblings.runs import RunClaims
+from siblings.schedules import ScheduleLookup
 from siblings.spawn_call import SpawnCall
 from siblings.spawner import Spawner
 
@@ -138,6 +140,8 @@ class SiblingsManager:
             kill_switch=self.kill_switch,
             rule_lookup=lambda: RuleLookup(self._clients.get("events")),
             estimator=self._get_estimator,
+            recursion=lambda: RecursionLookup(self.config, self.cache, self._clients),
+            schedule_lookup=lambda: ScheduleLookup(self._clients.get("scheduler")),
         )
         self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self.runs = RunClaims(store, self.config)

@@ -24,12 +24,17 @@ class Reason(StrEnum):
     MAX_CHAIN_SECONDS = "max_chain_seconds"
     """Refused: the chain began ``max_chain_seconds`` or more ago (see :mod:`siblings.budget`)."""
     RULES_DISABLED = "rules_disabled"
-    """Refused: no EventBridge rule targeting the function is enabled and ``auto_spawning`` is off."""
+    """Refused: no EventBridge rule targeting the function is enabled, nor any schedule named in
+    ``trigger_schedules``, and ``auto_spawning`` is off."""
     MAX_CONCURRENCY = "max_concurrency"
     """Refused: the estimated concurrency is at or above ``max_concurrency``."""
     ACCOUNT_HEADROOM = "account_headroom"
     """Refused: the account (or the function's reserved concurrency) is within
     ``min_account_headroom`` executions of its concurrency limit."""
+    RECURSIVE_LOOP = "recursive_loop"
+    """Refused: the function's ``RecursiveLoop`` is ``Terminate`` (Lambda's default), so Lambda
+    would drop the chain after 16 invocations while the Invoke still answered 202; set
+    ``RecursiveLoop: Allow`` on the function (the library's own guards replace AWS's)."""
     GUARD_ERROR = "guard_error"
     """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
     FAILED = "failed"
@@ -47,6 +52,7 @@ REFUSALS = frozenset(
         Reason.RULES_DISABLED,
         Reason.MAX_CONCURRENCY,
         Reason.ACCOUNT_HEADROOM,
+        Reason.RECURSIVE_LOOP,
         Reason.GUARD_ERROR,
     }
 )

@@ -7,7 +7,8 @@ For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
-4. unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+4. the recursive loop setting (even when forced: Lambda itself would drop the work), then,
+   unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
 5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
    chain position under the Invoke's request id.
 
@@ -33,7 +34,7 @@ from siblings.decisions import DecisionLog
 from siblings.defer import Deferrer
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
-from siblings.invoke import InvokeOutcome, Invoker
+from siblings.invoke import RECURSIVE_INVOCATION, InvokeOutcome, Invoker, error_code
 from siblings.ledger import Claim, ClaimStatus, SpawnLedger
 from siblings.payload import upload
 from siblings.result import Reason, SpawnResult, duplicate_of
@@ -112,9 +113,13 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """EventBridge, concurrency and account headroom, skipped under ``force``; the guards'
-        time is taken here, when the last of them has answered."""
+        """The recursive loop setting (with ``force`` too), then EventBridge, concurrency and
+        account headroom (skipped under ``force``); the guards' time is taken here, when the
+        last of them has answered."""
         try:
+            stop = self._verdict(call, "recursion", self.guards.check_recursion(call.info))
+            if stop is not None:
+                return stop
             if call.forced:
                 skipped = ("eventbridge", "concurrency", "account_headroom")
                 call.guards.update({name: {"skipped": "force"} for name in skipped})
@@ -163,6 +168,9 @@ class Spawner:
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:
+            if error_code(exc.cause) == RECURSIVE_INVOCATION and not exc.maybe_spawned:
+                self._release(call, claim)  # Lambda stopped the loop: nothing was handed off
+                return call.result(Reason.RECURSIVE_LOOP, detail=str(exc))
             if not exc.maybe_spawned:  # a sibling may run: keep the record, a retry takes it over
                 self._release(call, claim)
             raise
@@ -243,7 +251,8 @@ class Spawner:
                 call.info.function_arn, encoded.body, invocation_type=invocation_type, deadline=deadline
             )
         except SpawnFailed as exc:
-            self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
+            if error_code(exc.cause) != RECURSIVE_INVOCATION:  # that one is a refusal
+                self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
             raise
 
     def _deadline(self, info: InvocationInfo) -> float | None:

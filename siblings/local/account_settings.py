@@ -75,7 +75,7 @@ class AccountSettings:
             with self._lock:
                 self.calls += 1
             _, region = credential_scope(environ)
-            body = json.dumps(self.settings(_Moto(app, region or "us-east-1"))).encode()
+            body = json.dumps(self.settings(MotoLambda(app, region or "us-east-1"))).encode()
             start_response(
                 "200 OK",
                 [
@@ -88,7 +88,7 @@ class AccountSettings:
 
         return middleware
 
-    def settings(self, moto: _Moto) -> dict[str, Any]:
+    def settings(self, moto: MotoLambda) -> dict[str, Any]:
         """The response document, with the functions ``moto`` holds."""
         functions = moto.functions()
         reserved = sum(moto.reserved_concurrency(fn["FunctionName"]) for fn in functions)
@@ -114,7 +114,7 @@ def _check_limit(value: int) -> int:
     return value
 
 
-class _Moto:
+class MotoLambda:
     """In-process Lambda requests to the wrapped moto app (not seen by outer middleware)."""
 
     def __init__(self, app: WsgiApp, region: str) -> None:
@@ -132,6 +132,10 @@ class _Moto:
         """Every function's configuration (moto's ``ListFunctions`` in one page)."""
         listed: list[dict[str, Any]] = self._get("/2015-03-31/functions/").get("Functions", [])
         return listed
+
+    def exists(self, name: str) -> bool:
+        """Whether moto holds the function ``name``."""
+        return "Configuration" in self._get(f"/2015-03-31/functions/{quote(name)}")
 
     def reserved_concurrency(self, name: str) -> int:
         """The function's reserved concurrency, 0 when not set."""

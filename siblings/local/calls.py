@@ -25,14 +25,17 @@ _LAMBDA_ROUTES = [
     (re.compile(r"^/2016-08-19/account-settings/?$"), "GET", "GetAccountSettings"),
     (re.compile(r"^/2019-09-30/functions/[^/]+/concurrency/?$"), "GET", "GetFunctionConcurrency"),
     (re.compile(r"^/2017-10-31/functions/[^/]+/concurrency/?$"), "PUT", "PutFunctionConcurrency"),
+    (re.compile(r"^/2024-08-31/functions/[^/]+/recursion-config/?$"), "GET", "GetFunctionRecursionConfig"),
+    (re.compile(r"^/2024-08-31/functions/[^/]+/recursion-config/?$"), "PUT", "PutFunctionRecursionConfig"),
 ]
-# EventBridge Scheduler's REST paths (https://docs.aws.amazon.com/scheduler/latest/APIReference/).
+# EventBridge Scheduler (REST-JSON): the operation is in the method and path.
 _SCHEDULER_ROUTES = [
-    (re.compile(r"^/schedules/[^/]+/?$"), "POST", "CreateSchedule"),
     (re.compile(r"^/schedules/[^/]+/?$"), "GET", "GetSchedule"),
+    (re.compile(r"^/schedules/[^/]+/?$"), "POST", "CreateSchedule"),
     (re.compile(r"^/schedules/[^/]+/?$"), "PUT", "UpdateSchedule"),
     (re.compile(r"^/schedules/[^/]+/?$"), "DELETE", "DeleteSchedule"),
     (re.compile(r"^/schedules/?$"), "GET", "ListSchedules"),
+    (re.compile(r"^/schedule-groups/[^/]+/?$"), "POST", "CreateScheduleGroup"),
 ]
 _S3_ACTIONS = {"GET": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject", "HEAD": "HeadObject"}
 
@@ -59,8 +62,8 @@ def identify(environ: dict[str, Any], body: bytes) -> Call:
     cbor = _CBOR_OPERATION.match(path)
     if cbor:  # smithy-rpc-v2-cbor (CloudWatch in current botocore)
         return service, cbor.group(1)
-    routes = {"lambda": _LAMBDA_ROUTES, "scheduler": _SCHEDULER_ROUTES}.get(service)
-    if routes is not None:
+    if service in ("lambda", "scheduler"):
+        routes = _LAMBDA_ROUTES if service == "lambda" else _SCHEDULER_ROUTES
         for pattern, verb, action in routes:
             if verb == method and pattern.match(path):
                 return service, action

@@ -245,6 +245,7 @@ class Fleet:
                 "SIBLINGS_TABLE_NAME": config.table_name,
                 "SIBLINGS_PAYLOAD_BUCKET": str(config.payload_bucket),
             },
+            recursive_loop=settings.recursive_loop,
         )
         create_schedule_rule(self.client("events"), RULE_NAME, arn)
         for chain_id in settings.chain_ids:

@@ -21,7 +21,8 @@ class MetricsPublisher:
 
     Lambda publishes ``Invocations``, ``Errors`` and ``Duration`` per function when an
     invocation finishes, and ``ConcurrentExecutions`` per function and for the whole account
-    (no dimensions); the estimator reads those. A background thread flushes every
+    (no dimensions); the estimator reads those. An invocation dropped by recursive loop
+    detection is counted in ``RecursiveInvocationsDropped``. A background thread flushes every
     ``flush_seconds``; :meth:`flush` sends what is buffered now. A failed call keeps its datums
     for the next flush (the buffer is bounded).
     """
@@ -82,6 +83,16 @@ class MetricsPublisher:
         ]
         with self._lock:
             self._buffer.extend(datums)
+            del self._buffer[:-_MAX_BACKLOG]
+
+    def record_recursion_dropped(self, function_name: str, at: datetime | None = None) -> None:
+        """Buffer one invocation dropped by recursive loop detection, as Lambda counts it
+        (``RecursiveInvocationsDropped``, per function;
+        https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html)."""
+        dimensions = [{"Name": "FunctionName", "Value": function_name}]
+        datum = _datum("RecursiveInvocationsDropped", 1.0, "Count", dimensions, at or datetime.now(UTC))
+        with self._lock:
+            self._buffer.append(datum)
             del self._buffer[:-_MAX_BACKLOG]
 
     def flush(self) -> int:

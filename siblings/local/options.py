@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     guards.add_argument("--defer", action="store_true",
                         help="defer spawns refused for capacity (a one-time schedule fired by "
                              "the local scheduler) instead of parking the chain")
+    guards.add_argument("--recursive-loop", choices=("allow", "terminate"),
+                        default=_DEFAULTS.recursive_loop.lower(),
+                        help="the function's RecursiveLoop: allow (as template.yaml deploys it) "
+                             "or terminate (Lambda's default: every spawn is refused before "
+                             "hand-off, the schedule resumes the parked chains; default "
+                             "%(default)s)")
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
                         help="share of Invoke calls answered 429, of GetMetricData calls "
@@ -106,6 +112,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         drop_record=drop,
         template=args.template,
         template_table_name=args.template_table_name,
+        recursive_loop=str(args.recursive_loop).capitalize(),
     )
 
 

@@ -35,11 +35,14 @@ def create_function(
     timeout_seconds: int = 3,
     memory_mb: int = 128,
     environment: dict[str, str] | None = None,
+    recursive_loop: str | None = "Allow",
 ) -> str:
     """Create ``name`` (and its execution role, which moto requires to exist); return its ARN.
 
     ``timeout_seconds`` is the function's ``Timeout`` (Lambda's minimum is 1 s); the local
-    runtime uses it as the deadline unless its registration overrides it.
+    runtime uses it as the deadline unless its registration overrides it. ``recursive_loop``
+    is put with ``PutFunctionRecursionConfig`` as ``template.yaml`` deploys it (``Allow``);
+    ``None`` leaves Lambda's default, ``Terminate``.
     """
     role_name = f"{name}-role"[:64]
     try:
@@ -59,6 +62,8 @@ def create_function(
         Environment={"Variables": dict(environment or {})},
     )
     arn: str = response["FunctionArn"]
+    if recursive_loop is not None:
+        lambda_client.put_function_recursion_config(FunctionName=name, RecursiveLoop=recursive_loop)
     return arn
 
 

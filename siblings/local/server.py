@@ -23,13 +23,16 @@ LOCAL_REGION = "us-east-1"
 
 
 def local_session() -> boto3.Session:
-    """A boto3 session with the local credentials and Region (endpoints are per client)."""
-    return boto3.Session(
+    """A boto3 session with the local credentials and Region (endpoints are per client); its
+    clients forward the running local execution's trace header, as botocore does on Lambda."""
+    from siblings.local.runtime.lineage import install
+
+    return install(boto3.Session(
         aws_access_key_id=LOCAL_CREDENTIALS["aws_access_key_id"],
         aws_secret_access_key=LOCAL_CREDENTIALS["aws_secret_access_key"],
         aws_session_token=LOCAL_CREDENTIALS["aws_session_token"],
         region_name=LOCAL_REGION,
-    )
+    ))
 
 
 class LocalAwsServer:
@@ -39,6 +42,8 @@ class LocalAwsServer:
     runtime's Invoke hook...). Use as a context manager or call :meth:`start` / :meth:`stop`.
     ``account_settings`` answers Lambda's ``GetAccountSettings`` (moto does not): its
     ``concurrency_limit`` (default ``concurrency_limit``, 1,000) is reset with the server.
+    ``recursion`` answers ``Get/PutFunctionRecursionConfig`` (moto does not; ``Terminate``
+    unless set, as on AWS).
     """
 
     def __init__(
@@ -51,11 +56,13 @@ class LocalAwsServer:
         if host not in {"127.0.0.1", "localhost", "::1"}:
             raise ValueError(f"LocalAwsServer binds loopback only, got host={host!r}")
         from siblings.local.account_settings import AccountSettings
+        from siblings.local.recursion import RecursionConfigs
 
         self.host = host
         self.port = port
         self._middleware = middleware
         self.account_settings = AccountSettings(concurrency_limit)
+        self.recursion = RecursionConfigs()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -79,6 +86,7 @@ class LocalAwsServer:
 
         app: WsgiApp = serialize_dynamodb(DomainDispatcherApplication(create_backend_app))
         app = self.account_settings.wrap(app)  # inside the middleware: recorded and quota'd
+        app = self.recursion.wrap(app)
         if self._middleware is not None:
             app = self._middleware(app)
         self._server = make_server(
@@ -105,6 +113,7 @@ class LocalAwsServer:
         """Forget every resource the server holds (moto's reset API)."""
         self._post("/moto-api/reset", b"")
         self.account_settings.reset()
+        self.recursion.reset()
         self.configure({"lambda": {"use_docker": False}})
 
     def configure(self, settings: dict[str, Any]) -> None:

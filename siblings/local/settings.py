@@ -72,6 +72,10 @@ class FleetSettings:
     """A SAM template to deploy first; its stack's shared table and payload bucket are used."""
     template_table_name: str = TEMPLATE_TABLE
     """The template's ``SiblingsTableName`` parameter."""
+    recursive_loop: str = "Allow"
+    """The function's ``RecursiveLoop``: ``Allow`` as ``template.yaml`` deploys it, or
+    ``Terminate`` (Lambda's default), where every spawn is refused and the schedule resumes the
+    parked chains."""
 
     def __post_init__(self) -> None:
         if self.chains < 1 or self.records < 1:
@@ -83,6 +87,8 @@ class FleetSettings:
             raise ValueError("shutdown_seconds must be shorter than invocation_seconds")
         if self.time_scale <= 0:
             raise ValueError("time_scale must be positive")
+        if self.recursive_loop not in {"Allow", "Terminate"}:
+            raise ValueError(f"recursive_loop must be Allow or Terminate, got {self.recursive_loop!r}")
 
     def rate(self, kind: FaultKind) -> float:
         """How often faults of ``kind`` strike: its own rate if given, else ``fault_rate``."""

@@ -108,7 +108,7 @@ def deploy_template(
     try:
         cloudformation.create_stack(
             StackName=stack_name,
-            TemplateBody=json.dumps(rendered),
+            TemplateBody=json.dumps(_for_moto(rendered)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
@@ -140,21 +140,47 @@ def _local_code_functions(template: dict[str, Any]) -> list[str]:
     ]
 
 
+def _for_moto(rendered: dict[str, Any]) -> dict[str, Any]:
+    """``rendered`` without the functions' ``RecursiveLoop``, which moto's CloudFormation fails
+    on (a 500); :func:`_apply_what_moto_ignores` applies it after the stack is created."""
+    copy = json.loads(json.dumps(rendered))
+    for resource in copy["Resources"].values():
+        if resource.get("Type") == "AWS::Lambda::Function":
+            resource.get("Properties", {}).pop("RecursiveLoop", None)
+    return copy
+
+
 def _apply_what_moto_ignores(
     client: Any, cloudformation: Any, stack_name: str, rendered: dict[str, Any]
 ) -> None:
-    """Each table's ``TimeToLiveSpecification``, applied as CloudFormation does (moto drops it)."""
+    """Each table's ``TimeToLiveSpecification`` and each function's ``RecursiveLoop``, applied as
+    CloudFormation does (moto drops both)."""
     dynamodb = None
     for name, resource in rendered["Resources"].items():
-        spec = resource.get("Properties", {}).get("TimeToLiveSpecification")
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Lambda::Function" and properties.get("RecursiveLoop"):
+            function = _physical_id(cloudformation, stack_name, name)
+            client("lambda").put_function_recursion_config(
+                FunctionName=function, RecursiveLoop=properties["RecursiveLoop"]
+            )
+            continue
+        spec = properties.get("TimeToLiveSpecification")
         if resource["Type"] != "AWS::DynamoDB::Table" or not spec:
             continue
         dynamodb = dynamodb or client("dynamodb")
-        table = cloudformation.describe_stack_resource(StackName=stack_name, LogicalResourceId=name)[
-            "StackResourceDetail"
-        ]["PhysicalResourceId"]
+        table = _physical_id(cloudformation, stack_name, name)
         status = dynamodb.describe_time_to_live(TableName=table)["TimeToLiveDescription"]
         # Only when moto left it off: a later moto applying it itself must not be fought.
         if status["TimeToLiveStatus"] == "DISABLED":
             dynamodb.update_time_to_live(TableName=table, TimeToLiveSpecification=spec)
 
+
+def _physical_id(cloudformation: Any, stack_name: str, logical_id: str) -> str:
+    # ListStackResources, not DescribeStackResource: moto answers the latter with a 500 for a
+    # function.
+    for page in cloudformation.get_paginator("list_stack_resources").paginate(StackName=stack_name):
+        for summary in page["StackResourceSummaries"]:
+            if summary["LogicalResourceId"] == logical_id:
+                physical: str = summary["PhysicalResourceId"]
+                return physical
+    raise KeyError(f"stack {stack_name} has no resource {logical_id}")

@@ -1,7 +1,7 @@
 """The sosw contract, rows C31-C40: ``get_approximate_concurrent_executions``, the stats, and
 the event a sibling receives.
 
-One test per row of the README's table (see ``test_contract_setup.py``).
+One test per row of the contract table (docs/reference.md) (see ``test_contract_setup.py``).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The sosw contract, rows C24-C30: ``any_events_rules_enabled(lambda_context)``.
 
-One test per row of the README's table (see ``test_contract_setup.py``). sosw's answer: list
+One test per row of the contract table (see ``test_contract_setup.py``). sosw's answer: list
 the default bus's rules (``ListRules``, first page), and for each ENABLED one list its targets;
 True when a target's ARN equals ``invoked_function_arn``, else the ``auto_spawning`` setting.
 """

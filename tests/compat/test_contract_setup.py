@@ -1,6 +1,6 @@
 """The sosw contract, rows C01-C12: names, configuration, and the contexts sosw accepted.
 
-One test per row of the table in the README's "Migrating from sosw" section; each test's
+One test per row of the contract table in docs/reference.md; each test's
 name starts with the row's id, and ``test_contract_table.py`` checks that none is missing.
 """
 

@@ -1,4 +1,4 @@
-"""Every row of the README's sosw contract table has its test, and every test its row."""
+"""Every row of the sosw contract table (docs/reference.md) has its test, and every test its row."""
 
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import ast
 import re
 from pathlib import Path
 
+from tests.docs import section
+
 ROOT = Path(__file__).resolve().parents[2]
 ROW = re.compile(r"^\| (C\d\d) \|", re.M)
 TEST = re.compile(r"^test_(c\d\d)_")
 
 
 def table_rows() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The contract") : readme.index("## Layout")]
-    return ROW.findall(section)
+    return ROW.findall(section("reference", "The contract"))
 
 
 def contract_tests() -> dict[str, str | None]:

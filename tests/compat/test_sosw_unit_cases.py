@@ -5,7 +5,7 @@ Source: ``sosw/components/test/unit/test_siblings.py`` in the public repository 
 expected answers are sosw's; what sosw fed through ``MagicMock`` boto3 clients is real state
 here: metric data put into ``AWS/Lambda``, rules and targets created in EventBridge. Where a
 case asserted sosw's own boto3 calls, the test asserts the observable answer instead, and the
-docstring says what differs and why (the README's "Migrating from sosw" table has every row).
+docstring says what differs and why (the contract table in docs/reference.md has every row).
 
 sosw's module sets ``STAGE=test``, under which its ``spawn_sibling`` invokes with
 ``InvocationType='DryRun'``; ours has no such switch, so the same effect is asked for with the

@@ -23,6 +23,7 @@ from siblings.iam import iam_action
 from siblings.local.calls import identify, read_body
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer, WsgiApp
 from tests.conftest import Aws
+from tests.docs import section
 from tests.helpers import closed_port_url, serve_behind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -308,8 +309,8 @@ def test_exit_codes_are_documented_in_help() -> None:
         ("6", "denied"), ("7", "rejected"), ("8", "endpoint"), ("130", "interrupted"),
     ]:
         assert any(line.split()[:1] == [code] and words in line for line in epilog.splitlines())
-    readme = (ROOT / "README.md").read_text()
-    assert "exit status" in readme.lower() and "| 8 |" in readme
+    cli_page = section("operate", "The CLI: `siblings`")
+    assert "exit status" in cli_page.lower() and "| 8 |" in cli_page
 
 
 def test_a_genuine_bug_still_shows_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -242,6 +242,28 @@ def test_lambda_control_plane_quota_is_shared_by_its_apis(q: Quotaed) -> None:
     assert results == ["ok", "ok", "TooManyRequestsException"]
 
 
+def test_scheduler_get_schedule_over_quota_is_throttled_like_scheduler(q: Quotaed) -> None:
+    scheduler = q.client("scheduler")
+    scheduler.create_schedule(
+        Name="nightly",
+        ScheduleExpression="rate(5 minutes)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": "arn:aws:lambda:us-east-1:123456789012:function:w",
+            "RoleArn": "arn:aws:iam::123456789012:role/r",
+        },
+    )
+    q.limit("scheduler.GetSchedule", 2)
+    get = lambda: scheduler.get_schedule(Name="nightly")  # noqa: E731
+    assert outcomes([get, get]) == ["ok", "ok"]
+    exc = error_of(get)
+    assert exc.response["Error"]["Code"] == "ThrottlingException"
+    assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 429
+    assert isinstance(exc, scheduler.exceptions.ThrottlingException)
+    # CreateSchedule has its own quota: not counted in GetSchedule's.
+    assert q.layer.throttled("scheduler", "GetSchedule") == 1
+
+
 def test_dynamodb_partition_over_quota_gets_provisioned_throughput_exceeded(q: Quotaed) -> None:
     ddb = make_table(q)
     q.limit("dynamodb.partition", 3)  # 3 read units or 1 write unit per (slow) refill

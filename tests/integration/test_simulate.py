@@ -103,6 +103,20 @@ def test_verification_still_passes_with_injected_faults(capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow
+def test_a_function_left_at_terminate_refuses_every_spawn_and_loses_nothing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, summary = simulate(capsys, "--records", "120", "--recursive-loop", "terminate")
+
+    verification = summary["verification"]
+    assert code == 0, verification["problems"]
+    assert summary["spawns"]["spawned"] == 0
+    assert summary["spawns"]["refused"].get("recursive_loop", 0) >= 3  # each chain, at least once
+    assert summary["calls"]["lambda_invoke"] == 0  # refused before any hand-off
+    assert verification["records"]["exactly_once"] == 360  # the schedule resumed every chain
+
+
+@pytest.mark.slow
 def test_verification_fails_when_a_record_is_dropped(capsys: pytest.CaptureFixture[str]) -> None:
     code, summary = simulate(capsys, "--records", "30", "--drop-record", "c001:7")
 

@@ -352,6 +352,11 @@ def test_stack_environment_configures_the_library(aws: Aws, stack: Stack) -> Non
     ]
 
 
+def test_stack_function_allows_recursive_loops_for_our_own_guards(aws: Aws, stack: Stack) -> None:
+    lam = aws.client("lambda")
+    assert lam.get_function_recursion_config(FunctionName=stack.function_arn)["RecursiveLoop"] == "Allow"
+
+
 def test_stack_creates_the_dashboard(aws: Aws, stack: Stack) -> None:
     name = stack.outputs["DashboardName"]
     body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
@@ -411,7 +416,7 @@ def authorisations(call: Call, environ: dict[str, Any], body: bytes, account: st
         )
         qualifier = parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier")
         return [(iam_action(service, operation), f"{arn}:{qualifier[0]}" if qualifier else arn)]
-    if service == "lambda" and operation == "GetFunctionConcurrency":
+    if service == "lambda" and operation in {"GetFunctionConcurrency", "GetFunctionRecursionConfig"}:
         name = unquote(path.split("/")[3])
         return [(iam_action(service, operation), f"arn:aws:lambda:{region}:{account}:function:{name}")]
     if service == "scheduler" and operation == "CreateSchedule":  # and PassRole of its role
@@ -486,7 +491,12 @@ class FakeContext:
 
 
 class ThrottledLambda:
-    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries)."""
+    """A Lambda client whose every Invoke is throttled (a 429 that outlasts the retries), for a
+    function deployed as the template does (``RecursiveLoop: Allow``)."""
+
+    def get_function_recursion_config(self, **kwargs: Any) -> dict[str, Any]:
+        """The template's setting."""
+        return {"RecursiveLoop": "Allow"}
 
     def invoke(self, **kwargs: Any) -> dict[str, Any]:
         """Raise Lambda's TooManyRequestsException."""

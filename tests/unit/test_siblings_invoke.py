@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import random
 import time
+from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from siblings import SpawnFailed
-from siblings.invoke import Invoker, is_retryable
+from siblings.invoke import PERMANENT_CAUSES, Invoker, is_retryable
 
 ARN = "arn:aws:lambda:us-east-1:123456789012:function:worker:prod"
 
@@ -121,3 +123,68 @@ def test_dry_run_and_bad_invocation_type() -> None:
     assert client.calls[0]["InvocationType"] == "DryRun"
     with pytest.raises(ValueError, match="invocation_type"):
         invoker(client, []).invoke(ARN, b"{}", invocation_type="RequestResponse")
+
+
+def _invoke_errors() -> dict[str, int]:
+    """Every error botocore's Lambda model lists for Invoke, with its HTTP status."""
+    model = botocore.session.get_session().get_service_model("lambda")
+    operation = model.operation_model("Invoke")
+    return {shape.name: int(shape.metadata["error"]["httpStatusCode"]) for shape in operation.error_shapes}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "KMSAccessDeniedException",
+        "InvalidZipFileException",
+        "InvalidRuntimeException",
+        "SubnetIPAddressLimitReachedException",
+        "EC2AccessDeniedException",
+        "ENILimitReachedException",
+    ],
+)
+def test_permanent_5xx_errors_fail_at_once_naming_the_cause(code: str) -> None:
+    status = _invoke_errors()[code]
+    assert status == 502  # a 5xx: retried before, although no retry can cure it
+    client = ScriptedLambda(client_error(code, status), client_error(code, status))
+    sleeps: list[float] = []
+    with pytest.raises(SpawnFailed) as caught:
+        invoker(client, sleeps).invoke(ARN, b"{}")
+    assert caught.value.attempts == 1 and sleeps == []
+    assert code in str(caught.value) and "permanent" in str(caught.value)
+    assert PERMANENT_CAUSES[code] in str(caught.value) and caught.value.hint
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "ResourceConflictException",
+        "SnapStartNotReadyException",
+        "CodeArtifactUserPendingException",
+        "ResourceNotReadyException",
+        "ENINotReadyException",
+        "EC2ThrottledException",
+    ],
+)
+def test_wait_and_retry_errors_are_retried(code: str) -> None:
+    status = _invoke_errors()[code]
+    client = ScriptedLambda(client_error(code, status), client_error(code, status))
+    sleeps: list[float] = []
+    outcome = invoker(client, sleeps).invoke(ARN, b"{}")
+    assert outcome.attempts == 3 and len(sleeps) == 2
+
+
+def test_recursive_invocation_is_not_retried_and_names_the_fix() -> None:
+    client = ScriptedLambda(client_error("RecursiveInvocationException", 400))
+    with pytest.raises(SpawnFailed) as caught:
+        invoker(client, []).invoke(ARN, b"{}")
+    assert caught.value.attempts == 1 and "RecursiveLoop: Allow" in str(caught.value)
+
+
+def test_every_invoke_error_of_the_model_has_a_row_in_the_docs_table() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "spawn-siblings.md").read_text()
+    section = page[page.index("## Invoke errors") :]
+    missing = [code for code in _invoke_errors() if f"`{code}`" not in section]
+    assert missing == []
+    for code in PERMANENT_CAUSES:  # the table's "fails at once" rows are what the code does
+        assert is_retryable(client_error(code, _invoke_errors()[code])) is False

@@ -44,6 +44,7 @@ _DDB = "docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.h
 _DDB_PARTITION = "repost.aws/knowledge-center/on-demand-table-throttling-dynamodb"
 _DDB_CONTROL = "docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-control-plane.html"
 _S3 = "docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html"
+_SCHEDULER = "docs.aws.amazon.com/scheduler/latest/UserGuide/scheduler-quotas.html"
 
 _DDB_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 _DDB_WRITES = frozenset(
@@ -87,6 +88,12 @@ DEFAULT_QUOTAS: dict[str, Quota] = {
         "ThrottlingException", 400, "",
         f"{_EB}: every API but PutEvents 50 TPS (ListRules, ListTargetsByRule, "
         "ListRuleNamesByTarget, DescribeRule...), each API on its own",
+    ),
+    "scheduler.GetSchedule": Quota(
+        "scheduler", _only("GetSchedule"), _NONE, 1_000, "account", "request",
+        "ThrottlingException", 429, "",
+        f"{_SCHEDULER}: GetSchedule request rate 1,000 TPS in us-east-1 (250 in smaller "
+        "Regions; older revisions of the page said 50 in every Region)",
     ),
     "lambda.Invoke": Quota(
         "lambda", _only("Invoke", "InvokeAsync", "InvokeWithResponseStream"), _NONE, 10_000,

@@ -46,7 +46,7 @@ def throttle_answer(request: QuotaRequest, quota: Quota, rw: str) -> Response:
     status = f"{quota.status} {_REASON_PHRASES.get(quota.status, 'Error')}"
     if request.service == "s3":
         headers, body = _rest_xml(request_id, environ.get("REQUEST_METHOD") == "HEAD")
-    elif request.service == "lambda":
+    elif request.service in ("lambda", "scheduler"):  # both REST-JSON
         headers, body = _rest_json(request_id, quota)
     elif environ.get("HTTP_SMITHY_PROTOCOL") == "rpc-v2-cbor":
         headers, body = _rpc_v2_cbor(request_id, quota)

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote
 
 from estimator.validation import parse_function
 from siblings.local.calls import identify, read_body
+from siblings.local.runtime.lineage import Trace, over_limit
 from siblings.local.runtime.records import AttemptOutcome, FunctionConfig
 from siblings.local.runtime.scheduler import CapacityExceeded
 from siblings.local.runtime.wsgi import call_wsgi, respond, to_json
@@ -118,11 +119,22 @@ class InvokeApi:
                 runtime.count("dry_runs")
                 return respond(start_response, 204, runtime.new_request_id(), b"")
             _check_payload(invocation_type, body)
+            trace = Trace.parse(environ.get("HTTP_X_AMZN_TRACE_ID")).child(name)
+            if invocation_type in {"Event", "RequestResponse"} and self._dropped(name, trace, environ):
+                runtime.drop_recursive(name)
+                if invocation_type == "Event":  # accepted, then dropped: the caller cannot tell
+                    return respond(start_response, 202, runtime.new_request_id(), b"")
+                raise InvokeError(
+                    400,
+                    "RecursiveInvocationException",
+                    "Lambda has detected your function being invoked in a recursive loop with "
+                    "other AWS resources and stopped your function's invocation.",
+                )
             if invocation_type == "Event":
-                invocation = runtime.accept(name, qualifier, config, body)
+                invocation = runtime.accept(name, qualifier, config, body, trace=trace)
                 return respond(start_response, 202, invocation.request_id, b"")
             if invocation_type == "RequestResponse":
-                return self._serve_sync(start_response, name, qualifier, config, body)
+                return self._serve_sync(start_response, name, qualifier, config, body, trace)
             raise InvokeError(
                 400, "InvalidParameterValueException", f"Unsupported InvocationType {invocation_type}"
             )
@@ -143,9 +155,10 @@ class InvokeApi:
         qualifier: str | None,
         config: FunctionConfig,
         body: bytes,
+        trace: Trace,
     ) -> Any:
         try:
-            invocation = self._runtime.run_sync(name, qualifier, config, body)
+            invocation = self._runtime.run_sync(name, qualifier, config, body, trace)
         except CapacityExceeded as exc:
             raise InvokeError(
                 429, "TooManyRequestsException", "Rate Exceeded.", Reason=exc.reason
@@ -166,6 +179,17 @@ class InvokeApi:
             "requestId": invocation.request_id,
         }
         return respond(start_response, 200, invocation.request_id, to_json(document), headers)
+
+    def _dropped(self, name: str, trace: Trace, environ: dict[str, Any]) -> bool:
+        """Lambda's rule: past 16 invocations of ``name`` in one chain, at ``Terminate``."""
+        if not over_limit(trace, name):
+            return False
+        path = f"/2024-08-31/functions/{quote(name, safe='')}/recursion-config"
+        try:
+            setting = self._inner_get(path, "", environ.get("HTTP_AUTHORIZATION", ""))
+        except InvokeError:  # a server without the setting: Lambda's default
+            return True
+        return setting.get("RecursiveLoop", "Terminate") == "Terminate"
 
     def _inner_get(self, path: str, query: str, auth: str) -> dict[str, Any]:
         if self._app is None:

@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from siblings.local.context import LambdaContext
+from siblings.local.runtime.lineage import Trace
 
 Handler = Callable[[Any, LambdaContext], Any]
 """``handler(event, context)``, as in Lambda."""
@@ -72,6 +73,8 @@ class InvocationRecord:
     ready_at: float = 0.0
     attempts: list[Attempt] = field(default_factory=list)
     throttled: bool = False
+    trace: Trace = field(default_factory=Trace)
+    """The chain's trace, this invocation counted (what its handler's requests forward)."""
 
     @property
     def event(self) -> Any:
@@ -108,6 +111,8 @@ class RuntimeStats:
     late_finishes: int
     crashes: int
     """Attempts ended by :meth:`~siblings.local.runtime.scheduler.Scheduler.crash`."""
+    recursion_dropped: int = 0
+    """Invocations dropped by recursive loop detection (``RecursiveInvocationsDropped``)."""
 
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from siblings.local.context import LambdaContext
+from siblings.local.runtime.lineage import running
 from siblings.local.runtime.records import Attempt, Handler, InvocationRecord
 
 logger = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def call_handler(run: Run, container: Container, clock: Callable[[], float]) -> 
         clock=clock,
     )
     try:
-        return container.handler(invocation.event, context), None
+        with running(invocation.trace):  # what _X_AMZN_TRACE_ID is to botocore on Lambda
+            return container.handler(invocation.event, context), None
     except Exception as exc:  # the handler's failure is the invocation's outcome
         error = describe_error(exc)
         logger.info("%s attempt %d failed: %s", invocation.request_id, run.attempt.number, error)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from siblings.local.metrics import MetricsPublisher
+from siblings.local.runtime.lineage import Trace
 from siblings.local.runtime.records import (
     Attempt,
     AttemptOutcome,
@@ -103,18 +104,22 @@ class Scheduler:
 
     def accept(
         self, name: str, qualifier: str | None, config: FunctionConfig, payload: bytes,
-        source: str = "invoke",
+        source: str = "invoke", trace: Trace | None = None,
     ) -> InvocationRecord:
-        """Queue an asynchronous invocation; it runs once ``name`` has a free slot."""
+        """Queue an asynchronous invocation; it runs once ``name`` has a free slot.
+
+        ``trace`` is the invocation's own (counted); a new chain's when ``None``."""
         with self._cond:
             invocation = self._new_invocation(name, qualifier, config, payload, self._clock())
             invocation.source = source
+            invocation.trace = trace or Trace().child(name)
             self._queue.append(invocation)
             self._cond.notify_all()
             return invocation
 
     def run_sync(
-        self, name: str, qualifier: str | None, config: FunctionConfig, payload: bytes
+        self, name: str, qualifier: str | None, config: FunctionConfig, payload: bytes,
+        trace: Trace | None = None,
     ) -> InvocationRecord:
         """Run one attempt now and wait for it; raise :class:`CapacityExceeded` without a slot."""
         with self._cond:
@@ -124,11 +129,21 @@ class Scheduler:
                 raise CapacityExceeded(over)
             invocation = self._new_invocation(name, qualifier, config, payload, self._clock())
             invocation.invocation_type = "RequestResponse"
+            invocation.trace = trace or Trace().child(name)
             attempt = self._launch(invocation, self._clock())
             limit = invocation.timeout_seconds + INIT_LIMIT_SECONDS + 1.0
             if not self._cond.wait_for(lambda: attempt.outcome is not AttemptOutcome.RUNNING, limit):
                 self._expire(self._clock())  # the dispatcher is not running: time out here
             return invocation
+
+    def drop_recursive(self, name: str) -> None:
+        """Count an invocation dropped by recursive loop detection, and publish it as Lambda does
+        (``RecursiveInvocationsDropped``)."""
+        with self._cond:
+            self._counters["recursion_dropped"] += 1
+            if self.metrics is not None:
+                at = datetime.fromtimestamp(self._metrics_clock(), UTC)
+                self.metrics.record_recursion_dropped(name, at=at)
 
     def crash(self, request_id: str, reason: str) -> bool:
         """End the running attempt of ``request_id`` as if its runtime process had exited.
@@ -196,6 +211,7 @@ class Scheduler:
                 cold_starts=counters["cold_starts"],
                 late_finishes=counters["late_finishes"],
                 crashes=counters["crashes"],
+                recursion_dropped=counters["recursion_dropped"],
             )
 
     def invocations(self) -> list[InvocationRecord]:

@@ -1,6 +1,6 @@
 """A Lambda worker that walks a cursor and hands the rest to a sibling before its deadline.
 
-This is the handler ``siblings simulate`` (``make demo``) runs, and the one the README shows.
+This is the handler ``siblings simulate`` (``make demo``) runs, and the one docs/deploy.md deploys.
 Deploy it as is: ``lambda_handler`` reads its settings from the environment
 (``CURSOR_WORKER_TABLE``, optionally ``CURSOR_WORKER_OUTPUT_TABLE``, and the library's
 ``SIBLINGS_*``).

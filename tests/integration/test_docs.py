@@ -1,10 +1,8 @@
-"""Every Python example in README.md runs, against the moto server, as a user would run it."""
+"""Every Python example of the docs site and the README runs on the moto server, as a user runs it."""
 
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,13 +10,8 @@ import pytest
 import estimator.estimator as estimator_module
 import siblings.handler as handler_module
 from tests.conftest import Aws
+from tests.docs import blocks, pages
 from tests.integration.siblings.support import FakeContext, build_env
-
-README = Path(__file__).resolve().parents[2] / "README.md"
-
-
-def python_blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 @pytest.fixture
@@ -31,13 +24,30 @@ def user_env(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Any:
     return build_env(aws.endpoint_url, aws.recorder)
 
 
-def test_readme_has_the_examples() -> None:
-    assert len(python_blocks()) == 5
+# Each page's Python blocks, in page order, and the tests below that run them.
+EXECUTED = {
+    "README": 1,
+    "index": 1,
+    "estimate-concurrency": 2,
+    "spawn-siblings": 2,
+    "operate": 1,
+}
+
+
+def test_every_python_block_is_executed_here() -> None:
+    found = {name: len(blocks(name, "python")) for name in pages() if blocks(name, "python")}
+    assert found == EXECUTED
+
+
+def run_block(name: str, index: int) -> dict[str, Any]:
+    namespace: dict[str, Any] = {}
+    exec(compile(blocks(name, "python")[index], f"{name}.md", "exec"), namespace)
+    return namespace
 
 
 def test_estimator_examples(user_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    for block in python_blocks()[:2]:
-        exec(compile(block, "README.md", "exec"), {})
+    run_block("estimate-concurrency", 0)
+    run_block("estimate-concurrency", 1)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "0" and lines[1] == "0"
     assert lines[2] == "0 dynamodb False"  # the first block already shared the value
@@ -49,9 +59,7 @@ def test_estimator_examples(user_env: Any, capsys: pytest.CaptureFixture[str]) -
 
 def test_invocation_handler_example(user_env: Any) -> None:
     user_env.rule("schedule")
-    namespace: dict[str, Any] = {}
-    exec(compile(python_blocks()[2], "README.md", "exec"), namespace)
-    handler = namespace["lambda_handler"]
+    handler = run_block("spawn-siblings", 0)["lambda_handler"]
     assert handler({}, FakeContext(user_env.function_arn, remaining_ms=60_000)) == {
         "done": True,
         "generation": 0,
@@ -64,9 +72,7 @@ def test_invocation_handler_example(user_env: Any) -> None:
 def test_sosw_style_example(user_env: Any) -> None:
     user_env.rule("schedule")
     user_env.bucket("my-bucket")
-    namespace: dict[str, Any] = {}
-    exec(compile(python_blocks()[3], "README.md", "exec"), namespace)
-    handler = namespace["lambda_handler"]
+    handler = run_block("spawn-siblings", 1)["lambda_handler"]
     assert handler({}, FakeContext(user_env.function_arn)) == "Reached the end of data"
     result = handler({"cursor": 3}, FakeContext(user_env.function_arn, remaining_ms=5_000))
     assert result["spawned"] is True
@@ -80,7 +86,7 @@ def test_powertools_metrics_example(user_env: Any, capsys: pytest.CaptureFixture
     namespace: dict[str, Any] = {}
     Metrics().clear_metrics()  # one metric set per process: start and end empty
     try:
-        exec(compile(python_blocks()[4], "README.md", "exec"), namespace)
+        namespace = run_block("operate", 0)
         capsys.readouterr()
         result = namespace["lambda_handler"]({"cursor": 1}, FakeContext(user_env.function_arn))
         printed = capsys.readouterr().out
@@ -90,3 +96,13 @@ def test_powertools_metrics_example(user_env: Any, capsys: pytest.CaptureFixture
     (document,) = [json.loads(line) for line in printed.splitlines() if line.startswith("{")]
     assert document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "MyApp"
     assert document["spawned"] == [1.0] and document["service"] == "orders"
+
+
+@pytest.mark.parametrize("name", ["README", "index"])
+def test_landing_example(name: str, user_env: Any) -> None:
+    user_env.rule("schedule")
+    handler = run_block(name, 0)["lambda_handler"]
+    assert handler({"cursor": 999}, FakeContext(user_env.function_arn)) == {"done": True}
+    result = handler({}, FakeContext(user_env.function_arn, remaining_ms=5_000))
+    assert result["spawned"] is True and result["generation"] == 1
+    assert user_env.invokes.events[0]["cursor"] == 0

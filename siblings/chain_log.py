@@ -8,18 +8,22 @@ Every spawn decision of a chain step (generation ``g``, the child) leaves:
   step (a deferral that fired) overwrites it;
 * ``chain#<chain>`` (:func:`~siblings.keys.chain_key`): the chain's head (function, start,
   last generation and outcome), so that a listing needs no read of the steps;
-* once per chain, at its first decision, the chain id is appended to
-  ``chains#<function>#<yyyy-mm-dd>`` (:func:`~siblings.keys.chains_key`) with one UpdateItem
-  (``list_append``, bounded to :data:`DAY_LIST_MAX` ids; past it the day's ``unlisted``
-  counter goes up). That is the index: ``siblings chains FN`` reads a few days' lists and the
-  heads, never a table scan; no schema change (no GSI), so existing tables keep working.
+* once per chain, at its first decision, the chain id takes the next slot of its function's
+  list of the day: ``chains#<function>#<yyyy-mm-dd>#<n>`` (:func:`~siblings.keys.chains_key`),
+  a put-if-absent, so that two chains never share a slot, guided by a hint item
+  ``chains#<function>#<yyyy-mm-dd>`` holding the next free slot (a stale hint costs a probe);
+  at most :data:`DAY_LIST_MAX` a day. That is the index: ``siblings chains FN`` reads the
+  hints, the newest slots and the heads (three BatchGetItems), never a table scan; no schema
+  change (no GSI), and only the store's plain operations, so any backend can hold it.
 
 A duplicate decision (a second execution of step ``g``, stopped, asking to spawn ``g+1``)
 writes ``step#<chain>#<g>#duplicate`` instead, never a step or the head.
 
 Cost: a spawned step adds its two items to the BatchWriteItem that already records the spawn
 (no extra request, about 2 WCU); a refusal, deferral or failure is one BatchWriteItem; a
-duplicate one PutItem; a chain's first decision one UpdateItem more. Writes are best effort:
+duplicate one PutItem; a chain's first spawn three more (the hint's GetItem, the slot's
+conditional PutItem, the hint's PutItem), made in parallel with the spawn's own requests
+(:meth:`~siblings.spawner.Spawner` submits :meth:`ChainLog.list_chain` to its pool). Writes are best effort:
 the spawn's outcome never depends on them (a failure is logged). ``chain_log=False`` turns it
 all off.
 """
@@ -31,6 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.items import StoredItem
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
@@ -43,7 +48,8 @@ log = logging.getLogger(__name__)
 DAY_LIST_MAX = 1000
 """Chains listed per function and day (ids of at most 128 characters: well under 400 KB)."""
 _DETAIL_MAX = 200
-_CONDITION_FAILED = "ConditionalCheckFailedException"
+_PROBES = 16
+"""Slots tried past a stale hint before giving up on listing a chain."""
 
 Item = tuple[str, dict[str, Any], float, float]
 
@@ -130,8 +136,6 @@ class ChainLog:
                 return
             if outcome != Outcome.SPAWNED:
                 self.store.put_many(self.items(result))
-            if result.generation == 1:
-                self._list(result)
         except StoreUnavailable as exc:
             log.warning("chain log of %s step %s not written: %s", result.chain_id, result.generation, exc)
 
@@ -143,42 +147,51 @@ class ChainLog:
         ran = max(result.generation - 1, 0)
         self.store.put(step_key(result.chain_id, ran, duplicate=True), value, keep, keep)
 
-    def _list(self, result: SpawnResult) -> None:
-        """Append the chain to its function's list of the day (one UpdateItem, bounded)."""
+    def list_chain(self, chain_id: str, function_arn: str) -> None:
+        """Add a chain to its function's list of the day (best effort: never raises)."""
+        try:
+            self._list(chain_id, function_arn)
+        except Exception as exc:  # the spawn's outcome never depends on its listing
+            log.warning("chain %s not listed: %s", chain_id, exc)
+
+    def _list(self, chain_id: str, function_arn: str) -> None:
+        """The first free slot from the day's hint, taken with a put-if-absent (two chains never
+        share a slot), then the hint moved on. A stale hint only costs a probe or two; any
+        store backend can do it."""
         now = self.clock.now()
-        key = chains_key(_function(result.function_arn), day_of(now))
-        keep = int(now + self.config.spawn_record_ttl_seconds) + 1
-        store = self.store
-        client, table = store._client, self.config.table_name  # what the store does not wrap
-        names = {"#c": "chains", "#ttl": "ttl"}
+        base = chains_key(_function(function_arn), day_of(now))
+        keep = now + self.config.spawn_record_ttl_seconds
+        hint = self.store.get(base)
+        slot = next_slot(hint)
+        for _ in range(_PROBES):
+            if slot >= DAY_LIST_MAX:
+                log.info("the chains list %s is full: chain %s is not listed", base, chain_id)
+                return
+            entry = {"chain_id": chain_id, "at": now}
+            existing = self.store.create(slot_key(base, slot), entry, keep, now)
+            if existing is None:
+                break
+            if isinstance(existing.value, dict) and existing.value.get("chain_id") == chain_id:
+                return  # listed before (a retried root)
+            slot += 1
+        else:
+            log.warning("no free slot in %s near %d: chain %s is not listed", base, slot, chain_id)
+            return
+        self.store.put(base, {"next": slot + 1, "updated_at": now}, keep, keep)
 
-        def append() -> None:
-            try:
-                client.update_item(
-                    TableName=table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="SET #c = list_append(if_not_exists(#c, :none), :one), #ttl = :ttl",
-                    ConditionExpression="attribute_not_exists(#c) OR size(#c) < :max",
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues={
-                        ":none": {"L": []},
-                        ":one": {"L": [{"S": result.chain_id}]},
-                        ":ttl": {"N": str(keep)},
-                        ":max": {"N": str(DAY_LIST_MAX)},
-                    },
-                )
-            except Exception as exc:
-                if getattr(exc, "response", {}).get("Error", {}).get("Code") != _CONDITION_FAILED:
-                    raise
-                client.update_item(  # the day's list is full: count what it cannot show
-                    TableName=table,
-                    Key={"pk": {"S": key}},
-                    UpdateExpression="ADD unlisted :one",
-                    ExpressionAttributeValues={":one": {"N": "1"}},
-                )
 
-        store._run("UpdateItem", append)
+def slot_key(base: str, slot: int) -> str:
+    """Key of one slot of a day's list of chains."""
+    return f"{base}#{slot}"
 
+
+def next_slot(hint: StoredItem | None) -> int:
+    """The first slot the day's hint says is free (0 without a believable hint)."""
+    value = hint.value if hint is not None and not hint.corrupt else None
+    found = value.get("next") if isinstance(value, dict) else None
+    if isinstance(found, bool) or not isinstance(found, int) or not 0 <= found <= DAY_LIST_MAX:
+        return 0
+    return found
 
 def _function(function_arn: str) -> str:
     try:

@@ -2,8 +2,8 @@
 and the step claims (:mod:`siblings.runs`) left in the shared table, and print it in 80 columns.
 
 A chain's view costs one GetItem (the head) and one BatchGetItem per 33 generations (each
-generation's step, its duplicate marker and its run claim). A function's listing costs one
-BatchGetItem of the day lists and one of the heads. Neither scans the table.
+generation's step, its duplicate marker and its run claim). A function's listing costs three
+BatchGetItems: the days' hints, their newest slots and the chains' heads. Neither scans the table.
 
 For generation ``g`` the view shows the request id that ran it, when it started (its run claim)
 and finished (when it decided its own hand-off: step ``g+1``'s decision), and how its spawn was
@@ -19,11 +19,13 @@ from typing import Any
 
 from estimator.items import StoredItem
 from estimator.store import DynamoStore
-from siblings.chain_log import day_of
+from siblings.chain_log import day_of, next_slot, slot_key
 from siblings.keys import chain_key, chains_key, run_key, step_key
 from siblings.metadata import check_id
 
 _BATCH = 100
+_PAST_HINT = 4
+"""Slots read past a day's hint: chains listed since the hint was last moved."""
 WIDTH = 80
 """Every line printed fits this many columns."""
 
@@ -143,27 +145,21 @@ class ChainSummary:
 
 def recent_chains(
     store: DynamoStore, function: str, now: float, days: int = 2, limit: int = 20
-) -> tuple[list[ChainSummary], int]:
+) -> list[ChainSummary]:
     """The newest ``limit`` chains of ``function`` begun in the last ``days`` UTC days, newest
-    first, and how many more the day lists could not hold (``unlisted``)."""
-    keys = [chains_key(function, day_of(now - 86_400 * back)) for back in range(days)]
-    table = store.config.table_name
-    raw: dict[str, dict[str, Any]] = {}
-
-    def read() -> None:
-        request = {table: {"Keys": [{"pk": {"S": k}} for k in keys], "ConsistentRead": True}}
-        response = store._client.batch_get_item(RequestItems=request)
-        for item in response.get("Responses", {}).get(table, []):
-            raw[item["pk"]["S"]] = item
-
-    store._run("BatchGetItem", read)
+    first (:mod:`siblings.chain_log`'s day lists: hints, then slots, then heads)."""
+    bases = [chains_key(function, day_of(now - 86_400 * back)) for back in range(days)]
+    hints = store.get_many(bases)
+    slots: list[str] = []
+    for base in bases:  # newest day first; past the hint too, in case it is stale
+        top = next_slot(hints[base]) + _PAST_HINT
+        slots.extend(slot_key(base, n) for n in range(top - 1, max(top - limit - _PAST_HINT, 0) - 1, -1))
+    found = _get_many(store, slots)
     ids: list[str] = []
-    unlisted = 0
-    for key in keys:  # newest day first, newest chain first within it
-        item = raw.get(key, {})
-        listed = [v.get("S") for v in item.get("chains", {}).get("L", [])]
-        ids.extend(i for i in reversed(listed) if isinstance(i, str) and i not in ids)
-        unlisted += int(item.get("unlisted", {}).get("N", "0"))
+    for key in slots:
+        chain_id = _value(found[key]).get("chain_id")
+        if isinstance(chain_id, str) and chain_id not in ids:
+            ids.append(chain_id)
     ids = ids[:limit]
     heads = _get_many(store, [chain_key(i) for i in ids])
     summaries = []
@@ -180,7 +176,7 @@ def recent_chains(
                 deferred_until=_number(head.get("deferred_until")),
             )
         )
-    return summaries, unlisted
+    return summaries
 
 
 def _clock(epoch: float | None) -> str:
@@ -224,7 +220,7 @@ def format_chain(view: ChainView) -> list[str]:
     return lines
 
 
-def format_chains(function: str, chains: list[ChainSummary], unlisted: int) -> list[str]:
+def format_chains(function: str, chains: list[ChainSummary]) -> list[str]:
     """``siblings chains``' lines, each at most :data:`WIDTH` columns (chain ids whole)."""
     lines = [_fit(f"recent chains of {function} (newest first, times UTC)"),
              f"{'CHAIN ID':<36}  {'GEN':>5}  {'UPDATED':<8}  STATE"]
@@ -234,6 +230,4 @@ def format_chains(function: str, chains: list[ChainSummary], unlisted: int) -> l
         lines.append(_fit(f"{chain.chain_id:<36}  {gen:>5}  {_clock(chain.updated_at):<8}  {text}"))
     if not chains:
         lines.append("(none)")
-    if unlisted:
-        lines.append(f"... and {unlisted} more not listed (over the per-day list's bound)")
     return lines

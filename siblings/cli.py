@@ -215,12 +215,11 @@ def cmd_chains(args: argparse.Namespace) -> int:
     config = _config(args)
     name = parse_function(args.function).name
     store = DynamoStore(config, _session(config))
-    chains, unlisted = recent_chains(store, name, time.time(), args.days, args.limit)
+    chains = recent_chains(store, name, time.time(), args.days, args.limit)
     if args.json:
-        print(json.dumps({"function": name, "chains": [asdict(c) for c in chains],
-                          "unlisted": unlisted}, indent=2))
+        print(json.dumps({"function": name, "chains": [asdict(c) for c in chains]}, indent=2))
     else:
-        print("\n".join(format_chains(name, chains, unlisted)))
+        print("\n".join(format_chains(name, chains)))
     return 0
 
 

@@ -11,7 +11,8 @@
 * ``schedule#<group>/<name>``: the cached state of a named EventBridge Scheduler schedule;
 * ``chain#<chain id>``, ``step#<chain id>#<generation>[#duplicate]``: what ``siblings chain``
   shows (:mod:`siblings.chain_log`);
-* ``chains#<name>#<yyyy-mm-dd>``: the chains of a function begun that day (``siblings chains``).
+* ``chains#<name>#<yyyy-mm-dd>[#<slot>]``: the chains of a function begun that day, one per
+  slot, and the hint of the next free slot (``siblings chains``).
 """
 
 from __future__ import annotations

@@ -145,6 +145,7 @@ class SiblingsManager:
         )
         self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
         self.runs = RunClaims(store, self.config)
+        self._deferrer = Deferrer(self._clients, self.config)
         chain_log = ChainLog(store, self.config) if store is not None and self.config.chain_log else None
         if chain_log is not None:
             self._decisions.observers.append(chain_log.observe)
@@ -155,7 +156,7 @@ class SiblingsManager:
             self._clients,
             self._decisions,
             chain_log,
-            Deferrer(self._clients, self.config),
+            self._deferrer,
         )
         self._last_function: str | None = None
 
@@ -285,7 +286,8 @@ class SiblingsManager:
         """Spawn the step a deferral scheduled, through every guard again."""
         event, deferrals = relay
         info = read_context(lambda_context)
-        call = relay_call(info, event, deferrals, time.time(), time.monotonic())
+        clock = self._deferrer.clock
+        call = relay_call(info, event, deferrals, clock.now(), clock.monotonic())
         result = self.spawner.spawn(call)
         log.info("relayed deferral %d of %s: %s", deferrals, call.key, result.reason)
         return StepRelayed(call.child, info.request_id, result)

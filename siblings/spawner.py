@@ -92,6 +92,21 @@ class Spawner:
                 self._inflight.pop(call.key, None)
 
     def _decide(self, call: SpawnCall) -> SpawnResult:
+        listing = self._list_chain(call)
+        try:
+            return self._decide_step(call)
+        finally:
+            if listing is not None:
+                listing.result()  # never raises: the chain log's writes are best effort
+
+    def _list_chain(self, call: SpawnCall) -> Future[None] | None:
+        """A chain's first spawn adds it to its function's list of the day, in parallel with
+        the decision (its three requests overlap the claim and the Invoke)."""
+        if self.chain_log is None or call.child.generation != 1 or self.config.dry_run:
+            return None
+        return self._pool.submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
+
+    def _decide_step(self, call: SpawnCall) -> SpawnResult:
         stop = self._verdict(call, "generation", self.guards.check_generation(call.child.generation))
         if stop is None:  # not ``or``: a refusal is a falsy SpawnResult
             stop = self._verdict(call, "chain_budget", check_chain_budget(call.child, self.config))

@@ -32,8 +32,13 @@ typecheck: $(VENV)/.test-installed
 docs: $(VENV)/.test-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The whole suite (slow tests included), in a random order (the header shows the seed).
+# Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N"; file order with
+# PYTEST_FLAGS="-p no:randomly".
+PYTEST_FLAGS ?= -p randomly
+
 test: lint typecheck docs
-	$(BIN)/pytest -q
+	$(BIN)/pytest $(PYTEST_FLAGS)
 
 demo: $(VENV)/.local-installed
 	$(BIN)/siblings simulate --defer
@@ -53,7 +58,10 @@ dist-check: | $(BIN)/python
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install -q "$$wheel[local]"; \
 	mkdir "$$tmp/run"; cd "$$tmp/run"; \
-	"$$tmp/venv/bin/siblings" simulate --chains 2 --records 40; \
+	"$$tmp/venv/bin/siblings" simulate --chains 2 --records 40 --invocation-seconds 1.5 --shutdown-seconds 1 --json > "$$tmp/run.json"; \
+	"$$tmp/venv/bin/python" -c 'import json, sys; s = json.load(open(sys.argv[1])); n = s["spawns"]["spawned"]; \
+	  assert s["verification"]["ok"] and n >= 2, (n, s["verification"]["problems"]); \
+	  print(f"dist-check: {n} siblings spawned, every record exactly once")' "$$tmp/run.json"; \
 	echo "dist-check: passed"
 
 bench: $(VENV)/.bench-installed

@@ -30,11 +30,30 @@ from estimator.exceptions import (
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
+    NoRegion,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 from estimator.limits import AccountLimit, ReservedConcurrency
 
+
+def _version() -> str:
+    """The installed distribution's version (one source: pyproject.toml, via its metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lambda-siblings")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
 __all__ = [
+    "__version__",
     "AccountLimit",
     "ConcurrencyEstimator",
     "ConcurrencySignal",
@@ -45,6 +64,11 @@ __all__ = [
     "LookupFailed",
     "ReservedConcurrency",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
     "ensure_table",
     "estimate_concurrency",
 ]

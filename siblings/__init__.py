@@ -16,17 +16,23 @@ The package builds on :mod:`estimator` and never imports the simulator
 (:mod:`siblings.local`, the ``local`` extra).
 """
 
+from estimator import __version__
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.defer import StepRelayed
 from siblings.errors import (
     DuplicateSibling,
     EstimateUnavailable,
     LookupFailed,
+    NoRegion,
     PayloadTooLarge,
     PayloadUnavailable,
     SiblingsError,
     SpawnFailed,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
 from siblings.inbound import load_payload
@@ -42,6 +48,7 @@ from siblings.metadata import METADATA_KEY, ChainMetadata
 from siblings.result import Reason, SpawnResult
 
 __all__ = [
+    "__version__",
     "METADATA_KEY",
     "ChainMetadata",
     "DuplicateSibling",
@@ -61,6 +68,11 @@ __all__ = [
     "SpawnResult",
     "StepRelayed",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
     "TimeBudget",
     "disable_spawning",
     "enable_spawning",

@@ -36,7 +36,7 @@ from typing import Any
 
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import StoredItem
-from estimator.store import DynamoStore
+from estimator.store import Store
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.errors import StoreUnavailable
@@ -87,7 +87,7 @@ def day_of(epoch: float) -> str:
 class ChainLog:
     """Writes the step, head and day-list items of each decision (see the module docstring)."""
 
-    def __init__(self, store: DynamoStore, config: SiblingsConfig, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, store: Store, config: SiblingsConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.config = config
         self.clock = clock

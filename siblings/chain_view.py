@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from estimator.items import StoredItem
-from estimator.store import DynamoStore
+from estimator.store import Store
 from siblings.chain_log import day_of, next_slot, slot_key
 from siblings.keys import chain_key, chains_key, run_key, step_key
 from siblings.metadata import check_id
@@ -73,14 +73,14 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _get_many(store: DynamoStore, keys: list[str]) -> dict[str, StoredItem | None]:
+def _get_many(store: Store, keys: list[str]) -> dict[str, StoredItem | None]:
     found: dict[str, StoredItem | None] = {}
     for start in range(0, len(keys), _BATCH):
         found.update(store.get_many(keys[start : start + _BATCH]))
     return found
 
 
-def chain_view(store: DynamoStore, chain_id: str, limit: int = 100) -> ChainView | None:
+def chain_view(store: Store, chain_id: str, limit: int = 100) -> ChainView | None:
     """The last ``limit`` generations of ``chain_id``; ``None`` when the table has no head."""
     check_id("chain id", chain_id)
     head = _value(store.get(chain_key(chain_id)))
@@ -144,7 +144,7 @@ class ChainSummary:
 
 
 def recent_chains(
-    store: DynamoStore, function: str, now: float, days: int = 2, limit: int = 20
+    store: Store, function: str, now: float, days: int = 2, limit: int = 20
 ) -> list[ChainSummary]:
     """The newest ``limit`` chains of ``function`` begun in the last ``days`` UTC days, newest
     first (:mod:`siblings.chain_log`'s day lists: hints, then slots, then heads)."""

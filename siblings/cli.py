@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, ensure_table
+from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, __version__, ensure_table
 from siblings import cli_errors
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
@@ -66,8 +66,16 @@ def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
 
 
 _ESTIMATE_COLUMNS = [
-    "function", "littles_law", "observed_peak", "account", "invocations", "avg ms", "source", "fetched",
+    "function", "littles_law", "observed_peak", "account", "source", "invocations", "avg ms", "fetched",
 ]
+# The first five fit 80 columns with a function name of ~20 characters; --wide shows them all.
+_NARROW = 5
+
+
+def _layout(args: argparse.Namespace, rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The estimate table's columns and rows, narrow unless ``--wide``."""
+    width = len(_ESTIMATE_COLUMNS) if args.wide else _NARROW
+    return _ESTIMATE_COLUMNS[:width], [row[:width] for row in rows]
 
 
 def _estimates(
@@ -78,7 +86,8 @@ def _estimates(
     try:
         limit: AccountLimit | None = estimator.account_limit()
     except LookupFailed as exc:  # the estimates still stand; say why the limit is missing
-        print(f"siblings estimate: account limit unavailable: {exc}", file=sys.stderr)
+        reason = cli_errors.one_line_failure(exc, "lambda")
+        print(f"siblings estimate: account limit unavailable: {reason}", file=sys.stderr)
         limit = None
     return estimates, limit
 
@@ -94,9 +103,9 @@ def _estimate_rows(estimates: dict[str, Estimate], limit: AccountLimit | None) -
             str(e.value),
             maybe(e.observed_peak),
             f"{maybe(e.account_concurrency)} / {ceiling}",
+            e.source + (" (stale)" if e.stale else ""),
             f"{e.invocations:g}",
             "-" if e.avg_duration_ms is None else f"{e.avg_duration_ms:.1f}",
-            e.source + (" (stale)" if e.stale else ""),
             _when(e.fetched_at),
         ]
         for name, e in estimates.items()
@@ -108,7 +117,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     config = _config(args)
     estimator = ConcurrencyEstimator(config, session=_session(config))
     minutes = args.minutes_back or config.minutes_back
-    title = f"Concurrency over the last {minutes} min (account: concurrency / limit)"
+    title = f"Concurrency, last {minutes} min (account: concurrency / limit)"
     if args.watch:
         return _watch(estimator, args, title)
     estimates, limit = _estimates(estimator, args)
@@ -117,7 +126,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         document = {name: {**e.to_dict(), "account_limit": account_limit} for name, e in estimates.items()}
         print(json.dumps(document, indent=2))
         return 0
-    _print_table(title, _ESTIMATE_COLUMNS, _estimate_rows(estimates, limit))
+    _print_table(title, *_layout(args, _estimate_rows(estimates, limit)))
     return 0
 
 
@@ -130,14 +139,14 @@ def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str
         from rich.console import Console
         from rich.live import Live
     except ImportError:
-        raise ValueError("--watch needs rich: pip install 'lambda-siblings[local]'") from None
+        raise ValueError("--watch needs rich: pip install 'lambda-siblings[watch]'") from None
     shown = 0
     try:
         with Live(console=Console(), auto_refresh=False) as live:
             while True:
                 estimates, limit = _estimates(estimator, args)
-                rows = _estimate_rows(estimates, limit)
-                live.update(_rich_table(f"{title}, {_when(time.time())}", _ESTIMATE_COLUMNS, rows))
+                columns, rows = _layout(args, _estimate_rows(estimates, limit))
+                live.update(_rich_table(f"{title}, {_when(time.time())}", columns, rows))
                 live.refresh()
                 shown += 1
                 if args.count and shown >= args.count:
@@ -230,11 +239,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return int(simulate.run(args))
 
 
+def cmd_local(args: argparse.Namespace) -> int:
+    """``siblings local``: the embedded AWS for your own handler, until Ctrl-C."""
+    from siblings.local.handler_cli import run_local
+
+    return run_local(args)
+
+
 def cmd_migrate_check(args: argparse.Namespace) -> int:
     """``siblings migrate-check PATH [PATH ...]``: exit 0 clean, 1 attention, 2 unreadable."""
     from siblings import migrate_check
 
     return migrate_check.run(args.paths, sys.stdout, sys.stderr, as_json=args.json)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``siblings doctor FN``: one line per pre-flight check; exit 0 only when all pass."""
+    from siblings import doctor
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("table_name", "endpoint_url", "region_name")
+        if getattr(args, name, None) is not None
+    }
+    session = _session(_config(args))
+    return doctor.run(args.function, overrides, session, sys.stdout, principal_arn=args.principal_arn)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -246,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log warnings and details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     shared = argparse.ArgumentParser(add_help=False)
     shared.add_argument("--table-name", help="shared DynamoDB table (SIBLINGS_TABLE_NAME)")
     shared.add_argument("--endpoint-url", help="AWS endpoint, e.g. a local moto server")
@@ -275,17 +305,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_chains(commands, shared)
     _add_migrate_check(commands)
 
+    check = commands.add_parser(
+        "doctor", parents=[shared], help="pre-flight checks of a deployed function (exit 0: all pass)"
+    )
+    check.add_argument("function", metavar="FN", help="function name or ARN")
+    check.add_argument(
+        "--principal-arn", help="simulate the IAM actions for this role (iam:SimulatePrincipalPolicy)"
+    )
+    check.set_defaults(handler=cmd_doctor)
+
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
     )
+    local = commands.add_parser(
+        "local", help="serve an embedded AWS (table, function, rule) in the foreground; Ctrl-C stops"
+    )
     try:  # only the options: the simulator itself is imported when the command runs
-        from siblings.local.options import add_arguments
+        from siblings.local.options import add_arguments, add_local_arguments
     except ImportError:  # the 'local' extra is not installed
-        simulate.set_defaults(handler=_needs_local_extra)
+        for sub in (simulate, local):
+            sub.description = f"needs the simulator: {_LOCAL_EXTRA}"
+            sub.set_defaults(handler=_needs_local_extra)
     else:
         add_arguments(simulate)
         simulate.set_defaults(handler=cmd_simulate)
+        add_local_arguments(local)
+        local.set_defaults(handler=cmd_local)
+    _verbose_anywhere(commands)
     return parser
+
+
+def _verbose_anywhere(commands: Any) -> None:
+    """``-v`` after the subcommand too; SUPPRESS keeps one given before it."""
+    for sub in commands.choices.values():
+        sub.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log warnings and details")
 
 
 def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
@@ -301,6 +355,7 @@ def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
         "--watch", action="store_true", help="a live table refreshed every cache window (Ctrl-C stops)"
     )
     estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
+    estimate.add_argument("--wide", action="store_true", help="also invocations, duration, fetch time")
     estimate.set_defaults(handler=cmd_estimate)
 
 
@@ -333,8 +388,11 @@ def _add_migrate_check(commands: Any) -> None:
     check.set_defaults(handler=cmd_migrate_check)
 
 
+_LOCAL_EXTRA = "pip install 'lambda-siblings[local]'"
+
+
 def _needs_local_extra(args: argparse.Namespace) -> int:
-    print("siblings simulate needs: pip install 'lambda-siblings[local]'", file=sys.stderr)
+    print(f"siblings {args.command} needs the simulator: {_LOCAL_EXTRA}", file=sys.stderr)
     return 2
 
 
@@ -350,6 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except KeyboardInterrupt:
         return cli_errors.INTERRUPTED_EXIT_CODE
+    except BrokenPipeError:
+        _quiet_closed_stdout()
+        return cli_errors.BROKEN_PIPE_EXIT_CODE
     except Exception as exc:
         # An environment problem (no Region, no table...) first: the library reports those
         # as SiblingsError too, but they need their own hint and exit code.
@@ -360,6 +421,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep its traceback
         print(f"siblings {args.command}: error: {exc}", file=sys.stderr)
         return cli_errors.USAGE_EXIT_CODE
+
+
+def _quiet_closed_stdout() -> None:
+    """The reader left (``| head``): point stdout at /dev/null so the interpreter's final flush
+    does not raise a second BrokenPipeError on the way out."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _config_or_none(args: argparse.Namespace) -> SiblingsConfig | None:

@@ -32,11 +32,13 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
 from estimator.config import Config
-from estimator.exceptions import EstimateUnavailable, StoreUnavailable, causes
+from estimator.exceptions import EstimateUnavailable, NoRegion, StoreUnavailable, causes
 from siblings.iam import iam_action
 
 USAGE_EXIT_CODE = 2
 INTERRUPTED_EXIT_CODE = 130
+BROKEN_PIPE_EXIT_CODE = 141
+"""The output was closed early (``siblings ... | head``): 128 + SIGPIPE, as a shell reports it."""
 
 
 class Problem(Enum):
@@ -110,6 +112,7 @@ def exit_status_help() -> str:
         (str(USAGE_EXIT_CODE), "bad usage or input; also other failures the library reports"),
         *((str(p.exit_code), p.summary) for p in Problem),
         (str(INTERRUPTED_EXIT_CODE), "interrupted (Ctrl-C)"),
+        (str(BROKEN_PIPE_EXIT_CODE), "the output was closed early (a pipe into head...)"),
     ]
     return "exit status:\n" + "\n".join(f"  {code:<4} {text}" for code, text in rows)
 
@@ -176,7 +179,7 @@ def report(
 
 
 def _problem(error: BaseException, service: str | None) -> Problem | None:
-    if isinstance(error, NoRegionError):
+    if isinstance(error, NoRegionError | NoRegion):
         return Problem.NO_REGION
     if isinstance(
         error, NoCredentialsError | PartialCredentialsError | ProfileNotFound | CredentialRetrievalError
@@ -287,3 +290,25 @@ _FIELDS: dict[Problem, Callable[[Diagnosis], dict[str, str]]] = {
     Problem.CREDENTIALS_REJECTED: _rejected_fields,
     Problem.ENDPOINT_UNREACHABLE: _endpoint_fields,
 }
+
+
+def one_line_failure(error: BaseException, service: str) -> str:
+    """An AWS call's failure in one line: ``service:Operation`` failed, HTTP status, error code,
+    AWS's message; never an HTML page or a multi-line body (an endpoint that lacks the API, such
+    as plain moto for Lambda's GetAccountSettings, answers with its web server's 404 page)."""
+    from botocore.exceptions import ClientError
+
+    from estimator.exceptions import causes
+
+    for cause in causes(error):
+        if isinstance(cause, ClientError):
+            details = cause.response.get("Error", {})
+            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(details.get("Code", ""))
+            message = str(details.get("Message", "")).strip()
+            if message.startswith("<") or "\n" in message:
+                message = "the endpoint does not implement it" if status == 404 else "no AWS error given"
+            head = f"{service}:{cause.operation_name} failed (HTTP {status}"
+            head += f", {code})" if code and code != str(status) else ")"
+            return f"{head}: {message}" if message else head
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -17,9 +17,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, get_type_hints
 
+from estimator.settings import parse
 from siblings import manager as _manager
+from siblings.config import SiblingsConfig
 
 SOSW_MODULE = "sosw.components.siblings"
 OURS_MODULE = "siblings"
@@ -59,8 +61,8 @@ class Finding(Enum):
         Severity.ATTENTION,
         "spawn_sibling(..., force=...) switches the guards off",
         "the guards are cached now, so force is not needed to avoid throttling: without it the "
-        "EventBridge rule and max_concurrency are checked; with it only the kill switch and "
-        "max_generations are",
+        "EventBridge rule and max_concurrency are checked; with it only the kill switch, "
+        "max_generations and min_account_headroom (when set) are",
     )
     NONE_CHECK = (
         Severity.ATTENTION,
@@ -79,6 +81,17 @@ class Finding(Enum):
         "every sibling's event carries the reserved key `__siblings__`, and an offloaded payload "
         "arrives as an S3 pointer only: read the event with `payload = siblings.load_payload(event, "
         "context)` (guards and the generation limit work either way)",
+    )
+    CHANGED_VALUE = (
+        Severity.ATTENTION,
+        "a setting whose value means something else here",
+        "sosw used the value as given (any non-empty string is true); lambda-siblings parses it "
+        "(true/yes/on/1, false/no/off/0) and rejects anything else: write a real boolean",
+    )
+    STAGE_DRY_RUN = (
+        Severity.ATTENTION,
+        "sets STAGE=test, which made sosw invoke with InvocationType='DryRun'",
+        "STAGE is not read: set `dry_run` (SIBLINGS_DRY_RUN=true or custom_config) instead",
     )
     OURS_IMPORT = (
         Severity.INFO,
@@ -168,7 +181,9 @@ class _Visitor(ast.NodeVisitor):
                 self.add(Finding.FORCE, node, f"force={ast.unparse(force)}")
         elif name in ("load_payload", "Invocation"):
             self.loads_payload = True  # Invocation reads the payload itself
-        elif name == "SiblingsManager":
+        elif len(node.args) >= 2:
+            self._stage(node, node.args[0], node.args[1])  # setenv / setdefault / putenv
+        if name == "SiblingsManager":
             unknown = sorted(k.arg for k in node.keywords if k.arg and k.arg not in _MANAGER_KWARGS)
             if unknown:
                 self.add(Finding.UNKNOWN_KWARGS, node, ", ".join(unknown))
@@ -177,6 +192,9 @@ class _Visitor(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         if _is_spawn(node.value):
             self.results.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        for target in node.targets:
+            if isinstance(target, ast.Subscript):
+                self._stage(node, target.slice, node.value)
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -191,7 +209,41 @@ class _Visitor(ast.NodeVisitor):
         for key, value in zip(node.keys, node.values, strict=True):
             if isinstance(key, ast.Constant) and key.value == "init_clients" and _lists_siblings(value):
                 self.add(Finding.SOSW_INIT_CLIENTS, node)
+            changed = _changed_meaning(key, value)
+            if changed:
+                self.add(Finding.CHANGED_VALUE, value, changed)
         self.generic_visit(node)
+
+    def _stage(self, node: ast.AST, key: ast.expr, value: ast.expr) -> None:
+        """``environ['STAGE'] = 'test'``, ``setenv('STAGE', 'test')``...: sosw's dry run switch."""
+        if _is_constant(key, "STAGE") and _is_constant(value, "test"):
+            self.add(Finding.STAGE_DRY_RUN, node)
+
+
+def _is_constant(node: ast.expr, value: str) -> bool:
+    return isinstance(node, ast.Constant) and node.value == value
+
+
+# The boolean settings of SiblingsConfig: sosw used custom_config values as given.
+_BOOL_FIELDS = frozenset(
+    name for name, hint in get_type_hints(SiblingsConfig).items() if hint is bool
+)
+
+
+def _changed_meaning(key: ast.expr | None, value: ast.expr) -> str:
+    """Why ``{key: value}`` means something else here than in sosw, or ``""``."""
+    if not (isinstance(key, ast.Constant) and key.value in _BOOL_FIELDS):
+        return ""
+    if not (isinstance(value, ast.Constant) and isinstance(value.value, str)):
+        return ""
+    in_sosw = "true" if value.value else "false"
+    try:
+        here = "true" if parse(key.value, value.value, bool) else "false"
+    except (TypeError, ValueError):
+        here = "rejected"
+    if here == in_sosw:
+        return ""
+    return f"{key.value!r}: {value.value!r} is {in_sosw} in sosw, {here} here"
 
 
 def _called_name(node: ast.Call) -> str | None:

@@ -76,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--worker-file", type=Path, default=DEFAULT_WORKER_FILE,
                      help="the handler module to run (default: the packaged "
                           "siblings/local/workers/cursor_worker.py)")
+    yours = parser.add_argument_group("your handler (instead of the demo's fleet)")
+    yours.add_argument("--handler", dest="handler_spec", metavar="MODULE:FUNCTION",
+                       help="run this handler (e.g. my_app.handler:lambda_handler, importable from "
+                            "the current directory) in the local runtime, chained from --event")
+    yours.add_argument("--event", default="{}", metavar="JSON|FILE",
+                       help="the seed event of --handler: a JSON object or a file holding one")
     run.add_argument("--template", type=Path, metavar="PATH",
                      help="deploy this SAM template (e.g. template.yaml) into the embedded "
                           "CloudFormation first and use its stack's shared table and payload "
@@ -125,3 +131,22 @@ def _fault_rate(text: str) -> tuple[FaultKind, float]:
         raise ValueError(
             f"--fault takes KIND=RATE with KIND one of {', '.join(FaultKind)}, got {text!r}"
         ) from None
+
+
+def add_local_arguments(parser: argparse.ArgumentParser) -> None:
+    """``siblings local``'s options."""
+    parser.add_argument(
+        "--port", type=int, default=4566, help="port on 127.0.0.1 (0: any free one; default 4566)"
+    )
+    parser.add_argument(
+        "--function-name", default="my-function", help="the function to create (default %(default)s)"
+    )
+    parser.add_argument(
+        "--table-name", default="lambda-siblings", help="the shared table (default %(default)s)"
+    )
+    parser.add_argument(
+        "--handler",
+        dest="handler_spec",
+        metavar="MODULE:FUNCTION",
+        help="run this handler for the function's Invokes (without it moto answers them, and nothing runs)",
+    )

@@ -107,9 +107,12 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
          f"true peak {concurrency['true_peak']}, Little's law peak "
          f"{_maybe(concurrency['estimate_peak'])}, observed peak "
          f"{_maybe(concurrency.get('observed_peak'))}, max_concurrency "
-         f"{_maybe(settings['max_concurrency'])}"),
+         f"{_maybe(settings['max_concurrency'])} (the estimate lags: Lambda publishes a minute's "
+         "metrics after it ends, so the guard admits spawns until the figure it reads catches up; "
+         "max_concurrency bounds the estimate, not the true peak)"),
         ("siblings",
-         f"{spawns['spawned']} spawned, deferred {spawns['deferred']}"
+         f"spawn decisions: {spawns['spawned']} spawned (a parent retried by Lambda decides again), "
+         f"deferred {spawns['deferred']}"
          + (f" ({_format_counts(spawns['deferred_for'])})" if spawns["deferred"] else "")
          + f", refused {_format_counts(spawns['refused']) or 'none'}, "
          f"{spawns['duplicates']} duplicates, {spawns['failed']} failed"),
@@ -145,7 +148,8 @@ def _check_rows(verification: dict[str, Any]) -> list[tuple[str, Any]]:
         ("generations",
          _check(generations["max_seen"] <= generations["limit"])
          + f" deepest {generations['max_seen']} (max_generations {generations['limit']})"),
-        ("spawns", _check(lost == 0) + f" {verification['spawns']['reported']} reported, {lost} lost"),
+        ("spawns", _check(lost == 0) + f" {verification['spawns']['reported']} distinct siblings "
+         f"reported by the handlers, {lost} lost"),
         ("chain steps",
          _check(steps["started_twice"] == 0)
          + f" {steps['executed']} run, {steps['invoked_twice']} invoked twice, "

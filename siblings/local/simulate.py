@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from siblings.local.errors import StackDeployFailed
 from siblings.local.fleet import Fleet
 from siblings.local.options import add_arguments, settings_from
+from siblings.local.settings import FleetSettings
 from siblings.local.summary import summary, to_json
 
 
@@ -33,11 +34,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         settings = settings_from(args)
-        if settings.template is not None and not settings.template.is_file():
-            raise ValueError(f"template not found: {settings.template}")
+        _check_paths(args, settings)
     except ValueError as exc:
         print(f"siblings simulate: {exc}", file=sys.stderr)
         return 2
+    if args.handler_spec:
+        from siblings.local.handler_cli import run_simulate_handler
+
+        with _quiet_library_logs():
+            return run_simulate_handler(args, settings)
     console = Console()
     progress = Console(stderr=True)
     try:
@@ -61,6 +66,16 @@ def run(args: argparse.Namespace) -> int:
         if args.plot:
             console.print(f"timeline written to {args.plot}")
     return 0 if verification.ok else 1
+
+
+def _check_paths(args: argparse.Namespace, settings: FleetSettings) -> None:
+    """Every path the run reads or writes, checked before it starts: not after a whole run."""
+    if settings.template is not None and not settings.template.is_file():
+        raise ValueError(f"template not found: {settings.template}")
+    if not args.handler_spec and not settings.worker_file.is_file():
+        raise ValueError(f"--worker-file: no such file: {settings.worker_file}")
+    if args.plot is not None and not args.plot.resolve().parent.is_dir():
+        raise ValueError(f"--plot: directory {args.plot.parent} does not exist")
 
 
 class _CountingHandler(logging.Handler):

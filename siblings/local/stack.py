@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,10 @@ def deploy_template(
             s3.put_object(Bucket=bucket, Key=f"{name}.zip", Body=placeholder_zip())
 
     cloudformation = client("cloudformation")
+    # moto's CloudFormation does not model AWS::CloudWatch::Alarm and warns once per template:
+    # the alarm is checked statically (tests/integration/test_template.py), so the warning only
+    # puzzles a user. The filter is process-wide because moto parses in its server's thread.
+    warnings.filterwarnings("ignore", message="Tried to parse AWS::CloudWatch::Alarm", category=UserWarning)
     try:
         cloudformation.create_stack(
             StackName=stack_name,

@@ -77,6 +77,7 @@ def verify(
     invocations: Iterable[InvocationRecord],
     max_generations: int,
     work_started: Mapping[str, int],
+    timed_out_after: float | None = None,
 ) -> Verification:
     """Check a finished run.
 
@@ -93,12 +94,20 @@ def verify(
     - a chain step whose work started in two executions. An execution's step is the
       ``__siblings__`` metadata of its event (an event without it starts a chain of its own);
       Lambda's retries of an execution keep its request id, so they count once.
+
+    ``timed_out_after`` (the run's ``--timeout``, when it ended the run) comes first: the
+    records it left unprocessed were never reached, not lost.
     """
     invocations = list(invocations)
     records = _check_records(chains, record_counts)
     runs = _check_runs(invocations, max_generations)
     steps = _check_steps(invocations, work_started)
     problems = records.problems() + runs.problems(max_generations) + steps.problems()
+    if timed_out_after is not None:
+        problems.insert(
+            0, f"stopped by --timeout ({timed_out_after:g} s) before every chain finished: "
+            "the records it left were never reached (a longer --timeout, or fewer --records)",
+        )
     details: dict[str, Any] = {}
     if records.missing:
         details["missing"] = records.missing[:_SHOWN]

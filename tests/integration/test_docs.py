@@ -31,6 +31,7 @@ EXECUTED = {
     "estimate-concurrency": 2,
     "spawn-siblings": 2,
     "operate": 1,
+    "testing-your-handler": 2,  # a user's project: tests/integration/test_your_handler.py
 }
 
 

@@ -77,8 +77,11 @@ def siblings_argv(command: str) -> list[str] | None:
 def test_every_siblings_command_of_the_docs_parses(command: str) -> None:
     argv = siblings_argv(command)
     assert argv is not None
-    if argv == ["simulate", "--help"]:
-        return  # --help exits; the option itself is tested with the CLI
+    if argv in (["simulate", "--help"], ["--version"]):
+        with pytest.raises(SystemExit) as exit_:  # they print and exit, successfully
+            build_parser().parse_args(argv)
+        assert exit_.value.code == 0
+        return
     build_parser().parse_args(argv)
 
 

@@ -65,6 +65,10 @@ NO_EXTRA_PROBE = textwrap.dedent(
     with contextlib.redirect_stderr(io.StringIO()) as err:
         code = siblings.cli.main(["simulate"])
     assert code == 2 and "lambda-siblings[local]" in err.getvalue(), err.getvalue()
+    for command in ("simulate", "local"):
+        with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+            siblings.cli.main([command, "--help"])
+        assert "pip install 'lambda-siblings[local]'" in out.getvalue(), out.getvalue()
     print(1, " ".join(sorted(name for name, module in sys.modules.items() if module)))
     """
 )

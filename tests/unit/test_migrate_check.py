@@ -175,3 +175,32 @@ def test_directories_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert {Path(item["path"]).name for item in data} == {"a.py", "b.py"}
     force = next(item for item in data if item["finding"] == "force")
     assert force["severity"] == "attention" and force["line"] == 11 and force["detail"] == "force=True"
+
+
+@pytest.mark.parametrize(
+    ("entry", "flagged", "words"),
+    [
+        ("'auto_spawning': 'false'", True, "true in sosw, false here"),
+        ("'auto_spawning': 'no'", True, "true in sosw, false here"),
+        ("'auto_spawning': '0'", True, "true in sosw, false here"),
+        ("'dry_run': 'off'", True, "true in sosw, false here"),
+        ("'auto_spawning': 'maybe'", True, "rejected here"),
+        ("'auto_spawning': ''", True, "false in sosw, rejected here"),
+        ("'auto_spawning': 'true'", False, ""),  # true in both
+        ("'auto_spawning': False", False, ""),
+        ("'shutdown_period': 'false'", False, ""),  # not a setting of ours
+    ],
+)
+def test_values_whose_meaning_changes(entry: str, flagged: bool, words: str) -> None:
+    source = f"from siblings import SiblingsManager\nm = SiblingsManager(custom_config={{{entry}}})\n"
+    found = [u for u in check_source(source) if u.finding is Finding.CHANGED_VALUE]
+    assert bool(found) is flagged
+    if flagged:
+        assert found[0].finding.severity is Severity.ATTENTION and found[0].line == 2
+        assert words in found[0].detail
+
+
+def test_stage_test_no_longer_means_dry_run() -> None:
+    source = "import os\nos.environ['STAGE'] = 'test'\n"
+    (found,) = [u for u in check_source(source) if u.finding is Finding.STAGE_DRY_RUN]
+    assert found.line == 2

@@ -92,7 +92,7 @@ def _kinds(service: str, body: bytes) -> str:
     if service != "dynamodb":
         return "sibling"
     text = body.decode(errors="replace")
-    kinds = ("kill#", "rules#", "estimate#", "spawn#", "req#", "run#")
+    kinds = ("kill#", "rules#", "estimate#", "spawn#", "req#", "run#", "chain#", "step#", "chains#")
     found = [kind for kind in kinds if f'"{kind}' in text]
     return "+".join(kind.rstrip("#") for kind in found)
 

@@ -117,6 +117,10 @@ class SiblingsConfig(Config):
     chain_log: bool = True
     """Keep one small item per chain step for ``siblings chain`` / ``siblings chains`` (see
     :mod:`siblings.chain_log`: no extra request for a spawn, one for any other decision)."""
+    chain_index: bool = False
+    """Also list each chain in its function's list of the day, for ``siblings chains FUNCTION``
+    (with ``chain_log``). Off by default: it costs a chain's root three more DynamoDB requests
+    (made in parallel with its spawn); ``siblings chain CHAIN_ID`` works without it."""
     metrics_enabled: bool = True
     """Publish each decision's metrics in CloudWatch Embedded Metric Format (no API call)."""
     metrics_namespace: str = "LambdaSiblings"

@@ -106,7 +106,12 @@ class Spawner:
     def _list_chain(self, call: SpawnCall) -> Future[None] | None:
         """A chain's first spawn adds it to its function's list of the day, in parallel with
         the decision (its three requests overlap the claim and the Invoke)."""
-        if self.chain_log is None or call.child.generation != 1 or self.config.dry_run:
+        if (
+            self.chain_log is None
+            or not self.config.chain_index
+            or call.child.generation != 1
+            or self.config.dry_run
+        ):
             return None
         return self._pool.submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
 

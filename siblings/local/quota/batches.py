@@ -137,3 +137,12 @@ def _fixed_headers(headers: list[tuple[str, str]], reply: bytes) -> list[tuple[s
     if any(k.lower() == "x-amz-crc32" for k, _ in headers):
         fixed.append(("x-amz-crc32", str(zlib.crc32(reply) & 0xFFFFFFFF)))
     return fixed
+
+
+def all_unprocessed(action: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The reply of a batch of which nothing was processed while DynamoDB still answered 200
+    (an internal processing failure; over throughput it raises instead)."""
+    every = regroup(action, body, batch_entries(action, body))
+    if action == "BatchGetItem":
+        return {"Responses": {table: [] for table in every}, "UnprocessedKeys": every}
+    return {"UnprocessedItems": every}

@@ -32,8 +32,13 @@ typecheck: $(VENV)/.test-installed
 docs: $(VENV)/.test-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
+# The whole suite (slow tests included), in a random order (the header shows the seed).
+# Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N"; file order with
+# PYTEST_FLAGS="-p no:randomly".
+PYTEST_FLAGS ?= -p randomly
+
 test: lint typecheck docs
-	$(BIN)/pytest -q
+	$(BIN)/pytest $(PYTEST_FLAGS)
 
 demo: $(VENV)/.local-installed
 	$(BIN)/siblings simulate

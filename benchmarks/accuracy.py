@@ -75,7 +75,7 @@ def run_scenario(spec: dict[str, Any]) -> dict[str, Any]:
         cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=history)
         config = Config(endpoint_url=stack.endpoint_url, region_name=LOCAL_REGION, use_dynamodb=False,
                         cache_ttl_seconds=spec["ttl_s"], minutes_back=spec["minutes_back"])
-        estimator = ConcurrencyEstimator(config, cloudwatch_client=cloudwatch, clock=clock.now)
+        estimator = ConcurrencyEstimator(config, cloudwatch_client=cloudwatch, clock=clock)
         published, samples = 0, []
         for step in range(int(length // spec["interval_s"]) + 1):
             t = step * spec["interval_s"]

@@ -93,14 +93,14 @@ class OursFleet:
         from siblings.rules import RuleLookup
 
         clock, config = self.stack.clock, self.config
-        breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock.now)
+        breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock)
         store = DynamoStore(config, model=self.model, breaker=breaker)
-        cache = TwoTierCache(config, store, clock.now, sleep=clock.sleep, monotonic=clock.now)
+        cache = TwoTierCache(config, store, clock)
         cache.policy = RefreshPolicy(config, random.Random(self.seed * 1_000_003 + index))
         estimator = ConcurrencyEstimator(config, cloudwatch_client=self.cloudwatch, store=store,
-                                         cache=cache, clock=clock.now)
+                                         cache=cache, clock=clock)
         events = self.events
-        guards = Guards(config, cache=cache, kill_switch=KillSwitch(store, clock=clock.now),
+        guards = Guards(config, cache=cache, kill_switch=KillSwitch(store, clock=clock),
                         rule_lookup=lambda: RuleLookup(events), estimator=lambda: estimator)
         return _OursExecution(guards, _Context(self.target.arn, f"req-{index}"))
 
@@ -136,7 +136,7 @@ class NaiveFleet:
 
         config = Config(endpoint_url=stack.endpoint_url, region_name=LOCAL_REGION, use_dynamodb=False)
         self.estimator = ConcurrencyEstimator(config, cloudwatch_client=stack.client("cloudwatch"),
-                                              clock=stack.clock.now)
+                                              clock=stack.clock)
         self.target = target
 
     def execution(self, index: int) -> Any:

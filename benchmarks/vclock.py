@@ -20,7 +20,11 @@ from typing import Any
 
 
 class VirtualClock:
-    """Epoch seconds of AWS time, set per decision; :meth:`sleep` advances it."""
+    """Epoch seconds of AWS time, set per decision; :meth:`sleep` advances it.
+
+    An :class:`estimator.clock.Clock` (``now``, ``monotonic``, ``sleep``): the library takes it
+    as it takes the real clock. ``monotonic`` is ``now`` (virtual time never steps back).
+    """
 
     def __init__(self, start: float) -> None:
         self.start = float(start)
@@ -30,6 +34,10 @@ class VirtualClock:
 
     def now(self) -> float:
         """The running execution's time (epoch seconds)."""
+        return self._now
+
+    def monotonic(self) -> float:
+        """The running execution's time (deadlines and elapsed times)."""
         return self._now
 
     def set(self, when: float) -> None:

@@ -30,7 +30,12 @@ from estimator.exceptions import (
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
+    NoRegion,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 from estimator.limits import AccountLimit, ReservedConcurrency
 
@@ -59,6 +64,11 @@ __all__ = [
     "LookupFailed",
     "ReservedConcurrency",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
     "ensure_table",
     "estimate_concurrency",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.config import Config as BotoConfig
 
 from estimator.config import Config
+from estimator.exceptions import NoRegion
 
 STANDARD_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 3}
 """Back off on throttling for a few attempts, then let the caller degrade (stale value...)."""
@@ -25,16 +26,20 @@ def make_client(
     """A boto3 client of ``service`` on ``config``'s endpoint and Region.
 
     ``session`` is a ``boto3.Session`` (default: a new one with the default credential chain);
-    ``retries`` is botocore's retry config (default :data:`STANDARD_RETRIES`).
+    ``retries`` is botocore's retry config (default :data:`STANDARD_RETRIES`). Raises
+    :class:`~estimator.exceptions.NoRegion` when no Region is configured anywhere.
     """
     if session is None:
         import boto3  # boto3 is slow to import; only callers that make clients pay for it
 
         session = boto3.Session()
+    region = config.region_name or session.region_name
+    if not region:
+        raise NoRegion(service)
     return session.client(
         service,
         endpoint_url=config.endpoint_url,
-        region_name=config.region_name or session.region_name,
+        region_name=region,
         config=BotoConfig(retries=dict(retries or STANDARD_RETRIES)),  # type: ignore[arg-type]
     )
 

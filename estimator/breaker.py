@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -25,6 +24,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.exceptions import StoreUnavailable, causes
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ THROTTLING_CODES = frozenset(
         "LimitExceededException",
     }
 )
-_NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
 
 
 def error_code(exc: BaseException | None) -> str | None:
@@ -68,7 +68,7 @@ def _status(exc: BaseException) -> int:
 def trips(exc: BaseException) -> bool:
     """Whether a failure says the table is unhealthy: connectivity, throttling or a 5xx."""
     return (
-        any(isinstance(error, _NETWORK_ERRORS) for error in causes(exc))
+        any(isinstance(error, NETWORK_ERRORS) for error in causes(exc))
         or error_code(exc) in THROTTLING_CODES
         or _status(exc) >= 500
     )
@@ -81,7 +81,7 @@ class Breaker:
         self,
         name: str,
         backoff_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = name
         self.backoff_seconds = backoff_seconds
@@ -94,13 +94,13 @@ class Breaker:
     def is_open(self) -> bool:
         """Calls are being skipped after a recent failure."""
         with self._lock:
-            return self.clock() < self._open_until
+            return self.clock.monotonic() < self._open_until
 
     def call(self, operation: str, action: Callable[[], T]) -> T:
         """Run ``action`` unless the breaker is open; a :class:`StoreUnavailable` that
         :func:`trips` it opens it. Raises :class:`StoreUnavailable` (``skipped`` when open)."""
         with self._lock:
-            if self.clock() < self._open_until:
+            if self.clock.monotonic() < self._open_until:
                 cause = self._last_error.cause if self._last_error else None
                 raise StoreUnavailable(f"{operation} (skipped: {self.name} unavailable)", cause)
         try:
@@ -112,8 +112,8 @@ class Breaker:
 
     def _open(self, exc: StoreUnavailable) -> None:
         with self._lock:
-            was_open = self.clock() < self._open_until
-            self._open_until = self.clock() + self.backoff_seconds
+            was_open = self.clock.monotonic() < self._open_until
+            self._open_until = self.clock.monotonic() + self.backoff_seconds
             self._last_error = exc
         if not was_open:
             log.warning(

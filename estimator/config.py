@@ -38,6 +38,12 @@ class Config:
     """Endpoint for every client (a local moto server); ``None`` uses boto3's resolution."""
     minutes_back: int = bounded(5, 1, 1440)
     """Window of CloudWatch metrics the estimate is computed over."""
+    publication_delay_seconds: float = bounded(60.0, 0, 900)
+    """How long after a minute ends Lambda's metrics of it are taken as published: the window
+    ends at the last whole minute before ``now - publication_delay_seconds``. Lambda sends a
+    minute's metrics when its invocations finish, at 1-minute intervals
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics.html), so the minute just
+    closed is usually still empty and would read a steady load as (window - 1) / window of it."""
     cache_ttl_seconds: float = bounded(60.0, 0, _DAY, above=True)
     """How long an estimate is fresh (Lambda metrics have one-minute resolution)."""
     limits_cache_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)
@@ -47,8 +53,7 @@ class Config:
     """How long past its freshness an item is kept (DynamoDB TTL) to be served when a refresh fails."""
     lease_seconds: float = bounded(10.0, 0, 60, above=True)
     """How long a refresher holds the fleet-wide lease before another caller may take over
-    (also how long a parent's own retry waits before taking over its pending spawn record: it is
-    kept well under Lambda's first retry delay, one minute)."""
+    (packages built on the estimator may give it more uses: see theirs)."""
     lease_wait_seconds: float = bounded(12.0, 0, 900)
     """How long a caller with no value at all waits for another execution's refresh."""
     error_backoff_seconds: float = bounded(5.0, 0, 3600)

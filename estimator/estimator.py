@@ -4,14 +4,17 @@ two shared tiers, beside the account's concurrency and the limits it is compared
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable, Mapping
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from cachetools import LRUCache
+
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed
 from estimator.keys import estimate_key
@@ -19,7 +22,7 @@ from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache, Validate
-from estimator.store import DynamoStore
+from estimator.store import DynamoStore, Store
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
 
 ORIGIN = "cloudwatch"
@@ -36,7 +39,7 @@ _VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
 }
 _MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
 # Added later: items written before them lack them and still read (as None).
-_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency")
+_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency", "claimed_concurrency")
 
 
 class ConcurrencySignal(StrEnum):
@@ -58,7 +61,9 @@ class Estimate:
     ``period_s`` seconds of whole minutes (Little's law). ``observed_peak`` is the highest
     ``ConcurrentExecutions`` (Maximum) Lambda published for the function in any minute of the
     window, and ``account_concurrency`` the same for the whole account (the metric without
-    dimensions); each is ``None`` when CloudWatch has no datapoints. ``source`` is
+    dimensions), and ``claimed_concurrency`` the account's highest ``ClaimedAccountConcurrency``
+    (executions on-demand functions cannot use: unreserved ones in use plus every reserved and
+    provisioned allocation); each is ``None`` when CloudWatch has no datapoints. ``source`` is
     ``"memory"``, ``"dynamodb"`` or ``"cloudwatch"``; ``stale`` is True when a refresh failed
     and an older value is served. Times are epoch seconds.
     """
@@ -74,6 +79,7 @@ class Estimate:
     stale: bool = False
     observed_peak: int | None = None
     account_concurrency: int | None = None
+    claimed_concurrency: int | None = None
 
     def __int__(self) -> int:
         return self.value
@@ -112,9 +118,9 @@ class ConcurrencyEstimator:
         session: Any = None,
         cloudwatch_client: Any = None,
         lambda_client: Any = None,
-        store: DynamoStore | None = None,
+        store: Store | None = None,
         cache: TwoTierCache | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config or Config.from_env()
         self._session = session
@@ -123,7 +129,7 @@ class ConcurrencyEstimator:
         )
         if cache is None:
             if store is None and self.config.use_dynamodb:
-                store = DynamoStore(self.config, session=session)
+                store = DynamoStore(self.config, session=session, clock=clock)
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
@@ -222,7 +228,7 @@ class ConcurrencyEstimator:
                 values = load_many(list(keys))
             except Exception as exc:
                 raise EstimateUnavailable(unique[0].resource, exc) from exc
-            now = self.clock()
+            now = self.clock.now()
             outcome: dict[str, Cached | LookupFailed] = {
                 key: Cached(value, ORIGIN, now, now) for key, value in values.items()
             }
@@ -247,7 +253,8 @@ class ConcurrencyEstimator:
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
         """Fetch fresh values: one GetMetricData call per 166 functions."""
-        window = aligned_window(datetime.fromtimestamp(self.clock(), tz=UTC), minutes_back)
+        now = datetime.fromtimestamp(self.clock.now(), tz=UTC)
+        window = aligned_window(now, minutes_back, self.config.publication_delay_seconds)
         values: dict[str, dict[str, Any]] = {}
         for start in range(0, len(refs), FUNCTIONS_PER_CALL):
             chunk = refs[start : start + FUNCTIONS_PER_CALL]
@@ -260,6 +267,7 @@ class ConcurrencyEstimator:
                     "period_s": metric.period_s,
                     "observed_peak": metric.observed_peak,
                     "account_concurrency": batch.account_concurrency,
+                    "claimed_concurrency": batch.claimed_concurrency,
                 }
         return values
 
@@ -292,6 +300,7 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
     avg = value.get("avg_duration_ms")
     peak = value.get("observed_peak")
     account = value.get("account_concurrency")
+    claimed = value.get("claimed_concurrency")
     return Estimate(
         function_name=ref.resource,
         value=int(value["value"]),
@@ -304,10 +313,17 @@ def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
         stale=cached.stale,
         observed_peak=None if peak is None else int(peak),
         account_concurrency=None if account is None else int(account),
+        claimed_concurrency=None if claimed is None else int(claimed),
     )
 
 
-_default_estimators: dict[tuple[Any, ...], ConcurrencyEstimator] = {}
+DEFAULT_ESTIMATORS_MAX = 16
+"""Estimators :func:`estimate_concurrency` keeps for reuse (least recently used dropped): a
+caller passing ever-new options (a new session per call...) must not grow the process."""
+_default_estimators: MutableMapping[tuple[Any, ...], ConcurrencyEstimator] = LRUCache(
+    maxsize=DEFAULT_ESTIMATORS_MAX
+)
+_default_estimators_lock = threading.Lock()
 
 
 def estimate_concurrency(
@@ -328,13 +344,16 @@ def estimate_concurrency(
     """
     try:
         key: tuple[Any, ...] | None = (session, tuple(sorted(options.items())))
-        estimator = _default_estimators.get(key)  # type: ignore[arg-type]
+        hash(key)
     except TypeError:  # unhashable option values: no reuse
-        key, estimator = None, None
+        key = None
+    with _default_estimators_lock:
+        estimator = None if key is None else _default_estimators.get(key)
     if estimator is None:
         estimator = ConcurrencyEstimator(Config.from_env(**options), session=session)
         if key is not None:
-            _default_estimators[key] = estimator
+            with _default_estimators_lock:
+                estimator = _default_estimators.setdefault(key, estimator)
     return estimator.estimate(
         function_name, minutes_back, qualifier=qualifier, use_cache=use_cache
     ).value

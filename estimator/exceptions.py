@@ -39,11 +39,17 @@ class IncompleteMetrics(LambdaSiblingsError):
 
 
 class StoreUnavailable(LambdaSiblingsError):
-    """The shared DynamoDB tier failed (throttled, unreachable, missing table...)."""
+    """The shared DynamoDB tier failed; the store raises the subclass of the failure's kind
+    (:class:`StoreThrottled`, :class:`StoreUnreachable`, :class:`StoreAccessDenied`,
+    :class:`TableMissing`), this class itself for any other."""
 
-    def __init__(self, operation: str, cause: BaseException | None) -> None:
+    def __init__(
+        self, operation: str, cause: BaseException | None, code: str | None = None
+    ) -> None:
         self.operation = operation
         self.cause = cause
+        self.code = code
+        """The AWS error code (``ProvisionedThroughputExceededException``...), if AWS sent one."""
         super().__init__(
             f"DynamoDB {operation} failed: {type(cause).__name__ if cause else 'error'}: {cause}"
         )
@@ -75,3 +81,31 @@ def causes(error: BaseException | None) -> Iterator[BaseException]:
         for linked in (getattr(current, "cause", None), current.__cause__):
             if isinstance(linked, BaseException):
                 pending.append(linked)
+
+
+class StoreThrottled(StoreUnavailable):
+    """The table throttled the request (its ``code`` names which limit)."""
+
+
+class StoreUnreachable(StoreUnavailable):
+    """The table's endpoint could not be reached or did not answer in time."""
+
+
+class StoreAccessDenied(StoreUnavailable):
+    """The credentials may not make this request, or were rejected."""
+
+
+class TableMissing(StoreUnavailable):
+    """The shared table does not exist (in this Region, at this endpoint)."""
+
+
+class NoRegion(LambdaSiblingsError):
+    """No AWS Region is configured; raised by the first call that needs one, never at import."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.cause = None
+        super().__init__(
+            f"no AWS Region for {service}: set SIBLINGS_REGION_NAME (or AWS_REGION / "
+            "AWS_DEFAULT_REGION), or pass region_name in the config"
+        )

@@ -46,7 +46,7 @@ class StoredItem:
 
     def is_gone(self, now: float) -> bool:
         """Past its TTL: DynamoDB would delete it any time, so treat it as deleted."""
-        return self.keep_until is not None and self.keep_until <= now
+        return expired(self.keep_until, now)
 
     def lease_held(self, now: float, longest: float = math.inf) -> bool:
         """Another refresher holds an unexpired lease, no longer than ``longest`` from ``now``
@@ -56,6 +56,14 @@ class StoredItem:
     def recently_failed(self, now: float, longest: float = math.inf) -> bool:
         """A refresh failed a moment ago and the fleet is backing off (for at most ``longest``)."""
         return self.failed_until is not None and now < self.failed_until <= now + longest
+
+
+def expired(keep_until: float | None, now: float) -> bool:
+    """The one definition of "expired", used by readers and by every store's conditions: an
+    item whose TTL (``keep_until``, epoch seconds) is at or before ``now``. DynamoDB stores the
+    TTL in whole seconds (rounded up, :func:`ttl_datetime`), so for a stored TTL ``T`` this is
+    ``T <= floor(now)``, the form the table's condition expressions use."""
+    return keep_until is not None and keep_until <= now
 
 
 def decode_item(key: str, item: dict[str, Any]) -> StoredItem:
@@ -129,6 +137,11 @@ def ttl_datetime(epoch: float) -> datetime:
     """The TTL attribute's value for ``epoch``, rounded up to whole seconds (DynamoDB's unit),
     so that an item is never deleted before it should be."""
     return datetime.fromtimestamp(math.ceil(epoch), tz=UTC)
+
+
+def field_text(name: str, value: str) -> str:
+    """How a top-level string field appears in a stored value's JSON text (:func:`dumps`)."""
+    return dumps({name: value})[1:-1]
 
 
 def dumps(value: dict[str, Any]) -> str:

@@ -29,7 +29,8 @@ class AccountLimit:
 
     ``concurrent_executions`` is the account's quota (1,000 by default);
     ``unreserved_concurrent_executions`` what is left of it for functions without reserved
-    concurrency. ``source`` is ``"memory"``, ``"dynamodb"`` or ``"lambda"``.
+    concurrency (the limit minus it is every reserved allocation, a floor of what the headroom
+    guard counts as claimed). ``source`` is ``"memory"``, ``"dynamodb"`` or ``"lambda"``.
     """
 
     concurrent_executions: int

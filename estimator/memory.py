@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 from cachetools import LRUCache, TLRUCache
+
+from estimator.clock import SYSTEM_CLOCK, Clock
 
 
 class Tier(StrEnum):
@@ -45,10 +45,10 @@ class MemoryTier:
     a process refreshes a key in one thread only.
     """
 
-    def __init__(self, maxsize: int, timer: Callable[[], float] = time.time):
+    def __init__(self, maxsize: int, clock: Clock = SYSTEM_CLOCK):
         self._lock = threading.Lock()
         self._fresh: TLRUCache[str, tuple[Cached, float]] = TLRUCache(
-            maxsize=maxsize, ttu=lambda _key, entry, _now: entry[1], timer=timer
+            maxsize=maxsize, ttu=lambda _key, entry, _now: entry[1], timer=clock.now
         )
         self._last: LRUCache[str, Cached] = LRUCache(maxsize=maxsize)
         self._key_locks: LRUCache[str, threading.Lock] = LRUCache(maxsize=maxsize * 4)

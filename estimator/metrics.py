@@ -1,9 +1,12 @@
 """One GetMetricData call for the concurrency signals of many functions and of the account.
 
 Per function: Invocations (Sum) and Duration (Average) for Little's law, and
-ConcurrentExecutions (Maximum) for the observed peak. Once per call: ConcurrentExecutions
-(Maximum) without dimensions, the account's concurrency. Everything rides in the same request,
-so the extra signals cost no extra call.
+ConcurrentExecutions (Maximum) for the observed peak. Once per call, without dimensions:
+ConcurrentExecutions (Maximum), the account's concurrency, and ClaimedAccountConcurrency
+(Maximum), what on-demand functions can no longer use (unreserved executions in use plus every
+reserved and provisioned allocation, idle or not:
+https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html). Everything rides in
+the same request, so the extra signals cost no extra call.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ log = logging.getLogger(__name__)
 COMPLETE = "Complete"
 """The only ``StatusCode`` whose data counts."""
 
-# GetMetricData takes at most 500 queries a call; each function needs three, and one query per
-# call is the account's concurrency.
+# GetMetricData takes at most 500 queries a call; each function needs three, and two queries per
+# call are the account's.
 MAX_QUERIES_PER_CALL = 500
 QUERIES_PER_FUNCTION = 3
-FUNCTIONS_PER_CALL = (MAX_QUERIES_PER_CALL - 1) // QUERIES_PER_FUNCTION
+FUNCTIONS_PER_CALL = (MAX_QUERIES_PER_CALL - 2) // QUERIES_PER_FUNCTION
 BUCKET_SECONDS = 60
 ACCOUNT_QUERY_ID = "account"
 """Id of the account-level ConcurrentExecutions query (ids must start with a lower-case letter)."""
+CLAIMED_QUERY_ID = "claimed"
+"""Id of the account-level ClaimedAccountConcurrency query."""
+_ACCOUNT_IDS = (ACCOUNT_QUERY_ID, CLAIMED_QUERY_ID)
 
 # Query id prefix -> (metric, statistic). Maximum for ConcurrentExecutions: the peak of the
 # minute is what can exhaust a limit, and it is the only statistic that stays right when a
@@ -75,22 +81,26 @@ class FunctionMetrics:
 @dataclass(frozen=True)
 class MetricsBatch:
     """What one GetMetricData call returned: each function's metrics, in the order asked,
-    and the account's concurrency (highest ``ConcurrentExecutions`` without dimensions,
-    ``None`` without datapoints)."""
+    the account's concurrency (highest ``ConcurrentExecutions`` without dimensions) and its
+    claimed concurrency (highest ``ClaimedAccountConcurrency``), each ``None`` without
+    datapoints."""
 
     functions: list[FunctionMetrics]
     account_concurrency: int | None
+    claimed_concurrency: int | None = None
 
 
-def aligned_window(now: datetime, minutes_back: int) -> MetricWindow:
-    """The last ``minutes_back`` whole minutes before ``now``.
+def aligned_window(now: datetime, minutes_back: int, delay_seconds: float = 0.0) -> MetricWindow:
+    """The last ``minutes_back`` whole minutes before ``now - delay_seconds``.
 
     The minute in progress is left out: its sums are still growing, so counting it would
-    dilute the estimate.
+    dilute the estimate. ``delay_seconds`` (``publication_delay_seconds``) leaves out the
+    minutes Lambda has not published yet as well.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
-    end = now.astimezone(UTC).replace(second=0, microsecond=0)
+    published = now.astimezone(UTC) - timedelta(seconds=delay_seconds)
+    end = published.replace(second=0, microsecond=0)
     return MetricWindow(end - timedelta(minutes=minutes_back), end)
 
 
@@ -108,7 +118,7 @@ def _query(query_id: str, metric: str, stat: str, dimensions: list[dict[str, str
 
 def build_queries(functions: Sequence[FunctionRef]) -> list[dict[str, Any]]:
     """Three ``MetricDataQueries`` per function (ids ``i<n>``, ``d<n>``, ``c<n>``) and the
-    account's concurrency (id ``account``)."""
+    account's concurrency and claimed concurrency (ids ``account``, ``claimed``)."""
     queries: list[dict[str, Any]] = []
     for index, ref in enumerate(functions):
         dimensions = [{"Name": "FunctionName", "Value": ref.name}]
@@ -117,6 +127,7 @@ def build_queries(functions: Sequence[FunctionRef]) -> list[dict[str, Any]]:
         for prefix, (metric, stat) in _FUNCTION_QUERIES.items():
             queries.append(_query(f"{prefix}{index}", metric, stat, dimensions))
     queries.append(_query(ACCOUNT_QUERY_ID, "ConcurrentExecutions", "Maximum", []))
+    queries.append(_query(CLAIMED_QUERY_ID, "ClaimedAccountConcurrency", "Maximum", []))
     return queries
 
 
@@ -162,7 +173,9 @@ def fetch_metrics(
         total, avg = combine_buckets(series.get(f"i{index}", {}), series.get(f"d{index}", {}))
         peak = _peak(series.get(f"c{index}", {}))
         metrics.append(FunctionMetrics(total, avg, window.period_s, peak))
-    return MetricsBatch(metrics, _peak(series.get(ACCOUNT_QUERY_ID, {})))
+    return MetricsBatch(
+        metrics, _peak(series.get(ACCOUNT_QUERY_ID, {})), _peak(series.get(CLAIMED_QUERY_ID, {}))
+    )
 
 
 def _peak(buckets: Mapping[datetime, float]) -> int | None:
@@ -173,8 +186,9 @@ def _peak(buckets: Mapping[datetime, float]) -> int | None:
 
 
 def _check_id(query_id: str, count: int) -> None:
-    """A query id we sent (``i3``, ``d3``, ``c3``, ``account``); anything else is foreign."""
-    if query_id == ACCOUNT_QUERY_ID:
+    """A query id we sent (``i3``, ``d3``, ``c3``, ``account``, ``claimed``); anything else is
+    foreign."""
+    if query_id in _ACCOUNT_IDS:
         return
     try:
         index = int(query_id[1:])

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from estimator.clock import SYSTEM_CLOCK, Clock
 
 FIRST_DELAY_S = 0.05
 MAX_DELAY_S = 0.5
@@ -12,7 +11,7 @@ MAX_DELAY_S = 0.5
 class Backoff:
     """Sleeps ``first``, ``2*first``... (at most ``maximum``) between polls, until ``timeout``.
 
-    ``monotonic`` and ``sleep`` are injectable so that tests need not wait.
+    ``clock`` is injectable so that tests need not wait.
     """
 
     def __init__(
@@ -21,12 +20,10 @@ class Backoff:
         *,
         first: float = FIRST_DELAY_S,
         maximum: float = MAX_DELAY_S,
-        monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._monotonic = monotonic
-        self._sleep = sleep
-        self._deadline = monotonic() + max(0.0, timeout)
+        self._clock = clock
+        self._deadline = clock.monotonic() + max(0.0, timeout)
         self._delay = first
         self._maximum = maximum
 
@@ -35,9 +32,9 @@ class Backoff:
 
         The last sleep is cut to the deadline, so the total never exceeds ``timeout``.
         """
-        remaining = self._deadline - self._monotonic()
+        remaining = self._deadline - self._clock.monotonic()
         if remaining <= 0:
             return False
-        self._sleep(min(self._delay, remaining))
+        self._clock.sleep(min(self._delay, remaining))
         self._delay = min(self._delay * 2, self._maximum)
         return True

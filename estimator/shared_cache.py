@@ -11,20 +11,20 @@ import logging
 import math
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack, suppress
 from dataclasses import replace
 from typing import Any
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
 from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
 from estimator.polling import Backoff
 from estimator.refresh_policy import Plan, RefreshPolicy
-from estimator.store import DynamoStore
+from estimator.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +37,21 @@ class TwoTierCache:
     """Tier 1 (:class:`MemoryTier`) over tier 2 (:class:`DynamoStore`, optional).
 
     Thread-safe. ``store=None`` keeps everything in process (one refresh per process per
-    TTL window instead of one per fleet). ``clock`` (epoch seconds), ``sleep`` and
-    ``monotonic`` are injectable, e.g. for a simulation in virtual time.
+    TTL window instead of one per fleet). ``clock`` (:class:`~estimator.clock.Clock`) is
+    injectable, e.g. for a simulation in virtual time or a test on a manual clock.
     """
 
     def __init__(
         self,
         config: Config,
-        store: DynamoStore | None = None,
-        clock: Callable[[], float] = time.time,
-        *,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        store: Store | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config
         self.store = store
+        # Also how the wait for another execution's refresh passes time (a simulation's own clock).
         self.clock = clock
-        # How the wait for another execution's refresh passes time (a simulation's own clock).
-        self.sleep = sleep
-        self.monotonic = monotonic
-        self.memory = MemoryTier(config.memory_cache_size, timer=clock)
+        self.memory = MemoryTier(config.memory_cache_size, clock=clock)
         self.policy = RefreshPolicy(config)
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
         self._failures: dict[str, tuple[float, LookupFailed]] = {}
@@ -141,7 +136,7 @@ class TwoTierCache:
     ) -> bool:
         """Take ``item``, read by the caller (a batch read), into memory if it holds a fresh,
         valid value: the next :meth:`get` of ``key`` is then a memory hit. True if taken."""
-        now = self.clock()
+        now = self.clock.now()
         entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
         if entry is None or item is None or not item.is_fresh(now):
             return False
@@ -166,7 +161,7 @@ class TwoTierCache:
         validate: Validate | None,
         wait: float,
     ) -> dict[str, Cached | LookupFailed]:
-        now = self.clock()
+        now = self.clock.now()
         results: dict[str, Cached | LookupFailed] = {}
         stale: dict[str, Cached] = {}
         to_load: list[str] = []
@@ -298,7 +293,7 @@ class TwoTierCache:
             error: BaseException | None = None
         except Exception as exc:  # the loader's own errors are the caller's domain
             values, error = {}, exc
-        fetched_at = self.clock()
+        fetched_at = self.clock.now()
         for key in keys:
             value = values.get(key)
             if value is None:
@@ -327,9 +322,9 @@ class TwoTierCache:
     ) -> Cached | LookupFailed:
         """No value anywhere and another execution is refreshing: wait for it, or take over."""
         assert self.store is not None
-        backoff = Backoff(wait, monotonic=self.monotonic, sleep=self.sleep)
+        backoff = Backoff(wait, clock=self.clock)
         while backoff.wait():
-            now = self.clock()
+            now = self.clock.now()
             try:
                 item = self.store.get(key)
                 entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
@@ -396,5 +391,5 @@ class TwoTierCache:
         # A failing origin is not asked again by this process for a short while (back-off).
         if self.config.error_backoff_seconds > 0:
             with self._failures_lock:
-                self._failures[key] = (self.clock() + self.config.error_backoff_seconds, error)
+                self._failures[key] = (self.clock.now() + self.config.error_backoff_seconds, error)
         return error

@@ -1,12 +1,18 @@
-"""Tier 2: one DynamoDB table, through a pynamodb model, shared by every execution.
+"""Tier 2: the shared table behind one :class:`Store` protocol, with two backends.
 
 This module is the extension point for other item kinds: any package may keep its own items
-in the same table through :class:`DynamoStore`, with keys of its own prefix (see
+in the same table through a :class:`Store`, with keys of its own prefix (see
 :mod:`estimator.keys` for the estimator's). Items are keyed by a string ``pk`` and hold a JSON
 value, when it stops being fresh (``fresh_until``), when DynamoDB may delete it (``ttl``, the
 table's TTL attribute) and an optional refresh lease. DynamoDB deletes expired items lazily,
-so readers compare the clock with ``fresh_until``/``ttl`` themselves. Every call goes through
-the table's one :class:`~estimator.breaker.Breaker`.
+so readers compare the clock with ``fresh_until``/``ttl`` themselves, with the one definition
+of expired (:func:`estimator.items.expired`), which the condition expressions here share.
+
+Backends: :class:`DynamoStore` (the table) and :class:`~estimator.memory_store.MemoryStore`
+(a dict in this process, the same conditions: ``use_dynamodb=False`` and unit tests). Every
+DynamoDB failure is translated once, here, into one :class:`StoreUnavailable` subclass per kind
+(:func:`translate`); every call goes through the table's one :class:`~estimator.breaker.Breaker`.
+Clients are made on the first call, never at import or in a constructor.
 """
 
 from __future__ import annotations
@@ -14,19 +20,27 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.exceptions import PynamoDBException
-from pynamodb.models import Model
 
-from estimator.breaker import Breaker, error_code
+from estimator.binding import CacheItem, item_model, low_level
+from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
-from estimator.exceptions import StoreUnavailable
-from estimator.items import StoredItem, decode_item, dumps, encode_item, ttl_datetime
+from estimator.exceptions import (
+    StoreAccessDenied,
+    StoreThrottled,
+    StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
+    causes,
+)
+from estimator.items import StoredItem, decode_item, dumps, encode_item, field_text, ttl_datetime
+from estimator.lowlevel import LowLevel
 
 log = logging.getLogger(__name__)
 
@@ -34,89 +48,83 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 # What a DynamoDB call can raise: pynamodb's wrappers, and botocore's own (no region,
 # connection refused...) which pynamodb lets through.
 _STORE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
+_DENIED = frozenset({"AccessDeniedException", "UnrecognizedClientException",
+                     "ExpiredTokenException", "InvalidSignatureException"})
 T = TypeVar("T")
 
 
-class CacheItem(Model):
-    """The item schema; :func:`item_model` binds it to a table, region and endpoint."""
+class Store(Protocol):
+    """What the library needs of the shared table; both backends implement it.
 
-    class Meta:
-        table_name = "lambda-siblings"
-
-    pk = UnicodeAttribute(hash_key=True)
-    value = UnicodeAttribute(null=True)
-    fresh_until = NumberAttribute(null=True)
-    ttl = TTLAttribute(null=True)
-    lease_owner = UnicodeAttribute(null=True)
-    lease_until = NumberAttribute(null=True)
-    failed_until = NumberAttribute(null=True)
-    last_error = UnicodeAttribute(null=True)
-
-
-_models: dict[tuple[Any, ...], type[CacheItem]] = {}
-_models_lock = threading.Lock()
-
-
-def item_model(config: Config, session: Any = None) -> type[CacheItem]:
-    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
-
-    Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
-    default chain. Bound models are reused: each owns a botocore client, which is costly to
-    create and safe to share between threads.
+    Conditional writes answer with a value (``None``/the existing item, ``True``/``False``),
+    never an exception; failures raise a :class:`StoreUnavailable` subclass.
     """
-    attrs = _meta_attributes(config, session)
-    identity = attrs.get("aws_access_key_id") or _default_identity()
-    key = (identity, *sorted((name, str(value)) for name, value in attrs.items()))
-    with _models_lock:
-        model = _models.get(key)
-        if model is None:
-            meta = type("Meta", (), attrs)
-            model = _models[key] = type("BoundCacheItem", (CacheItem,), {"Meta": meta})
-            # Build the botocore client now, once: pynamodb builds it lazily, and many threads
-            # arriving together would each build (and throw away) their own.
-            model._get_connection().connection.client  # noqa: B018
-        return model
+
+    shared: bool
+    """Other processes write here too (a miss may be filled a moment later)."""
+
+    def get(self, key: str) -> StoredItem | None:
+        """The item at ``key`` (strongly consistent), ``None`` if absent."""
+
+    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
+        """Several items in one request; absent keys map to ``None``."""
+
+    def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
+        """Overwrite ``key`` with ``value``; drops any lease."""
+
+    def put_many(self, items: list[tuple[str, dict[str, Any], float, float]]) -> None:
+        """Overwrite several items in one request: ``(key, value, fresh_until, keep_until)``."""
+
+    def create(
+        self, key: str, value: dict[str, Any], keep_until: float, now: float
+    ) -> StoredItem | None:
+        """Create ``key`` unless a live item exists: ``None`` if created, else the existing one."""
+
+    def try_lease(self, key: str, owner: str, now: float, lease_seconds: float, *,
+                  skew: float = 0.0, fresh_at_most: float | None = None,
+                  due_by: float | None = None) -> bool:
+        """Take the refresh lease of a stale or absent ``key``; True for the one winner."""
+
+    def mark_failed(self, key: str, owner: str, now: float, backoff_seconds: float, error: str) -> None:
+        """Record that ``owner``'s refresh failed (only while ``owner`` holds the lease)."""
+
+    def delete(self, key: str, only_if: Mapping[str, str] | None = None) -> bool:
+        """Delete ``key``; with ``only_if``, only while its value holds those string fields."""
+
+    def ensure_table(self) -> bool:
+        """Make the storage ready; True if it was created."""
 
 
-def _default_identity() -> str | None:
-    """Who the default credential chain says we are now: a model (and its client) is kept per
-    identity, so changed credentials, or none at all, are not hidden by a cached client."""
-    import boto3
-
-    credentials = boto3.Session().get_credentials()
-    return None if credentials is None else credentials.get_frozen_credentials().access_key
-
-
-def _meta_attributes(config: Config, session: Any) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        "table_name": config.table_name,
-        "connect_timeout_seconds": config.dynamodb_timeout_seconds,
-        "read_timeout_seconds": config.dynamodb_timeout_seconds,
-        # Few, fast retries: a throttled or failing table degrades to tier 1 + CloudWatch.
-        "max_retry_attempts": 2,
-        "billing_mode": "PAY_PER_REQUEST",
-    }
-    region = config.region_name or (session.region_name if session is not None else None)
-    if region:
-        attrs["region"] = region
-    if config.endpoint_url:
-        attrs["host"] = config.endpoint_url
-    if session is not None:
-        credentials = session.get_credentials()
-        if credentials is not None:
-            frozen = credentials.get_frozen_credentials()
-            attrs["aws_access_key_id"] = frozen.access_key
-            attrs["aws_secret_access_key"] = frozen.secret_key
-            attrs["aws_session_token"] = frozen.token
-    return attrs
+def translate(operation: str, exc: BaseException) -> StoreUnavailable:
+    """The one translation of a DynamoDB failure: the :class:`StoreUnavailable` subclass of
+    its kind, with the AWS error code and the original error as ``cause``."""
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    code = error_code(exc)
+    kind: type[StoreUnavailable] = StoreUnavailable
+    if code in THROTTLING_CODES:
+        kind = StoreThrottled
+    elif code in _DENIED:
+        kind = StoreAccessDenied
+    elif code == "ResourceNotFoundException" or any(
+        type(error).__name__ == "TableDoesNotExist" for error in causes(exc)
+    ):
+        kind = TableMissing
+    elif any(isinstance(error, NETWORK_ERRORS) for error in causes(exc)):
+        kind = StoreUnreachable
+    return kind(operation, exc, code)
 
 
 class DynamoStore:
-    """Reads and writes cache items in the shared table; every failure is :class:`StoreUnavailable`.
+    """The :class:`Store` on the shared table; every failure is a :class:`StoreUnavailable`.
 
     ``breaker`` defaults to a new :class:`Breaker` for this store; share one store (or pass the
-    same breaker) between the users of one table so that an outage is detected once.
+    same breaker) between the users of one table so that an outage is detected once. ``model``
+    and ``low`` (the bound model, its :class:`LowLevel`) may be injected. Nothing is resolved or
+    connected until the first call.
     """
+
+    shared = True
 
     def __init__(
         self,
@@ -124,21 +132,45 @@ class DynamoStore:
         session: Any = None,
         model: type[CacheItem] | None = None,
         breaker: Breaker | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        low: LowLevel | None = None,
     ):
         self.config = config
-        self.model = model or item_model(config, session)
+        self.session = session
+        self._model = model
+        self._low = low
+        self._lock = threading.RLock()  # ``low`` builds ``model`` under it
         self.breaker = breaker or Breaker(
-            f"table {config.table_name!r}", config.error_backoff_seconds
+            f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
 
+    @property
+    def model(self) -> type[CacheItem]:
+        """The bound pynamodb model, made on first use."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = item_model(self.config, self.session)
+        return self._model
+
+    @property
+    def low(self) -> LowLevel:
+        """The few calls pynamodb's public API lacks (:mod:`estimator.lowlevel`), one per bound
+        model: its client is costly to make and shared by every store of that table."""
+        if self._low is None:
+            with self._lock:
+                if self._low is None:
+                    self._low = low_level(self.model)
+        return self._low
+
     def _run(self, operation: str, action: Callable[[], T]) -> T:
-        """Run one DynamoDB call through the breaker, wrapping its errors."""
+        """Run one DynamoDB call through the breaker, translating its errors."""
 
         def guarded() -> T:
             try:
                 return action()
             except _STORE_ERRORS as exc:
-                raise StoreUnavailable(operation, exc) from exc
+                raise translate(operation, exc) from exc
 
         return self.breaker.call(operation, guarded)
 
@@ -149,60 +181,31 @@ class DynamoStore:
         Idempotent: an existing table only gets its TTL switched on if it is off.
         """
         try:
-            created = not self.model.exists()
-            if created:
-                self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
-                return True
-            client: Any = self.model._get_connection().connection.client
-            status = client.describe_time_to_live(TableName=self.config.table_name)
-            if status["TimeToLiveDescription"].get("TimeToLiveStatus") not in {
-                "ENABLED",
-                "ENABLING",
-            }:
+            if not self.model.exists():
+                try:
+                    self.model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+                    return True
+                except _STORE_ERRORS as exc:
+                    # Another creator won the race, or our own CreateTable succeeded, its reply
+                    # timed out and the SDK's retry found the table: it exists, as asked.
+                    if error_code(exc) != "ResourceInUseException":
+                        raise
+            if not self.low.ttl_enabled():
                 self.model.update_ttl(ignore_update_ttl_errors=False)
             return False
         except _STORE_ERRORS as exc:
-            raise StoreUnavailable("ensure_table", exc) from exc
+            raise translate("ensure_table", exc) from exc
 
     # --- items ---
     def get(self, key: str) -> StoredItem | None:
         """The item at ``key`` (strongly consistent), ``None`` if absent."""
-        raw = self._run(
-            "GetItem", lambda: self.model._get_connection().get_item(key, consistent_read=True)
-        )
-        item = raw.get("Item")
-        if not item:
-            return None
-        return decode_item(key, item)
+        raw = self._run("GetItem", lambda: self.low.get(key))
+        return None if raw is None else decode_item(key, raw)
 
     def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
         """Overwrite ``key`` with ``value``; drops any lease."""
-        item = self.model(
-            key,
-            value=dumps(value),
-            fresh_until=fresh_until,
-            ttl=ttl_datetime(keep_until),
-        )
+        item = self.model(key, value=dumps(value), fresh_until=fresh_until, ttl=ttl_datetime(keep_until))
         self._run("PutItem", item.save)
-
-    def put_if_absent(
-        self, key: str, value: dict[str, Any], keep_until: float, now: float | None = None
-    ) -> StoredItem | None:
-        """Create ``key`` unless a live item exists: ``None`` if created, else the existing item.
-
-        An item past its TTL that DynamoDB has not deleted yet counts as absent.
-        """
-        model = self.model
-        item = model(key, value=dumps(value), fresh_until=keep_until, ttl=ttl_datetime(keep_until))
-        condition = model.pk.does_not_exist()
-        if now is not None:
-            condition = condition | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
-        if self._run("PutItem", _conditional(lambda: item.save(condition=condition))):
-            return None
-        existing = self.get(key)
-        if existing is None:  # deleted in between: try once more
-            return self.put_if_absent(key, value, keep_until, now)
-        return existing
 
     def create(
         self, key: str, value: dict[str, Any], keep_until: float, now: float
@@ -212,28 +215,9 @@ class DynamoStore:
 
         An item past its TTL that DynamoDB has not deleted yet counts as absent.
         """
-        request = {
-            "TableName": self.config.table_name,
-            "Item": encode_item(key, value, keep_until, keep_until),
-            "ConditionExpression": "attribute_not_exists(pk) OR #ttl < :now",
-            "ExpressionAttributeNames": {"#ttl": "ttl"},
-            "ExpressionAttributeValues": {":now": {"N": str(math.floor(now))}},
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        old: dict[str, Any] = {}
-
-        def attempt() -> bool:
-            try:
-                self._client.put_item(**request)
-                return True
-            except ClientError as exc:
-                if error_code(exc) != _CONDITION_FAILED:
-                    raise
-                found: Any = exc.response.get("Item")
-                old.update(found if isinstance(found, dict) else {})
-                return False
-
-        if self._run("PutItem", attempt):
+        item = encode_item(key, value, keep_until, keep_until)
+        created, old = self._run("PutItem", lambda: self.low.create(item, math.floor(now)))
+        if created:
             return None
         if old:
             return decode_item(key, old)
@@ -246,52 +230,20 @@ class DynamoStore:
         """Overwrite several items in one BatchWriteItem: ``(key, value, fresh_until, keep_until)``.
 
         Items DynamoDB leaves unprocessed (throttling) are sent again once, then reported as
-        :class:`StoreUnavailable`.
+        :class:`StoreThrottled`.
         """
-        requests = [
-            {"PutRequest": {"Item": encode_item(key, value, fresh, keep)}}
-            for key, value, fresh, keep in items
-        ]
-        table = self.config.table_name
-
-        def attempt() -> None:
-            pending = {table: requests}
-            for _ in range(2):
-                response = self._client.batch_write_item(RequestItems=pending)
-                pending = response.get("UnprocessedItems") or {}
-                if not pending:
-                    return
-            raise StoreUnavailable("BatchWriteItem", RuntimeError(f"unprocessed: {pending}"))
-
-        self._run("BatchWriteItem", attempt)
+        raws = [encode_item(key, value, fresh, keep) for key, value, fresh, keep in items]
+        self._run("BatchWriteItem", lambda: self.low.put_many(raws))
 
     def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
         """Several items in one strongly consistent BatchGetItem (up to 100 keys); absent keys
         map to ``None``. Keys DynamoDB leaves unprocessed are asked once more."""
-        table = self.config.table_name
         found: dict[str, StoredItem | None] = dict.fromkeys(keys)
-
-        def attempt() -> None:
-            pending: Any = {table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": True}}
-            for _ in range(2):
-                response = self._client.batch_get_item(RequestItems=pending)
-                for raw in response.get("Responses", {}).get(table, []):
-                    key = raw.get("pk", {}).get("S")
-                    if key in found:
-                        found[key] = decode_item(key, raw)
-                pending = response.get("UnprocessedKeys") or {}
-                if not pending:
-                    return
-            raise StoreUnavailable("BatchGetItem", RuntimeError(f"unprocessed: {pending}"))
-
         if keys:
-            self._run("BatchGetItem", attempt)
+            for key, raw in self._run("BatchGetItem", lambda: self.low.get_many(keys)).items():
+                if key in found:
+                    found[key] = decode_item(key, raw)
         return found
-
-    @property
-    def _client(self) -> Any:
-        """The botocore client under the pynamodb model (for what pynamodb does not expose)."""
-        return self.model._get_connection().connection.client
 
     def try_lease(
         self,
@@ -322,8 +274,8 @@ class DynamoStore:
         stale = (
             model.fresh_until.does_not_exist()
             | (model.fresh_until <= (now if due_by is None else due_by))
-            # Past its TTL, DynamoDB may delete it any moment: as good as absent.
-            | (model.ttl < datetime.fromtimestamp(math.floor(now), tz=UTC))
+            # Expired (estimator.items.expired): DynamoDB may delete it any moment.
+            | (model.ttl <= datetime.fromtimestamp(math.floor(now), tz=UTC))
         )
         if fresh_at_most is not None:
             stale = stale | (model.fresh_until > fresh_at_most)
@@ -356,9 +308,22 @@ class DynamoStore:
             _conditional(lambda: model(key).update(actions=actions, condition=model.lease_owner == owner)),
         )
 
-    def delete(self, key: str) -> None:
-        """Delete ``key`` (no error if absent)."""
-        self._run("DeleteItem", self.model(key).delete)
+    def delete(self, key: str, only_if: Mapping[str, str] | None = None) -> bool:
+        """Delete ``key`` (no error if absent); True unless ``only_if`` stopped it.
+
+        ``only_if`` maps top-level string fields of the stored value to what they must hold
+        (e.g. a claim's ``token``): the delete is then conditional, so an owner only ever
+        removes its own record. The value is compact JSON with sorted keys (:func:`dumps`), so
+        each field is the exact substring ``"name":"value"``.
+        """
+        model = self.model
+        if not only_if:
+            return self._run("DeleteItem", _conditional(model(key).delete))
+        condition = None
+        for name, expected in sorted(only_if.items()):
+            needed = model.value.contains(field_text(name, expected))
+            condition = needed if condition is None else condition & needed
+        return self._run("DeleteItem", _conditional(lambda: model(key).delete(condition=condition)))
 
 
 def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
@@ -374,5 +339,3 @@ def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
             raise
 
     return attempt
-
-

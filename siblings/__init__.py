@@ -22,11 +22,16 @@ from siblings.errors import (
     DuplicateSibling,
     EstimateUnavailable,
     LookupFailed,
+    NoRegion,
     PayloadTooLarge,
     PayloadUnavailable,
     SiblingsError,
     SpawnFailed,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 from siblings.handler import Invocation, TimeBudget, sufficient_execution_time_left
 from siblings.inbound import load_payload
@@ -61,6 +66,11 @@ __all__ = [
     "SpawnFailed",
     "SpawnResult",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
     "TimeBudget",
     "disable_spawning",
     "enable_spawning",

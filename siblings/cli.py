@@ -219,6 +219,19 @@ def cmd_migrate_check(args: argparse.Namespace) -> int:
     return migrate_check.run(args.paths, sys.stdout, sys.stderr, as_json=args.json)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``siblings doctor FN``: one line per pre-flight check; exit 0 only when all pass."""
+    from siblings import doctor
+
+    overrides = {
+        name: getattr(args, name)
+        for name in ("table_name", "endpoint_url", "region_name")
+        if getattr(args, name, None) is not None
+    }
+    session = _session(_config(args))
+    return doctor.run(args.function, overrides, session, sys.stdout, principal_arn=args.principal_arn)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``siblings`` command."""
     parser = argparse.ArgumentParser(
@@ -256,6 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=cmd_kill_switch)
 
     _add_migrate_check(commands)
+
+    check = commands.add_parser(
+        "doctor", parents=[shared], help="pre-flight checks of a deployed function (exit 0: all pass)"
+    )
+    check.add_argument("function", metavar="FN", help="function name or ARN")
+    check.add_argument(
+        "--principal-arn", help="simulate the IAM actions for this role (iam:SimulatePrincipalPolicy)"
+    )
+    check.set_defaults(handler=cmd_doctor)
 
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"

@@ -32,7 +32,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 
 from estimator.config import Config
-from estimator.exceptions import EstimateUnavailable, StoreUnavailable, causes
+from estimator.exceptions import EstimateUnavailable, NoRegion, StoreUnavailable, causes
 from siblings.iam import iam_action
 
 USAGE_EXIT_CODE = 2
@@ -179,7 +179,7 @@ def report(
 
 
 def _problem(error: BaseException, service: str | None) -> Problem | None:
-    if isinstance(error, NoRegionError):
+    if isinstance(error, NoRegionError | NoRegion):
         return Problem.NO_REGION
     if isinstance(
         error, NoCredentialsError | PartialCredentialsError | ProfileNotFound | CredentialRetrievalError

@@ -39,6 +39,10 @@ class SiblingsConfig(Config):
 
     ``SiblingsManager(custom_config={...})`` and ``SIBLINGS_*`` variables set any field of
     either class; see :class:`estimator.config.Config` for the parsing rules.
+
+    The estimator's ``lease_seconds`` is also how long a parent's own retry waits before taking
+    over its pending spawn record (:mod:`siblings.ledger`): keep it well under Lambda's first
+    retry delay, one minute.
     """
 
     rules_cache_ttl_seconds: float = bounded(300.0, 0, _DAY, above=True)

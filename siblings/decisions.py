@@ -13,10 +13,10 @@ import json
 import logging
 import sys
 import threading
-import time
 from collections import Counter
 from enum import StrEnum
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.validation import parse_function
 from siblings.emf import Emitter, Metric, decision_metrics
 from siblings.result import REFUSALS, Reason, SpawnResult
@@ -50,9 +50,10 @@ def decision_of(outcome: SpawnResult) -> Decision:
 
 class DecisionLog:
     """Thread-safe counters of decisions, the structured log line of each, and its metrics
-    through ``emitter`` (``None``: no metrics)."""
+    through ``emitter`` (``None``: no metrics); ``clock`` times the decisions."""
 
-    def __init__(self, emitter: Emitter | None = None) -> None:
+    def __init__(self, emitter: Emitter | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.emitter = emitter
@@ -77,7 +78,7 @@ class DecisionLog:
     def record(
         self, outcome: SpawnResult, started: float, guard_ms: float | None = None
     ) -> SpawnResult:
-        """Count, log and publish ``outcome`` (``started`` is the call's ``time.monotonic()``,
+        """Count, log and publish ``outcome`` (``started`` is the call's ``clock.monotonic()``,
         ``guard_ms`` the time its guards took, when they ran)."""
         decision = decision_of(outcome)
         if decision is Decision.REFUSED:
@@ -96,7 +97,7 @@ class DecisionLog:
             emitter.emit(function_name, metrics)
         level = logging.ERROR if decision is Decision.FAILED else logging.INFO
         if log.isEnabledFor(level):
-            line = _line(decision, outcome, started, guard_ms)
+            line = _line(decision, outcome, (self.clock.monotonic() - started) * 1000.0, guard_ms)
             if emitter is not None:
                 line.update(emitter.line_fields(function_name, metrics))
             log.log(level, json.dumps(line, default=str, sort_keys=True))
@@ -106,11 +107,10 @@ class DecisionLog:
 def stdout_handler() -> logging.Handler:
     """Send the ``siblings`` log lines to stdout as bare JSON, once (idempotent).
 
-    CloudWatch Logs extracts EMF only from a log event that *is* the JSON document; Lambda's
-    Python runtime prefixes records of its own log handler (level, time, request id), so a
-    function that relies on the log-line metrics (Powertools not installed) calls this once at
-    import time. Decision lines then stop propagating to the root handler (no duplicate lines);
-    the library's other records (``siblings.*`` warnings) still reach it.
+    Not needed for metrics: on Lambda they go to stdout as EMF documents of their own
+    (:mod:`siblings.emf`). For a handler that wants the decision lines themselves unprefixed
+    by Lambda's runtime. Decision lines then stop propagating to the root handler (no duplicate
+    lines); the library's other records (``siblings.*`` warnings) still reach it.
     """
     for handler in log.handlers:
         if getattr(handler, "_siblings_stdout", False):
@@ -144,7 +144,7 @@ def _function_name(function_arn: str) -> str:
 
 
 def _line(
-    decision: Decision, outcome: SpawnResult, started: float, guard_ms: float | None
+    decision: Decision, outcome: SpawnResult, elapsed_ms: float, guard_ms: float | None
 ) -> dict[str, object]:
     return {
         "message": "siblings.spawn",
@@ -161,6 +161,6 @@ def _line(
         "duplicate": int(outcome.duplicate),
         "detail": outcome.detail,
         "guards": outcome.guards,
-        "elapsed_ms": round((time.monotonic() - started) * 1000.0, 1),
+        "elapsed_ms": round(elapsed_ms, 1),
         "guard_latency": None if guard_ms is None else round(guard_ms, 3),
     }

@@ -3,8 +3,8 @@
 Every decision yields a few metrics (:func:`decision_metrics`): a count under the decision's
 name (``spawned``, ``refused``, ``duplicate``, ``failed``, ``dry_run``), a count per refusal
 reason (``refused_<reason>``, e.g. ``refused_max_generations``), the sibling's ``generation``,
-and ``guard_latency`` (ms spent in the guards). They leave the process in one of three ways,
-chosen by :func:`make_emitter`:
+and ``guard_latency`` (ms spent in the guards). They leave the process in one of four ways,
+chosen by :func:`make_emitter` (:func:`emf_path` names the one in use):
 
 1. a Powertools for AWS Lambda ``Metrics`` object the caller passes: the metrics are added to
    it and published with the caller's own metrics when the caller flushes it (its
@@ -13,15 +13,25 @@ chosen by :func:`make_emitter`:
    (``AWS_EXECUTION_ENV`` is ``AWS_Lambda_<runtime>``): a private ``AmazonCloudWatchEMFProvider`` (never a
    ``Metrics``, whose metric set is shared by every instance in the process) prints one EMF
    document per decision to stdout, where Lambda ships it to CloudWatch Logs. Elsewhere stdout
-   belongs to the program (a script, the CLI, the local simulation), so 3 applies;
-3. otherwise: the decision's JSON log line itself carries the EMF fields (:func:`emf_fields`).
+   belongs to the program (a script, the CLI, the local simulation), so 4 applies;
+3. on Lambda without Powertools: one EMF document per decision written to stdout as one line.
+   CloudWatch extracts EMF only from a log event that *is* the JSON document; Lambda's Python
+   runtime passes stdout lines through as written in both log formats, while it prefixes
+   (``LogFormat: Text``) or wraps in its own JSON (``LogFormat: JSON``) every ``logging``
+   record, so a document sent through ``logging`` would never be extracted
+   (https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html,
+   https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Lambda.html);
+4. otherwise (off Lambda): the decision's JSON log line itself carries the EMF fields
+   (:func:`emf_fields`), for a program that ships its log lines bare.
 
-In 2 and 3 the namespace is ``metrics_namespace`` and the one dimension is ``function_name``.
+In 2, 3 and 4 the namespace is ``metrics_namespace`` and the one dimension is ``function_name``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -136,6 +146,22 @@ class PowertoolsDocuments(_Elsewhere):
             provider.flush_metrics()
 
 
+class StdoutDocuments(_Elsewhere):
+    """One EMF document per decision, written by us to stdout as one line (Lambda, no
+    Powertools): the log event is the document in either of Lambda's log formats."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self._lock = threading.Lock()
+
+    def emit(self, function_name: str, metrics: Sequence[Metric]) -> None:
+        """Write the document and flush, so a frozen or timed-out sandbox cannot keep it."""
+        line = json.dumps(emf_fields(self.namespace, function_name, metrics), separators=(",", ":"))
+        with self._lock:  # one document per line, never interleaved
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+
 class LogLine:
     """The decision's JSON log line carries the metrics (see :func:`emf_fields`)."""
 
@@ -161,6 +187,13 @@ def powertools_provider() -> Any:
     return AmazonCloudWatchEMFProvider
 
 
+def on_lambda() -> bool:
+    """Whether this process is a Lambda sandbox, whose stdout is the function's log stream."""
+    # Lambda's runtime sets AWS_EXECUTION_ENV; AWS_LAMBDA_FUNCTION_NAME alone is also set by
+    # tools that imitate a function (sosw's benchmarks), whose stdout is not a log stream.
+    return os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
+
+
 def make_emitter(config: SiblingsConfig, metrics: Any = None) -> Emitter | None:
     """The emitter for ``config`` (``None`` with ``metrics_enabled`` off); ``metrics`` is a
     Powertools ``Metrics`` object of the caller's, or ``None``."""
@@ -168,10 +201,22 @@ def make_emitter(config: SiblingsConfig, metrics: Any = None) -> Emitter | None:
         return None
     if metrics is not None:
         return CallerMetrics(metrics)
-    # Lambda's runtime sets AWS_EXECUTION_ENV; AWS_LAMBDA_FUNCTION_NAME alone is also set by
-    # tools that imitate a function (sosw's benchmarks), whose stdout is not a log stream.
-    on_lambda = os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
-    provider = powertools_provider() if on_lambda else None
+    if not on_lambda():
+        return LogLine(config.metrics_namespace)
+    provider = powertools_provider()
     if provider is not None:
         return PowertoolsDocuments(config.metrics_namespace, provider)
-    return LogLine(config.metrics_namespace)
+    return StdoutDocuments(config.metrics_namespace)
+
+
+def emf_path(emitter: Emitter | None) -> str:
+    """A sentence naming where the metrics of ``emitter`` go (``siblings doctor`` prints it)."""
+    if emitter is None:
+        return "metrics off (metrics_enabled=false)"
+    if isinstance(emitter, CallerMetrics):
+        return "added to the caller's Powertools Metrics (published when it flushes)"
+    if isinstance(emitter, PowertoolsDocuments):
+        return "one EMF document per decision printed by Powertools to stdout"
+    if isinstance(emitter, StdoutDocuments):
+        return "one EMF document per decision written to stdout"
+    return "EMF fields in the decision's log line (off Lambda: ship the line bare to extract them)"

@@ -10,7 +10,12 @@ from estimator.exceptions import (
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
+    NoRegion,
+    StoreAccessDenied,
+    StoreThrottled,
     StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
 )
 
 SiblingsError = LambdaSiblingsError
@@ -25,6 +30,11 @@ __all__ = [
     "SiblingsError",
     "SpawnFailed",
     "StoreUnavailable",
+    "NoRegion",
+    "StoreAccessDenied",
+    "StoreThrottled",
+    "StoreUnreachable",
+    "TableMissing",
 ]
 
 

@@ -9,7 +9,8 @@
    must be below it.
 5. Account headroom: with ``min_account_headroom`` set, the account's concurrency must stay
    more than that many executions below the account's limit, and the function's below its
-   reserved concurrency when it has one (the tighter of the two counts).
+   reserved concurrency when it has one (the tighter of the two counts). Applies even with
+   ``force``: a forced runaway is what it protects the account's other functions from.
 6. Recursive loop (:mod:`siblings.recursion`): the function's ``RecursiveLoop`` must be
    ``Allow``, or Lambda drops the chain after 16 invocations while the Invoke still answers
    202; applies even with ``force`` (it protects the caller's work, not the account).
@@ -72,7 +73,7 @@ class Guards:
         config: SiblingsConfig,
         *,
         cache: TwoTierCache,
-        kill_switch: KillSwitch | None,
+        kill_switch: KillSwitch,
         rule_lookup: Callable[[], RuleLookup],
         estimator: Callable[[], ConcurrencyEstimator],
         recursion: Callable[[], RecursionLookup] | None = None,
@@ -101,8 +102,6 @@ class Guards:
         the same request (one BatchGetItem) and keeps them, so that the guards after it make
         no request of their own.
         """
-        if self.kill_switch is None:
-            return Verdict(True, info={"source": "none (no shared table)"})
         cold = self._cold_entries(info, forced)
         try:
             if cold:
@@ -113,7 +112,8 @@ class Guards:
                 state = self.kill_switch.state_of(info.function_name, items[key])
             else:
                 state = self.kill_switch.state(info.function_name)
-            source = "dynamodb"
+            # Without a table the switch lives in this process: nobody can have flipped it.
+            source = "dynamodb" if self.kill_switch.store.shared else "none (no shared table)"
         except StoreUnavailable as exc:
             # Like any stale value: an enabled switch read within the grace stands in (the table
             # is down, so nobody can flip it now); a disabled one always does.
@@ -315,12 +315,23 @@ def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) ->
     """How many more executions fit: under the account's limit, and under the function's
     reserved concurrency when set; ``headroom`` is the tighter, ``limited_by`` says which.
 
-    No datapoint of the account's concurrency means nothing ran in the window: 0. The function's
-    own concurrency is the higher of Little's law and its observed peak (a limit is hit by
-    peaks, not averages).
+    The account's side is its limit minus what on-demand functions can no longer use, Lambda's
+    ``ClaimedAccountConcurrency``: executions in use *plus* every function's reserved (and
+    provisioned) concurrency, idle or not
+    (https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html). Reserved
+    concurrency is claimed even before any metric shows it, so the claim is never taken below
+    the limit minus ``UnreservedConcurrentExecutions`` of ``GetAccountSettings``. No datapoint
+    means nothing ran in the window. A function with reserved concurrency runs inside its own
+    reservation, which is part of the claim: the account's side leaves it out (else a function
+    reserving most of the account would refuse itself). The function's own concurrency is the
+    higher of Little's law and its observed peak (a limit is hit by peaks, not averages).
     """
-    used = estimate.account_concurrency or 0
-    room = account.concurrent_executions - used
+    allocated = 0
+    if account.unreserved_concurrent_executions is not None:
+        allocated = max(0, account.concurrent_executions - account.unreserved_concurrent_executions)
+    claimed = max(estimate.claimed_concurrency or 0, estimate.account_concurrency or 0, allocated)
+    others = claimed if reserved is None else max(0, claimed - reserved)
+    room = account.concurrent_executions - others
     limited_by = "account"
     function_concurrency = estimate.concurrency(ConcurrencySignal.MAX)
     if reserved is not None and reserved - function_concurrency < room:
@@ -329,6 +340,7 @@ def headroom(estimate: Estimate, account: AccountLimit, reserved: int | None) ->
         "headroom": room,
         "limited_by": limited_by,
         "account_concurrency": estimate.account_concurrency,
+        "claimed_concurrency": claimed,
         "account_limit": account.concurrent_executions,
         "function_concurrency": function_concurrency,
         "reserved_concurrency": reserved,

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from estimator.memory_store import MemoryStore
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import GuardErrorPolicy, SiblingsConfig
@@ -105,7 +106,7 @@ def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
     with _claims_lock:
         claims = _claims.get(key)
         if claims is None:
-            store = DynamoStore(config, session=session) if config.use_dynamodb else None
+            store = DynamoStore(config, session=session) if config.use_dynamodb else MemoryStore()
             claims = _claims[key] = RunClaims(store, config)
         return claims
 

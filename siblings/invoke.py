@@ -23,8 +23,6 @@ keeps its work. https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#AP
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +35,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.validation import parse_function
 from siblings.errors import SpawnFailed
 
@@ -134,7 +133,7 @@ def describe_failure(exc: BaseException | None) -> str:
 class Invoker:
     """Sends a sibling's event with ``lambda:Invoke``, retrying transient failures.
 
-    ``sleep`` and ``rng`` are injectable so tests need not wait.
+    ``clock`` (its ``sleep`` and ``monotonic``) and ``rng`` are injectable so tests need not wait.
     """
 
     def __init__(
@@ -144,14 +143,14 @@ class Invoker:
         max_attempts: int = 5,
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 2.0,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
         self._client = lambda_client
         self._max_attempts = max(1, max_attempts)
         self._base = backoff_seconds
         self._cap = max_backoff_seconds
-        self._sleep = sleep
+        self._clock = clock
         self._rng = rng or random.Random()
 
     def invoke(
@@ -164,7 +163,7 @@ class Invoker:
     ) -> InvokeOutcome:
         """Invoke ``function_arn`` (alias or version kept) with ``body``.
 
-        ``deadline`` (``time.monotonic()`` value) stops retrying when the next backoff would
+        ``deadline`` (a ``clock.monotonic()`` value) stops retrying when the next backoff would
         end after it. Raises :class:`SpawnFailed` with the last error as ``cause``.
         """
         if invocation_type not in _INVOCATION_TYPES:
@@ -185,9 +184,9 @@ class Invoker:
                 if not is_retryable(exc) or attempt >= self._max_attempts:
                     break
                 delay = self._rng.uniform(0, min(self._cap, self._base * 2 ** (attempt - 1)))
-                if deadline is not None and time.monotonic() + delay >= deadline:
+                if deadline is not None and self._clock.monotonic() + delay >= deadline:
                     break
-                self._sleep(delay)
+                self._clock.sleep(delay)
                 continue
             meta = response.get("ResponseMetadata", {})
             return InvokeOutcome(

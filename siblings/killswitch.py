@@ -16,13 +16,12 @@ import logging
 import math
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import StoredItem
-from estimator.store import DynamoStore
+from estimator.store import DynamoStore, Store
 from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.keys import kill_key, rules_key
@@ -54,7 +53,7 @@ class KillState:
 class KillSwitch:
     """Reads and flips the kill switch items of a :class:`DynamoStore`."""
 
-    def __init__(self, store: DynamoStore, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.clock = clock
         self._lock = threading.Lock()
@@ -72,7 +71,7 @@ class KillSwitch:
     def state_of(self, function_name: str, item: StoredItem | None) -> KillState:
         """The state an item read by the caller (``None``: absent) says; remembered as the
         last known state."""
-        if item is None or item.is_gone(self.clock()):
+        if item is None or item.is_gone(self.clock.now()):
             state = KillState(function_name, disabled=False)
         elif item.corrupt or not self._valid(item.value):
             state = KillState(
@@ -92,7 +91,7 @@ class KillSwitch:
                 changed_by=value.get("changed_by"),
             )
         with self._lock:
-            self._last[function_name] = (state, self.clock())
+            self._last[function_name] = (state, self.clock.now())
         return state
 
     def _valid(self, value: dict[str, Any] | None) -> bool:
@@ -127,13 +126,13 @@ class KillSwitch:
         if found is None:
             return None
         state, read_at = found
-        return state if state.disabled or self.clock() - read_at <= max_age else None
+        return state if state.disabled or self.clock.now() - read_at <= max_age else None
 
     def set(
         self, function_name: str, disabled: bool, reason: str = "", changed_by: str | None = None
     ) -> KillState:
         """Write the switch (kept, not deleted, on enable: the item records who enabled it)."""
-        now = self.clock()
+        now = self.clock.now()
         state = KillState(function_name, disabled, reason, now, changed_by)
         value = {k: v for k, v in state.to_dict().items() if k != "function_name"}
         self.store.put(
@@ -143,7 +142,7 @@ class KillSwitch:
             keep_until=now + _FOREVER_S,
         )
         with self._lock:
-            self._last[function_name] = (state, self.clock())
+            self._last[function_name] = (state, self.clock.now())
         return state
 
 
@@ -167,7 +166,7 @@ class FunctionStatus:
         }
 
 
-def _store(config: SiblingsConfig | None, session: Any, store: DynamoStore | None) -> DynamoStore:
+def _store(config: SiblingsConfig | None, session: Any, store: Store | None) -> Store:
     if store is not None:
         return store
     return DynamoStore(config or SiblingsConfig.from_env(), session=session)
@@ -192,7 +191,7 @@ def disable_spawning(
     reason: str = "",
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> KillState:
     """Stop every future spawn of ``function_name`` (name or ARN), even forced ones.
 
@@ -208,7 +207,7 @@ def enable_spawning(
     reason: str = "",
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> KillState:
     """Allow spawning of ``function_name`` again (the other guards still apply)."""
     return _set_spawning(function_name, False, reason, config, session, store)
@@ -220,7 +219,7 @@ def _set_spawning(
     reason: str,
     config: SiblingsConfig | None,
     session: Any,
-    store: DynamoStore | None,
+    store: Store | None,
 ) -> KillState:
     switch = KillSwitch(_store(config, session, store))
     return switch.set(_name(function_name), disabled, reason, _operator())
@@ -231,7 +230,7 @@ def spawning_status(
     *,
     config: SiblingsConfig | None = None,
     session: Any = None,
-    store: DynamoStore | None = None,
+    store: Store | None = None,
 ) -> FunctionStatus:
     """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
     table = _store(config, session, store)

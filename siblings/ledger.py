@@ -24,26 +24,27 @@ one of them run it.
 A record that is not one of ours (wrong shape, times beyond the clock-skew allowance) is
 reported as :attr:`ClaimStatus.CORRUPT`: the manager applies ``on_guard_error`` to it.
 
-Without a shared table (``use_dynamodb=False``) the records live in process only: racing
-threads still give one invoke, retries in another container do not.
+Without a shared table (``use_dynamodb=False``) the records live in a
+:class:`~estimator.memory_store.MemoryStore`, in process only: racing threads still give one
+invoke, retries in another container do not.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import StoredItem, believable_time
+from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
-from estimator.store import DynamoStore
+from estimator.store import Store
 from siblings.config import SiblingsConfig
 from siblings.keys import invocation_key
 from siblings.metadata import ChainMetadata
@@ -82,17 +83,13 @@ class SpawnLedger:
 
     def __init__(
         self,
-        store: DynamoStore | None,
+        store: Store | None,
         config: SiblingsConfig,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        monotonic: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.store = store
+        self.store: Store = store if store is not None else MemoryStore()
         self.config = config
         self.clock = clock
-        self.sleep = sleep
-        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._done: LRUCache[str, dict[str, Any]] = LRUCache(maxsize=_MEMORY_MAX)
 
@@ -103,10 +100,10 @@ class SpawnLedger:
         """
         with self._lock:
             done = self._done.get(key)
-        if done is not None or self.store is None:
+        if done is not None:
             return done
         item = self.store.get(key)
-        if item is None or item.is_gone(self.clock()) or not self.valid_record(item.value):
+        if item is None or item.is_gone(self.clock.now()) or not self.valid_record(item.value):
             return None
         assert item.value is not None
         return item.value["result"] if item.value["state"] == "invoked" else None
@@ -114,7 +111,7 @@ class SpawnLedger:
     def claim(self, key: str, owner: str | None, deadline: float | None = None) -> Claim:
         """Take the step for ``owner`` (the parent's request id); see the module docstring.
 
-        ``deadline`` (``time.monotonic()``) bounds waiting on someone else's pending record.
+        ``deadline`` (a ``clock.monotonic()`` value) bounds waiting on someone else's pending record.
         Raises :class:`StoreUnavailable`.
         """
         with self._lock:
@@ -122,23 +119,21 @@ class SpawnLedger:
         if done is not None:
             return Claim(ClaimStatus.DONE, result=done)
         token = uuid.uuid4().hex
-        if self.store is None:
-            return Claim(ClaimStatus.CLAIMED, token=token)
-        now = self.clock()
+        now = self.clock.now()
         pending = {"state": "pending", "owner": owner, "token": token, "claimed_at": now}
         existing = self.store.create(key, pending, self._keep_until(now), now)
         if existing is None:
             return Claim(ClaimStatus.CLAIMED, token=token)
         timeout = self.config.lease_wait_seconds
         if deadline is not None:
-            timeout = min(timeout, deadline - self.monotonic())
-        backoff = Backoff(timeout, monotonic=self.monotonic, sleep=self.sleep)
+            timeout = min(timeout, deadline - self.clock.monotonic())
+        backoff = Backoff(timeout, clock=self.clock)
         while True:
             claim = self._judge(key, existing, owner, pending)
             if claim is not None:
                 return claim
             if existing is None:  # released meanwhile: claim it like a fresh step
-                now = self.clock()
+                now = self.clock.now()
                 existing = self.store.create(key, {**pending, "claimed_at": now}, self._keep_until(now), now)
                 if existing is None:
                     return Claim(ClaimStatus.CLAIMED, token=token)
@@ -152,7 +147,7 @@ class SpawnLedger:
         self, key: str, item: StoredItem | None, owner: str | None, pending: dict[str, Any]
     ) -> Claim | None:
         """What an existing record means for this claim; ``None``: wait and look again."""
-        if item is None or item.is_gone(self.clock()):
+        if item is None or item.is_gone(self.clock.now()):
             return None
         value = item.value
         if item.corrupt or not self.valid_record(value):
@@ -164,7 +159,7 @@ class SpawnLedger:
         if value.get("token") == pending["token"]:
             # Our own write: it succeeded, but the reply was lost and the retry collided.
             return Claim(ClaimStatus.CLAIMED, token=pending["token"])
-        age = self.clock() - float(value["claimed_at"])
+        age = self.clock.now() - float(value["claimed_at"])
         if value.get("owner") == owner and age >= self.config.lease_seconds:
             log.warning("taking over spawn record %r left pending %.1fs ago by this request id", key, age)
             return self.take_over(key, pending)
@@ -173,12 +168,11 @@ class SpawnLedger:
     def take_over(self, key: str, pending: dict[str, Any] | None = None) -> Claim:
         """Overwrite the step's record with a fresh claim of ours (after a crash, or when
         ``on_guard_error='allow'`` lets a corrupt record be replaced)."""
-        now = self.clock()
+        now = self.clock.now()
         pending = {**(pending or {"state": "pending", "owner": None, "token": uuid.uuid4().hex}),
                    "claimed_at": now}
-        if self.store is not None:
-            keep = self._keep_until(now)
-            self.store.put(key, pending, fresh_until=keep, keep_until=keep)
+        keep = self._keep_until(now)
+        self.store.put(key, pending, fresh_until=keep, keep_until=keep)
         return Claim(ClaimStatus.CLAIMED, token=pending["token"])
 
     def valid_record(self, value: dict[str, Any] | None) -> bool:
@@ -188,7 +182,7 @@ class SpawnLedger:
         if not all(isinstance(value.get(name), str | None) for name in ("owner", "token")):
             return False
         stamp = value.get("claimed_at") if value["state"] == "pending" else value.get("invoked_at")
-        if not believable_time(stamp, self.clock(), self.config.max_clock_skew_seconds):
+        if not believable_time(stamp, self.clock.now(), self.config.max_clock_skew_seconds):
             return False
         return value["state"] == "pending" or isinstance(value.get("result"), dict)
 
@@ -205,9 +199,7 @@ class SpawnLedger:
         BatchWriteItem. Raises :class:`StoreUnavailable` (the in-process record is kept)."""
         with self._lock:
             self._done[key] = result
-        if self.store is None:
-            return
-        now = self.clock()
+        now = self.clock.now()
         keep = self._keep_until(now)
         record = {"state": "invoked", "owner": owner, "token": token, "invoked_at": now, "result": result}
         items = [(key, record, keep, keep)]
@@ -215,13 +207,16 @@ class SpawnLedger:
             items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
         self.store.put_many(items)
 
-    def release(self, key: str) -> None:
-        """Forget a claim whose Invoke failed or was refused, so the step can be spawned later
-        (best effort)."""
-        if self.store is None:
-            return
+    def release(self, key: str, token: str | None = None) -> None:
+        """Forget the claim ``token`` whose Invoke failed or was refused, so the step can be
+        spawned later (best effort). Only that claim is removed: a stalled attempt whose
+        record was taken over by a retry must not delete its successor's (``token=None``
+        removes whatever is there: for operators only)."""
         try:
-            self.store.delete(key)
+            if token is None:
+                self.store.delete(key)
+            elif not self.store.delete(key, only_if={"token": token}):
+                log.info("spawn record %r is no longer claim %s: left alone", key, token)
         except Exception as exc:  # the caller is already handling the Invoke's failure
             log.warning("could not release spawn record %r: %s", key, exc)
 

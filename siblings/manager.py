@@ -20,7 +20,8 @@ A drop-in for ``sosw.components.siblings.SiblingsManager``::
    ``PayloadTooLarge`` before anything is written or invoked;
 2. generation limit and 3. kill switch: even with ``force=True``;
 4. an earlier spawn of the same chain step (a retried parent): the first result, ``duplicate``;
-5. EventBridge rule state, 6. concurrency and account headroom: skipped with ``force=True``;
+5. EventBridge rule state and 6. concurrency: skipped with ``force=True``;
+   then account headroom (``min_account_headroom``): even with ``force=True``;
 7. claim the step, offload the payload to S3 if needed, async Invoke with retries, record.
 
 An Invoke that still fails raises :class:`SpawnFailed`. Every decision is counted in
@@ -35,16 +36,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
-from estimator.store import DynamoStore
-from siblings.config import GuardErrorPolicy, SiblingsConfig
+from estimator.store import DynamoStore, Store
+from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
 from siblings.emf import make_emitter
@@ -55,13 +57,10 @@ from siblings.killswitch import KillSwitch
 from siblings.ledger import SpawnLedger
 from siblings.metadata import (
     ChainMetadata,
-    metadata_of,
-    parse_metadata,
-    recall,
-    remember,
     root_metadata,
 )
 from siblings.payload import EMPTY_EVENT, build_event, has_pointer, normalize_payload
+from siblings.position import chain_position
 from siblings.recursion import RecursionLookup
 from siblings.result import Reason, SpawnResult
 from siblings.rules import RuleLookup
@@ -78,11 +77,9 @@ _CLIENT_KWARGS = {
     "s3_client": "s3",
     "scheduler_client": "scheduler",
 }
-_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics")
+_OTHER_KWARGS = ("session", "estimator", "store", "cache", "config", "metrics", "clock")
 # Invoker retries with its own backoff and deadline: no hidden SDK retries under it.
 _CLIENT_RETRIES = {"lambda": {"mode": "standard", "total_max_attempts": 1}}
-# Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
-_DEADLINE_MARGIN_S = 1.0
 
 
 class SiblingsManager:
@@ -95,7 +92,8 @@ class SiblingsManager:
     (``boto3.Session``), ``lambda_client``, ``events_client``, ``s3_client``, ``store``
     (:class:`DynamoStore`), ``cache`` (:class:`TwoTierCache`), ``estimator``
     (:class:`ConcurrencyEstimator`), ``metrics`` (a Powertools ``Metrics``, see
-    :mod:`siblings.emf`). Clients are created on first use.
+    :mod:`siblings.emf`), ``clock`` (an :class:`~estimator.clock.Clock` every time-dependent
+    part reads; default the given cache's, else the real one). Clients are created on first use.
     """
 
     def __init__(self, custom_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
@@ -118,20 +116,22 @@ class SiblingsManager:
         cache: TwoTierCache | None = kwargs.get("cache")
         if cache is None and estimator is not None:
             cache = estimator.cache  # one tier-1 and one table for estimates and rule state
-        store: DynamoStore | None = kwargs.get("store")
-        if store is None and cache is not None:
-            store = cache.store
-        if store is None and self.config.use_dynamodb:
-            store = DynamoStore(self.config, session=self._session)
-        # One store, hence one breaker, for the cache, the kill switch and the spawn records.
+        clock: Clock = kwargs.get("clock") or (cache.clock if cache is not None else SYSTEM_CLOCK)
+        self.clock = clock
+        # One store, hence one breaker, for the cache, the kill switch and the spawn records;
+        # without a table, one in this process (kill switch, records and claims hold here).
+        store: Store = kwargs.get("store") or (cache.store if cache is not None else None) or (
+            DynamoStore(self.config, session=self._session, clock=clock) if self.config.use_dynamodb
+            else MemoryStore()
+        )
         self.store = store
-        if store is None:
-            _warn_no_table()
-        self.cache = cache if cache is not None else TwoTierCache(self.config, store)
+        if cache is None:  # the estimator's tier 2 is the table only (memory is tier 1 already)
+            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
+        self.cache = cache
         self._estimator = estimator
         self._estimator_lock = threading.Lock()
-        self.kill_switch = KillSwitch(store) if store is not None else None
-        self.ledger = SpawnLedger(store, self.config)
+        self.kill_switch = KillSwitch(store, clock)
+        self.ledger = SpawnLedger(store, self.config, clock)
         self.guards = Guards(
             self.config,
             cache=self.cache,
@@ -141,16 +141,22 @@ class SiblingsManager:
             recursion=lambda: RecursionLookup(self.config, self.cache, self._clients),
             schedule_lookup=lambda: ScheduleLookup(self._clients.get("scheduler")),
         )
-        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")))
-        self.runs = RunClaims(store, self.config)
-        self.spawner = Spawner(self.config, self.guards, self.ledger, self._clients, self._decisions)
+        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")), clock)
+        self.runs = RunClaims(store, self.config, clock)
+        self.spawner = Spawner(
+            self.config, self.guards, self.ledger, self._clients, self._decisions, clock
+        )
         self._last_function: str | None = None
 
     def _get_estimator(self) -> ConcurrencyEstimator:
         with self._estimator_lock:
             if self._estimator is None:
                 self._estimator = ConcurrencyEstimator(
-                    self.config, session=self._session, store=self.store, cache=self.cache
+                    self.config,
+                    session=self._session,
+                    store=self.store,
+                    cache=self.cache,
+                    clock=self.clock,
                 )
             return self._estimator
 
@@ -174,27 +180,27 @@ class SiblingsManager:
         ``invoked_function_arn`` (alias or version kept) with ``InvocationType='Event'``
         (``'DryRun'`` when ``dry_run`` is configured). ``payload`` is a dict, a JSON-object
         string or ``None``. ``force=True`` skips the EventBridge and concurrency guards, not
-        the kill switch or generation limit. ``event`` is the event this execution received
-        (or call :meth:`load_payload` with the context first) so the sibling continues its
-        chain; without it the execution counts as a chain root.
+        the kill switch, the generation limit or the account headroom guard. ``event`` is the
+        event this execution received (or call :meth:`load_payload` with the context first) so
+        the sibling continues its chain; without it the execution counts as a chain root.
 
         Returns a :class:`SpawnResult`, truthy when a sibling exists for this step.
         Raises ``TypeError``/``ValueError`` for a bad context or payload,
         :class:`PayloadTooLarge` when too large with no ``payload_bucket``, and
         :class:`SpawnFailed` when the Invoke (or the S3 offload) failed after retries.
         """
-        started = time.monotonic()
+        started = self.clock.monotonic()
         info = read_context(lambda_context)
         data, embedded = normalize_payload(payload)
         forced = _check_force(force)
         self._last_function = info.function_name
         try:
-            parent = self._incoming(info, event, embedded)
+            parent = chain_position(info, event, embedded, self.runs)
         except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
             return self._refuse_unknown_position(info, exc, forced, started)
         if parent is None:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
-        child = parent.child(info.request_id)
+        child = parent.child(info.request_id, self.clock.now())
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
         return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started))
 
@@ -202,7 +208,9 @@ class SiblingsManager:
         self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float
     ) -> SpawnResult:
         """A refusal when the generation limit cannot be applied: the chain position is unknown."""
-        step = root_metadata(info.request_id or uuid.uuid4().hex).child(info.request_id)
+        step = root_metadata(info.request_id or uuid.uuid4().hex).child(
+            info.request_id, self.clock.now()
+        )
         call = SpawnCall(info, step, EMPTY_EVENT, forced, started)
         verdict = self.guards.on_error("generation", error)
         call.guards["generation"] = verdict.info
@@ -214,7 +222,8 @@ class SiblingsManager:
         runs its chain step): nothing is invoked; counted and logged like any decision."""
         info = read_context(lambda_context)
         step = ChainMetadata(duplicate.chain_id, duplicate.generation)
-        call = SpawnCall(info, step.child(info.request_id), EMPTY_EVENT, False, time.monotonic())
+        child = step.child(info.request_id, self.clock.now())
+        call = SpawnCall(info, child, EMPTY_EVENT, False, self.clock.monotonic())
         return self.spawner.decisions.record(
             call.result(Reason.DUPLICATE, duplicate=True, detail=str(duplicate)), call.started
         )
@@ -277,52 +286,6 @@ class SiblingsManager:
         """Zero every counter (``recursive`` as in :meth:`get_stats`)."""
         self._decisions.reset()
 
-    # --- the decision ---
-    def _incoming(self, info: InvocationInfo, event: Any, embedded: Any) -> ChainMetadata | None:
-        """Where this execution sits in its chain, from the first source that knows."""
-        if event is not None:
-            if not isinstance(event, Mapping):
-                raise TypeError(f"event must be a dict, got {type(event).__name__}")
-            return metadata_of(event)
-        if info.request_id:
-            known, metadata = recall(info.request_id)
-            if known:
-                return metadata
-        if embedded is not None:
-            return parse_metadata(embedded)
-        if info.request_id:
-            return self._recorded_position(info.request_id)
-        return None
-
-    def _recorded_position(self, request_id: str) -> ChainMetadata | None:
-        """The position the parent recorded under this execution's request id (a handler that
-        never read its event); a miss starts a new chain, said once in the log."""
-        try:
-            metadata = self.runs.lookup(request_id)
-        except StoreUnavailable as exc:
-            if self.config.on_guard_error is not GuardErrorPolicy.ALLOW:
-                raise  # refused: a new chain here would reset the generation count
-            log.warning(
-                "chain position of %s unknown (%s): a new chain (on_guard_error=allow)", request_id, exc
-            )
-            return None  # not remembered: the next spawn of this execution asks again
-        if metadata is None:
-            log.info("no chain position recorded for request %s: a new chain starts here", request_id)
-        remember(request_id, metadata)  # asked once per execution
-        return metadata
-
-
-_warned_no_table = threading.Event()
-
-
-def _warn_no_table() -> None:
-    """Say once per process what running without the shared table gives up."""
-    if not _warned_no_table.is_set():
-        _warned_no_table.set()
-        log.warning(
-            "no shared table (use_dynamodb=false): no kill switch, and spawn records and step "
-            "claims hold within this process only"
-        )
 
 
 def _check_force(force: Any) -> bool:

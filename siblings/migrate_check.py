@@ -61,8 +61,8 @@ class Finding(Enum):
         Severity.ATTENTION,
         "spawn_sibling(..., force=...) switches the guards off",
         "the guards are cached now, so force is not needed to avoid throttling: without it the "
-        "EventBridge rule and max_concurrency are checked; with it only the kill switch and "
-        "max_generations are",
+        "EventBridge rule and max_concurrency are checked; with it only the kill switch, "
+        "max_generations and min_account_headroom (when set) are",
     )
     NONE_CHECK = (
         Severity.ATTENTION,

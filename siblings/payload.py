@@ -11,10 +11,8 @@ The key is deterministic per chain step and content, so a retried spawn of the s
 overwrites rather than piles up, a different payload never replaces the one a running sibling
 reads, and the reader accepts a pointer only to that key (:mod:`siblings.pointer`).
 Objects are not deleted after reading (Lambda may deliver the sibling's event again); give the
-bucket a lifecycle rule on the prefix.
-
-:func:`load_payload` returns the original payload for every event: inline, offloaded, or not a
-sibling event at all.
+bucket a lifecycle rule on the prefix. The sibling's side (reading the event back, resolving
+a pointer) is :mod:`siblings.inbound`'s.
 """
 
 from __future__ import annotations
@@ -45,8 +43,9 @@ def normalize_payload(payload: Any) -> tuple[dict[str, Any], Any]:
     """Return ``(payload as a dict, reserved key found in it or None)``.
 
     Accepts ``None`` (empty), a dict, or a string holding a JSON object. Raises ``TypeError``
-    for other types or content that cannot be JSON-serialised, ``ValueError`` for a string
-    that is not a JSON object or for non-finite floats.
+    for other types, content that cannot be JSON-serialised or a key that is not a string at
+    any depth (the message names its path), ``ValueError`` for a string that is not a JSON
+    object, for non-finite floats or for nesting too deep to encode (either form).
     """
     if payload is None:
         data: dict[str, Any] = {}
@@ -57,6 +56,8 @@ def normalize_payload(payload: Any) -> tuple[dict[str, Any], Any]:
             decoded = json.loads(payload)
         except json.JSONDecodeError as exc:
             raise ValueError(f"payload string is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ValueError("payload nests too deeply to be sent as JSON") from None
         if not isinstance(decoded, dict):
             raise ValueError(
                 f"payload must be a JSON object, the string decodes to {type(decoded).__name__}"
@@ -66,12 +67,49 @@ def normalize_payload(payload: Any) -> tuple[dict[str, Any], Any]:
         raise TypeError(
             f"payload must be a dict, a JSON string or None, got {type(payload).__name__}"
         )
-    for key in data:
-        if not isinstance(key, str):
-            raise TypeError(f"payload keys must be strings, got {type(key).__name__} {key!r}")
+    if not isinstance(payload, str):  # decoded JSON has only string keys
+        _check_keys(data)
     embedded = data.pop(METADATA_KEY, None)
     _dumps(data)  # fail here, before any guard or AWS call
     return data, embedded
+
+
+def _check_keys(data: Mapping[Any, Any]) -> None:
+    """Refuse a key that is not a string at any depth, naming where it is.
+
+    ``json.dumps`` would turn ``1``, ``True`` and ``None`` into ``"1"``, ``"true"`` and
+    ``"null"`` and silently keep only one of two keys that collide. The walk uses its own stack
+    (a payload may nest deeper than Python recurses) and builds the path only on failure.
+    """
+    # Each entry: (value, parent entry, step from the parent); the root has no parent.
+    stack: list[tuple[Any, Any, Any]] = [(data, None, None)]
+    while stack:
+        entry = stack.pop()
+        value = entry[0]
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(
+                        f"payload keys must be strings, got {type(key).__name__} {key!r:.40} "
+                        f"in {_path(entry)}"
+                    )
+                if isinstance(item, Mapping | list | tuple):
+                    stack.append((item, entry, key))
+        elif isinstance(value, list | tuple):
+            stack.extend(
+                (item, entry, index)
+                for index, item in enumerate(value)
+                if isinstance(item, Mapping | list | tuple)
+            )
+
+
+def _path(entry: tuple[Any, Any, Any]) -> str:
+    """``payload['a'][0]`` for a stack entry of :func:`_check_keys`."""
+    steps: list[str] = []
+    while entry[1] is not None:
+        steps.append(f"[{entry[2]!r}]")
+        entry = entry[1]
+    return "payload" + "".join(reversed(steps))
 
 
 def _dumps(value: Any) -> bytes:

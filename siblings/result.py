@@ -77,7 +77,7 @@ class SpawnResult:
     request_id: str | None = None
     """Request id of the async Invoke that created the sibling."""
     forced: bool = False
-    """``force=True`` was given (EventBridge, concurrency and headroom guards skipped)."""
+    """``force=True`` was given (EventBridge and concurrency guards skipped)."""
     offloaded: bool = False
     """The payload went to S3 and the sibling received a pointer."""
     payload_key: str | None = None

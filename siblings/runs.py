@@ -16,16 +16,13 @@ is found in its chain by :meth:`RunClaims.lookup`, so the generation limit still
 from __future__ import annotations
 
 import logging
-import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
-from cachetools import LRUCache
-
+from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.items import believable_time
+from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
-from estimator.store import DynamoStore
+from estimator.store import Store
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.errors import DuplicateSibling
 from siblings.keys import invocation_key, run_key
@@ -33,7 +30,6 @@ from siblings.metadata import ChainMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
 
-_MEMORY_MAX = 1024
 LOOKUP_PATIENCE_S = 1.0
 """How long a miss of the chain-position lookup is asked again (see :meth:`RunClaims.lookup`)."""
 
@@ -43,28 +39,20 @@ class RunClaims:
 
     def __init__(
         self,
-        store: DynamoStore | None,
+        store: Store | None,
         config: SiblingsConfig,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.store = store
+        # Without a shared table the claims only hold within this process.
+        self.store: Store = store if store is not None else MemoryStore()
         self.config = config
         self.clock = clock
-        self._lock = threading.Lock()
-        # Without a shared table the claims only hold within this process.
-        self._local: LRUCache[str, str] = LRUCache(maxsize=_MEMORY_MAX)
 
     def start(self, metadata: ChainMetadata, request_id: str) -> None:
         """Claim ``metadata``'s step for ``request_id``; :class:`DuplicateSibling` when another
         execution holds it. Raises :class:`StoreUnavailable` when the table cannot be asked."""
         key = run_key(metadata.chain_id, metadata.generation)
-        if self.store is None:
-            with self._lock:
-                runner = self._local.setdefault(key, request_id)
-            if runner != request_id:
-                raise DuplicateSibling(metadata.chain_id, metadata.generation, runner)
-            return
-        now = self.clock()
+        now = self.clock.now()
         keep = now + self.config.spawn_record_ttl_seconds
         claim = {"runner": request_id, "started_at": now}
         existing = self.store.create(key, claim, keep, now)
@@ -91,12 +79,11 @@ class RunClaims:
         chain root pays that once; a sibling taken for a root would restart the generation count).
         Raises :class:`StoreUnavailable`; a record that does not parse is ignored (logged).
         """
-        if self.store is None:
-            return None
-        backoff = Backoff(patience, first=0.1, maximum=0.4)
+        # Only a table is written by other processes: a store of this process is asked once.
+        backoff = Backoff(patience if self.store.shared else 0.0, first=0.1, maximum=0.4, clock=self.clock)
         while True:
             item = self.store.get(invocation_key(request_id))
-            if item is not None and item.value is not None and not item.is_gone(self.clock()):
+            if item is not None and item.value is not None and not item.is_gone(self.clock.now()):
                 break
             if not backoff.wait():
                 return None
@@ -110,4 +97,4 @@ class RunClaims:
         if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
             return False
         skew = self.config.max_clock_skew_seconds
-        return believable_time(value.get("started_at"), self.clock(), skew)
+        return believable_time(value.get("started_at"), self.clock.now(), skew)

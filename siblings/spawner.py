@@ -8,7 +8,8 @@ For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
 4. the recursive loop setting (even when forced: Lambda itself would drop the work), then,
-   unless forced, the EventBridge and concurrency guards (from the caches: no I/O when warm);
+   unless forced, the EventBridge and concurrency guards, then (forced too) account headroom
+   (from the caches: no I/O when warm);
 5. offload, Invoke with retries, then one BatchWriteItem: the spawn record and the child's
    chain position under the Invoke's request id.
 
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 
 from estimator.aws import Clients
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
@@ -53,7 +54,9 @@ class Spawner:
         ledger: SpawnLedger,
         clients: Clients,
         decisions: DecisionLog,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -90,7 +93,7 @@ class Spawner:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
         if call.guard_ms is None:  # stopped before the cached guards: it all was guard time
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
         return self.decisions.record(stop, call.started, call.guard_ms)
 
     def _verdict(self, call: SpawnCall, name: str, verdict: Verdict) -> SpawnResult | None:
@@ -104,28 +107,29 @@ class Spawner:
         return call.result(verdict.reason, detail=verdict.detail)
 
     def _cached_guards(self, call: SpawnCall) -> SpawnResult | None:
-        """The recursive loop setting (with ``force`` too), then EventBridge, concurrency and
-        account headroom (skipped under ``force``); the guards' time is taken here, when the
+        """The recursive loop setting (with ``force`` too), then EventBridge and concurrency
+        (skipped under ``force``), then account headroom (even forced: a forced runaway is what it
+        protects the account's other functions from); the guards' time is taken here, when the
         last of them has answered."""
         try:
             stop = self._verdict(call, "recursion", self.guards.check_recursion(call.info))
             if stop is not None:
                 return stop
+            checks = [("account_headroom", self.guards.check_account_headroom)]
             if call.forced:
-                skipped = ("eventbridge", "concurrency", "account_headroom")
-                call.guards.update({name: {"skipped": "force"} for name in skipped})
-                return None
-            for name, check in (
-                ("eventbridge", self.guards.check_rules),
-                ("concurrency", self.guards.check_concurrency),
-                ("account_headroom", self.guards.check_account_headroom),
-            ):
+                call.guards.update({name: {"skipped": "force"} for name in ("eventbridge", "concurrency")})
+            else:
+                checks[:0] = [
+                    ("eventbridge", self.guards.check_rules),
+                    ("concurrency", self.guards.check_concurrency),
+                ]
+            for name, check in checks:
                 stop = self._verdict(call, name, check(call.info))
                 if stop is not None:
                     return stop
             return None
         finally:
-            call.guard_ms = (time.monotonic() - call.started) * 1000.0
+            call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
 
     def _dry_run(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         stop = self._verdict(call, "kill_switch", self.guards.check_kill_switch(call.info))
@@ -171,7 +175,7 @@ class Spawner:
     def _release(self, call: SpawnCall, claim: Claim | None) -> None:
         """Give back a claim this call made (never someone else's record)."""
         if claim is not None and claim.status is ClaimStatus.CLAIMED:
-            self.ledger.release(call.key)
+            self.ledger.release(call.key, claim.token)
 
     def _record(self, call: SpawnCall, claim: Claim | None, outcome: InvokeOutcome) -> SpawnResult:
         spawned = call.result(
@@ -194,16 +198,12 @@ class Spawner:
         self, call: SpawnCall, deadline: float | None
     ) -> tuple[Verdict, Claim | StoreUnavailable]:
         """Read the kill switch and claim the step at the same time: one round trip, not two."""
-        pending = None
-        if self.guards.kill_switch is not None:  # without a table it is answered in memory
-            pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
+        pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
         claimed: Claim | StoreUnavailable
         try:
             claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
         except StoreUnavailable as exc:
             claimed = exc
-        if pending is None:
-            return self.guards.check_kill_switch(call.info, call.forced), claimed
         return pending.result(), claimed
 
     def _judge_claim(
@@ -230,6 +230,7 @@ class Spawner:
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,
+            clock=self.clock,
         )
         encoded = call.encoded
         try:
@@ -249,7 +250,7 @@ class Spawner:
             return None
         # Short executions keep back a quarter of what is left, so Invoke retries still fit.
         margin = min(_DEADLINE_MARGIN_S, remaining / 4)
-        return time.monotonic() + max(remaining - margin, 0.0)
+        return self.clock.monotonic() + max(remaining - margin, 0.0)
 
     def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
         """Another thread of this process is spawning the same step: share its result."""

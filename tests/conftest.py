@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import boto3
 import pytest
 
+from estimator.clock import ManualClock
 from siblings.local.calls import CallRecorder
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
+from tests.helpers import minute_clock
 
 # Nothing in the suite may reach real AWS: dummy credentials and region for any client that
 # slips past a fixture, and no instance-metadata lookups.
@@ -48,6 +51,35 @@ class Aws:
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the server."""
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """A virtual clock for the test's estimators and managers (see :func:`minute_clock`)."""
+    return minute_clock()
+
+
+class _SdkTime:
+    """Stands in for the ``time`` module in ``botocore.endpoint``: retry back-offs pass on
+    ``clock`` instead of the wall clock."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self._clock = clock
+
+    def sleep(self, seconds: float) -> None:
+        self._clock.sleep(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def sdk_sleeps_on_clock(clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """botocore's retry sleeps pass on the test's :func:`clock` (the retries still happen)."""
+    import botocore.endpoint
+
+    monkeypatch.setattr(botocore.endpoint, "time", _SdkTime(clock))
+    return clock
 
 
 @pytest.fixture(scope="session")

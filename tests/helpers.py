@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from estimator.clock import Clock, ManualClock
 from estimator.config import Config
 from siblings.local.server import LocalAwsServer, WsgiApp
 
@@ -19,18 +21,20 @@ def put_lambda_metrics(
     *,
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
+    clock: Clock | None = None,
 ) -> None:
-    """Publish per-minute (invocations, avg duration ms) buckets ending one minute ago.
+    """Publish per-minute (invocations, avg duration ms) buckets ending at the last published minute.
 
     Each bucket lands in the middle of a whole minute inside the estimator's aligned window.
-    The window moves at each minute boundary, so this first waits until at least
-    ``margin_seconds`` remain in the current minute: the test's estimates then see the same
-    window the data was written for.
+    The window moves at each minute boundary. On the real clock this first waits until at
+    least ``margin_seconds`` remain in the current minute, so the test's estimates see the
+    window the data was written for; with ``clock`` (a :func:`minute_clock` the estimators
+    read too) the minute is the clock's and nothing waits.
     """
     dimensions = _dimensions(function_name, qualifier)
     data = []
     for stamp, (invocations, duration_ms) in zip(
-        _stamps(len(buckets), margin_seconds), buckets, strict=True
+        _stamps(len(buckets), margin_seconds, clock), buckets, strict=True
     ):
         data.append(
             {"MetricName": "Invocations", "Dimensions": dimensions, "Value": invocations,
@@ -50,8 +54,11 @@ def put_concurrency_metrics(
     *,
     qualifier: str | None = None,
     margin_seconds: float = 12.0,
+    clock: Clock | None = None,
+    metric: str = "ConcurrentExecutions",
 ) -> None:
-    """Publish per-minute ``ConcurrentExecutions`` peaks ending one minute ago, as Lambda does:
+    """Publish per-minute ``metric`` (``ConcurrentExecutions``) peaks ending at the last
+    published minute, as Lambda does:
     for a function (``FunctionName`` dimension) or, with ``function_name=None``, for the whole
     account (no dimensions). Same timing as :func:`put_lambda_metrics`.
 
@@ -61,9 +68,9 @@ def put_concurrency_metrics(
     """
     dimensions = [] if function_name is None else _dimensions(function_name, qualifier)
     data = [
-        {"MetricName": "ConcurrentExecutions", "Dimensions": dimensions, "Value": peak,
+        {"MetricName": metric, "Dimensions": dimensions, "Value": peak,
          "Timestamp": stamp, "Unit": "Count"}
-        for stamp, peak in zip(_stamps(len(peaks), margin_seconds), peaks, strict=True)
+        for stamp, peak in zip(_stamps(len(peaks), margin_seconds, clock), peaks, strict=True)
     ]
     cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data)
 
@@ -75,15 +82,48 @@ def _dimensions(function_name: str, qualifier: str | None) -> list[dict[str, str
     return dimensions
 
 
-def _stamps(count: int, margin_seconds: float) -> list[datetime]:
-    """Mid-minute stamps of the last ``count`` whole minutes, oldest first, once at least
-    ``margin_seconds`` are left in the current minute."""
-    left = 60 - time.time() % 60
-    if left < margin_seconds:
-        time.sleep(left + 0.2)
-    current = datetime.fromtimestamp(time.time(), tz=UTC).replace(second=0, microsecond=0)
+def minute_clock() -> ManualClock:
+    """A virtual clock one second into a minute: 59 virtual seconds before the estimators'
+    metric window moves, whenever the test runs.
+
+    The minute is the current one (the clock then lags the real one by at most 45 s) or, late
+    in it, the next one (ahead by at most 16 s): either way within ``max_clock_skew_seconds``
+    of items the real clock writes, and the metric data stamped from it lies in the past.
+    """
+    minute = math.floor(time.time() / 60) * 60
+    if time.time() - minute >= 45:
+        minute += 60
+    return ManualClock(start=minute + 1.0)
+
+
+class WaitingThreadsClock(ManualClock):
+    """A manual clock for threads that wait for each other: a sleep does not move virtual time
+    (the waits of concurrent threads overlap; summed, they would race the clock ahead), it only
+    yields the thread for a moment so that the one being waited for (a lease holder's refresh,
+    real HTTP) finishes. Time moves by :meth:`advance` alone."""
+
+    def sleep(self, seconds: float) -> None:
+        """Yield for at most 5 ms of real time; virtual time stands still."""
+        if seconds > 0:
+            time.sleep(min(seconds, 0.005))
+
+
+def _stamps(count: int, margin_seconds: float, clock: Clock | None = None) -> list[datetime]:
+    """Mid-minute stamps of the last ``count`` whole minutes Lambda has published by ``clock``'s
+    time, oldest first; on the real clock (``None``) once at least ``margin_seconds`` are left in
+    the current minute. The minute just closed is left empty, as on AWS (its metrics come when
+    its invocations finish), and so is outside the estimator's window
+    (``publication_delay_seconds``, 60 s by default)."""
+    if clock is None:
+        left = 60 - time.time() % 60
+        if left < margin_seconds:
+            time.sleep(left + 0.2)  # the real clock: wait for a minute the test can finish in
+        now = time.time()
+    else:
+        now = clock.now()
+    current = datetime.fromtimestamp(now, tz=UTC).replace(second=0, microsecond=0)
     return [
-        current - timedelta(minutes=age) + timedelta(seconds=30) for age in range(count, 0, -1)
+        current - timedelta(minutes=age + 1) + timedelta(seconds=30) for age in range(count, 0, -1)
     ]
 
 

@@ -56,7 +56,11 @@ from siblings.local.work_log import WorkLog
 
 
 class SimClock:
-    """Epoch seconds running ``scale`` times faster than the wall clock from creation on."""
+    """Epoch seconds running ``scale`` times faster than the wall clock from creation on.
+
+    Only :meth:`now` (CloudWatch's time, and the estimator's cache TTLs) is scaled: waits and
+    deadlines are those of the local runtime, which runs in real time.
+    """
 
     def __init__(self, scale: float) -> None:
         self.scale = scale
@@ -65,6 +69,15 @@ class SimClock:
     def now(self) -> float:
         """The scaled time now."""
         return self.origin + (time.time() - self.origin) * self.scale
+
+    def monotonic(self) -> float:
+        """The real monotonic clock (the runtime's deadlines are real)."""
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """A real sleep (executions wait in real time)."""
+        if seconds > 0:
+            time.sleep(seconds)
 
 
 @dataclass
@@ -255,7 +268,7 @@ class Fleet:
             config.replace(use_dynamodb=False),
             session=self.session,
             cloudwatch_client=cloudwatch,
-            clock=self.clock.now,
+            clock=self.clock,
         )
 
     # --- the run ---

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from estimator.aws import make_client
+from estimator.clock import SYSTEM_CLOCK
 from estimator.config import Config
 from estimator.estimator import ConcurrencyEstimator
 from siblings.local.runtime import Handler
@@ -93,13 +94,16 @@ class Containers:
         estimator = ConcurrencyEstimator(
             config,
             session=self._session,
-            clock=self._fleet.clock.now,
+            clock=self._fleet.clock,
             cloudwatch_client=self._client("cloudwatch", config, {"mode": "standard", "max_attempts": 3}),
         )
         manager = SiblingsManager(
             config=config,
             session=self._session,
             estimator=estimator,
+            # Spawn records, claims and the kill switch in real time; only the estimator's cache
+            # (shared through ``estimator``) runs on CloudWatch's scaled time.
+            clock=SYSTEM_CLOCK,
             # The manager retries Invoke itself, with backoff bounded by the deadline.
             lambda_client=self._client("lambda", config, {"mode": "standard", "total_max_attempts": 1}),
             events_client=self._client("events", config, {"mode": "standard", "max_attempts": 3}),

@@ -21,8 +21,11 @@ class MetricsPublisher:
 
     Lambda publishes ``Invocations``, ``Errors`` and ``Duration`` per function when an
     invocation finishes, and ``ConcurrentExecutions`` per function and for the whole account
-    (no dimensions); the estimator reads those. An invocation dropped by recursive loop
-    detection is counted in ``RecursiveInvocationsDropped``. A background thread flushes every
+    (no dimensions), and the account's ``ClaimedAccountConcurrency`` (unreserved executions in
+    use plus every reserved and provisioned allocation:
+    https://docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html); the estimator
+    reads those. An invocation dropped by recursive loop detection is counted in
+    ``RecursiveInvocationsDropped``. A background thread flushes every
     ``flush_seconds``; :meth:`flush` sends what is buffered now. A failed call keeps its datums
     for the next flush (the buffer is bounded).
     """
@@ -71,16 +74,24 @@ class MetricsPublisher:
             del self._buffer[:-_MAX_BACKLOG]
 
     def record_concurrency(
-        self, function_name: str, running: int, account_running: int, at: datetime | None = None
+        self,
+        function_name: str,
+        running: int,
+        account_running: int,
+        at: datetime | None = None,
+        claimed: int | None = None,
     ) -> None:
-        """Buffer the concurrency seen when an execution starts: the function's and the
-        account's. CloudWatch's Maximum over a minute of these is Lambda's peak."""
+        """Buffer the concurrency seen when an execution starts: the function's, the
+        account's and (when given) the account's claimed concurrency. CloudWatch's Maximum over
+        a minute of these is Lambda's peak."""
         timestamp = at or datetime.now(UTC)
         function = [{"Name": "FunctionName", "Value": function_name}]
         datums = [
             _datum("ConcurrentExecutions", float(running), "Count", function, timestamp),
             _datum("ConcurrentExecutions", float(account_running), "Count", [], timestamp),
         ]
+        if claimed is not None:
+            datums.append(_datum("ClaimedAccountConcurrency", float(claimed), "Count", [], timestamp))
         with self._lock:
             self._buffer.extend(datums)
             del self._buffer[:-_MAX_BACKLOG]

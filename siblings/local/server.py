@@ -92,8 +92,13 @@ class LocalAwsServer:
         self._server = make_server(
             self.host, self.port, app, threaded=True, request_handler=QuietHandler
         )
+        # serve_forever polls for shutdown every poll_interval (0.5 s by default): each stop
+        # would wait for that long.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="local-aws-server", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="local-aws-server",
+            daemon=True,
         )
         self._thread.start()
         self.configure({"lambda": {"use_docker": False}})

@@ -22,7 +22,7 @@ def gmd(env: SiblingsEnv) -> int:
 def test_c31_littles_law_and_zero_without_data(env: SiblingsEnv) -> None:
     """C31: ``ceil(invocations * avg duration ms / (1000 * 60 * minutes_back))``, 0 without
     datapoints: sosw's formula (its own cases are in ``test_sosw_unit_cases.py``)."""
-    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000), (300, 4000)])
+    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000), (300, 4000)], clock=env.clock)
     manager = env.manager()
     assert manager.get_approximate_concurrent_executions(name="worker") == 6  # 1.8 M ms / 300 s
     assert manager.get_approximate_concurrent_executions(name="idle") == 0
@@ -31,7 +31,7 @@ def test_c31_littles_law_and_zero_without_data(env: SiblingsEnv) -> None:
 def test_c32_minutes_back_defaults_to_five_whole_minutes(env: SiblingsEnv) -> None:
     """C32: the default window is 5 minutes, as in sosw, counted in whole minutes."""
     buckets = [(1200, 1000), (60, 1000), (60, 1000), (60, 1000), (60, 1000)]
-    put_lambda_metrics(env.client("cloudwatch"), "worker", buckets)
+    put_lambda_metrics(env.client("cloudwatch"), "worker", buckets, clock=env.clock)
     manager = env.manager()
     assert manager.get_approximate_concurrent_executions(name="worker") == 5  # 1.44 M ms / 300 s
     assert manager.get_approximate_concurrent_executions(1, "worker") == 1  # the last minute
@@ -40,7 +40,7 @@ def test_c32_minutes_back_defaults_to_five_whole_minutes(env: SiblingsEnv) -> No
 def test_c33_the_default_name(env: SiblingsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
     """C33: ``AWS_LAMBDA_FUNCTION_NAME``, else the function of the last context the manager
     saw, else ``ValueError`` (sosw measured a function called ``test_function``: always 0)."""
-    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000)])
+    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000)], clock=env.clock)
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     manager = env.manager()
     with pytest.raises(ValueError, match="name is required"):
@@ -56,8 +56,8 @@ def test_c34_names_arns_and_qualifiers(env: SiblingsEnv) -> None:
     """C34: sosw used ``name`` as the ``FunctionName`` dimension (an ARN found nothing); ours
     takes a name, an ARN, or ``name:qualifier`` (the ``Resource`` dimension)."""
     cloudwatch = env.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)])
-    put_lambda_metrics(cloudwatch, "worker", [(1800, 1000)], qualifier="live")
+    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)], clock=env.clock)
+    put_lambda_metrics(cloudwatch, "worker", [(1800, 1000)], qualifier="live", clock=env.clock)
     manager = env.manager()
     assert manager.get_approximate_concurrent_executions(1, env.function_arn) == 10
     assert manager.get_approximate_concurrent_executions(1, "worker:live") == 30
@@ -67,7 +67,7 @@ def test_c34_names_arns_and_qualifiers(env: SiblingsEnv) -> None:
 def test_c35_one_getmetricdata_per_function_per_cache_window(env: SiblingsEnv) -> None:
     """C35: sosw made two ``GetMetricStatistics`` calls per estimate; ours one
     ``GetMetricData`` per function per ``cache_ttl_seconds``, shared through the table."""
-    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    put_lambda_metrics(env.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=env.clock)
     values = [env.manager().get_approximate_concurrent_executions(name="worker") for _ in range(3)]
     assert values == [10, 10, 10]
     assert gmd(env) == 1

@@ -7,8 +7,6 @@ True when a target's ARN equals ``invoked_function_arn``, else the ``auto_spawni
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from siblings import LookupFailed
@@ -88,7 +86,7 @@ def test_c29_the_answer_is_cached_for_rules_cache_ttl_seconds(env: SiblingsEnv) 
     env.client("events").disable_rule(Name="schedule")
     assert manager.any_events_rules_enabled(env.context()) is True
     assert env.manager().any_events_rules_enabled(env.context()) is True  # the shared item
-    time.sleep(0.7)
+    env.clock.advance(0.7)  # past rules_cache_ttl_seconds
     assert manager.any_events_rules_enabled(env.context()) is False
 
 

@@ -17,7 +17,8 @@ from siblings import (
     disable_spawning,
 )
 from tests.compat.shapes import only_payload, without_metadata
-from tests.helpers import closed_port_url
+from tests.conftest import Aws
+from tests.helpers import closed_port_url, put_concurrency_metrics
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 
 
@@ -113,7 +114,8 @@ def test_c19_large_payloads_go_to_s3_or_fail_before_the_invoke(env: SiblingsEnv)
 
 def test_c20_force_keeps_the_kill_switch_and_the_generation_limit(env: SiblingsEnv) -> None:
     """C20: ``force=True`` skips the EventBridge and concurrency guards only: an operator's
-    kill switch and ``max_generations`` still refuse, which sosw never did."""
+    kill switch and ``max_generations`` still refuse, which sosw never did (the account
+    headroom guard too: the next test)."""
     manager = env.manager({"max_generations": 1})
     first = manager.spawn_sibling(env.context(), force=True)
     assert first and first.generation == 1
@@ -124,6 +126,22 @@ def test_c20_force_keeps_the_kill_switch_and_the_generation_limit(env: SiblingsE
     disable_spawning(FUNCTION, reason="runaway", config=env.config(), session=env.session)
     stopped = env.manager().spawn_sibling(env.context(), force=True)
     assert not stopped and stopped.reason == "kill_switch"
+    assert env.invoke_count() == 1
+
+
+def test_c20_force_keeps_the_account_headroom_guard(aws: Aws, env: SiblingsEnv) -> None:
+    """C20: with ``min_account_headroom`` set (it is off by default, so a sosw user's
+    ``force=True`` is unchanged), a forced spawn near the account's limit is refused: a runaway
+    under ``force`` is what that guard protects the account's other functions from. The
+    EventBridge and concurrency guards are skipped."""
+    aws.server.account_settings.concurrency_limit = 50
+    put_concurrency_metrics(env.client("cloudwatch"), None, [45] * 5)
+    manager = env.manager({"min_account_headroom": 5, "max_concurrency": 1})
+    refused = manager.spawn_sibling(env.context(), force=True)
+    assert not refused and refused.reason == "account_headroom", refused
+    assert refused.guards["eventbridge"] == refused.guards["concurrency"] == {"skipped": "force"}
+    roomy = env.manager({"max_concurrency": 1}).spawn_sibling(env.context(), force=True)
+    assert roomy and roomy.guards["account_headroom"] == {"min_account_headroom": None}
     assert env.invoke_count() == 1
 
 

@@ -68,7 +68,8 @@ def test_get_approximate_concurrent_executions(
     fallback, see ``test_contract.py``), so it is set to the name sosw's test resolved.
     """
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "test_function")
-    put_lambda_metrics(env.client("cloudwatch"), "test_function", [(1, avg_duration_ms)] * invocations)
+    buckets = [(1, avg_duration_ms)] * invocations
+    put_lambda_metrics(env.client("cloudwatch"), "test_function", buckets, clock=env.clock)
     manager = env.manager(CUSTOM_CONFIG)
     assert manager.get_approximate_concurrent_executions() == expected
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from estimator import ConcurrencyEstimator, EstimateUnavailable, ensure_table
+from estimator.clock import ManualClock
 from estimator.store import DynamoStore
 from siblings.local.quota import QuotaLayer
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
@@ -57,40 +57,47 @@ def test_unreachable_cloudwatch_without_cache_is_a_documented_error(aws: Aws, ta
         estimator.estimate("worker")
 
 
-def test_failing_cloudwatch_serves_the_stale_value_from_memory(aws: Aws, table: None) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+def test_failing_cloudwatch_serves_the_stale_value_from_memory(
+    aws: Aws, table: None, clock: ManualClock
+) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     cloudwatch = SwitchableCloudWatch(aws.client("cloudwatch"))
     estimator = ConcurrencyEstimator(
         local_config(aws.endpoint_url, cache_ttl_seconds=0.3, use_dynamodb=False),
         session=aws.session,
         cloudwatch_client=cloudwatch,
+        clock=clock,
     )
     assert estimator.estimate("worker").value == 10
     cloudwatch.client = unreachable_cloudwatch()
-    time.sleep(0.35)
+    clock.advance(0.35)  # past the TTL
     stale = estimator.estimate("worker")
     assert stale.stale and stale.value == 10 and stale.source == "memory"
 
 
-def test_failing_cloudwatch_serves_the_stale_value_from_dynamodb(aws: Aws, table: None) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+def test_failing_cloudwatch_serves_the_stale_value_from_dynamodb(
+    aws: Aws, table: None, clock: ManualClock
+) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     config = local_config(aws.endpoint_url, cache_ttl_seconds=0.3)
-    ConcurrencyEstimator(config, session=aws.session).estimate("worker")
-    time.sleep(0.35)
-    other = ConcurrencyEstimator(config, session=aws.session, cloudwatch_client=unreachable_cloudwatch())
+    ConcurrencyEstimator(config, session=aws.session, clock=clock).estimate("worker")
+    clock.advance(0.35)  # past the TTL
+    other = ConcurrencyEstimator(
+        config, session=aws.session, cloudwatch_client=unreachable_cloudwatch(), clock=clock
+    )
     stale = other.estimate("worker")
     assert stale.stale and stale.value == 10 and stale.source == "dynamodb"
 
 
 def test_unreachable_dynamodb_degrades_to_memory_and_cloudwatch(
-    aws: Aws, caplog: pytest.LogCaptureFixture
+    aws: Aws, caplog: pytest.LogCaptureFixture, clock: ManualClock
 ) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     broken_store = DynamoStore(
-        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session
+        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session, clock=clock
     )
     estimator = ConcurrencyEstimator(
-        local_config(aws.endpoint_url), session=aws.session, store=broken_store
+        local_config(aws.endpoint_url), session=aws.session, store=broken_store, clock=clock
     )
     with caplog.at_level(logging.WARNING, logger="estimator"):
         first = estimator.estimate("worker")
@@ -118,33 +125,35 @@ def throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
 
 
 def test_throttled_cloudwatch_is_retried_then_unavailable(
-    throttling_server: tuple[LocalAwsServer, QuotaLayer],
+    throttling_server: tuple[LocalAwsServer, QuotaLayer], sdk_sleeps_on_clock: ManualClock
 ) -> None:
     server, layer = throttling_server
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     config = local_config(server.endpoint_url)
     ensure_table(config, session)
-    ConcurrencyEstimator(config, session=session).estimate("first")  # spends the only token
+    clock = sdk_sleeps_on_clock
+    ConcurrencyEstimator(config, session=session, clock=clock).estimate("first")  # the only token
     with pytest.raises(EstimateUnavailable) as caught:
-        ConcurrencyEstimator(config, session=session).estimate("second")
+        ConcurrencyEstimator(config, session=session, clock=clock).estimate("second")
     assert "Throttling" in str(caught.value)
     assert layer.throttled("monitoring", "GetMetricData") == 4  # 1 attempt + 3 retries
     assert layer.retries("monitoring", "GetMetricData") == 3
+    assert clock.slept > 0  # the SDK backed off between them (on the virtual clock)
 
 
 def test_throttled_cloudwatch_with_a_stale_value_serves_it(
-    throttling_server: tuple[LocalAwsServer, QuotaLayer],
+    throttling_server: tuple[LocalAwsServer, QuotaLayer], sdk_sleeps_on_clock: ManualClock
 ) -> None:
+    clock = sdk_sleeps_on_clock
     server, layer = throttling_server
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     config = local_config(server.endpoint_url, cache_ttl_seconds=0.2)
     ensure_table(config, session)
-    put_lambda_metrics(
-        session.client("cloudwatch", endpoint_url=server.endpoint_url), "worker", [(600, 1000)] * 5
-    )
-    assert ConcurrencyEstimator(config, session=session).estimate("worker").value == 10
-    time.sleep(0.25)
-    stale = ConcurrencyEstimator(config, session=session).estimate("worker")
+    cloudwatch = session.client("cloudwatch", endpoint_url=server.endpoint_url)
+    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)] * 5, clock=clock)
+    assert ConcurrencyEstimator(config, session=session, clock=clock).estimate("worker").value == 10
+    clock.advance(0.25)  # past the TTL (the quota layer's bucket refills in real time: 0.05/s)
+    stale = ConcurrencyEstimator(config, session=session, clock=clock).estimate("worker")
     assert stale.stale and stale.value == 10
     assert layer.throttled("monitoring", "GetMetricData") >= 1
 
@@ -176,10 +185,10 @@ def test_estimate_many_rejects_a_single_string(aws: Aws) -> None:
 
 
 def test_unreachable_dynamodb_is_skipped_for_a_while_after_a_failure(
-    aws: Aws, caplog: pytest.LogCaptureFixture
+    aws: Aws, caplog: pytest.LogCaptureFixture, clock: ManualClock
 ) -> None:
     broken_store = DynamoStore(
-        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session
+        local_config(closed_port_url(), dynamodb_timeout_seconds=0.5), session=aws.session, clock=clock
     )
     estimator = ConcurrencyEstimator(
         # Every process of this one-process "fleet" asks the origin itself while the table is
@@ -189,45 +198,48 @@ def test_unreachable_dynamodb_is_skipped_for_a_while_after_a_failure(
         ),
         session=aws.session,
         store=broken_store,
+        clock=clock,
     )
     with caplog.at_level(logging.WARNING, logger="estimator"):
         for _ in range(3):
             assert estimator.estimate("worker").source == "cloudwatch"
-            time.sleep(0.15)
+            clock.advance(0.15)  # past the TTL, well inside the table's back-off
     warnings = [r for r in caplog.records if "shared cache unavailable" in r.getMessage()]
     assert len(warnings) == 1
     assert aws.recorder.count("monitoring", "GetMetricData") == 3
 
 
-def test_a_failed_refresh_stops_the_fleet_from_waiting(aws: Aws, table: None) -> None:
+def test_a_failed_refresh_stops_the_fleet_from_waiting(aws: Aws, table: None, clock: ManualClock) -> None:
     config = local_config(aws.endpoint_url, lease_wait_seconds=30, error_backoff_seconds=30)
-    failing = ConcurrencyEstimator(config, session=aws.session, cloudwatch_client=unreachable_cloudwatch())
+    failing = ConcurrencyEstimator(
+        config, session=aws.session, cloudwatch_client=unreachable_cloudwatch(), clock=clock
+    )
     with pytest.raises(EstimateUnavailable):
         failing.estimate("worker")
     stored = DynamoStore(config, aws.session).get("estimate#worker#5")
-    assert stored is not None and stored.recently_failed(time.time())
+    assert stored is not None and stored.recently_failed(clock.now())
     assert stored.last_error and "EndpointConnectionError" in stored.last_error
     # Another container with no value: told at once instead of waiting 30 s for a lease, and
     # CloudWatch is not asked again during the back-off.
-    started = time.monotonic()
+    started = clock.monotonic()
     with pytest.raises(EstimateUnavailable, match="refresh just failed"):
-        ConcurrencyEstimator(config, session=aws.session).estimate("worker")
-    assert time.monotonic() - started < 25
+        ConcurrencyEstimator(config, session=aws.session, clock=clock).estimate("worker")
+    assert clock.monotonic() - started < 25
     assert aws.recorder.count("monitoring", "GetMetricData") == 0
 
 
-def test_the_wait_for_a_refresh_can_be_bounded(aws: Aws, table: None) -> None:
+def test_the_wait_for_a_refresh_can_be_bounded(aws: Aws, table: None, clock: ManualClock) -> None:
     from estimator.exceptions import LookupFailed
     from estimator.shared_cache import TwoTierCache
 
     config = local_config(aws.endpoint_url, lease_wait_seconds=30)
     store = DynamoStore(config, aws.session)
-    assert store.try_lease("rules#worker", "busy-elsewhere", time.time(), 60)
-    cache = TwoTierCache(config, store)
-    started = time.monotonic()
+    assert store.try_lease("rules#worker", "busy-elsewhere", clock.now(), 60)
+    cache = TwoTierCache(config, store, clock)
+    started = clock.monotonic()
     with pytest.raises(LookupFailed, match="timed out waiting"):
         cache.get("rules#worker", lambda: {"enabled": True}, ttl=60, origin="test", max_wait=0.3)
-    assert time.monotonic() - started < 25
+    assert 0.3 <= clock.monotonic() - started < 25  # waited max_wait (virtual), not lease_wait
 
 
 @pytest.fixture
@@ -243,16 +255,18 @@ def ddb_throttling_server() -> Iterator[tuple[LocalAwsServer, QuotaLayer]]:
 
 
 def test_throttled_dynamodb_degrades_to_memory_and_cloudwatch(
-    ddb_throttling_server: tuple[LocalAwsServer, QuotaLayer], caplog: pytest.LogCaptureFixture
+    ddb_throttling_server: tuple[LocalAwsServer, QuotaLayer],
+    caplog: pytest.LogCaptureFixture,
+    sdk_sleeps_on_clock: ManualClock,
 ) -> None:
+    clock = sdk_sleeps_on_clock
     server, layer = ddb_throttling_server
     session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
     config = local_config(server.endpoint_url, table_name="throttled-table")
     ensure_table(config, session)
-    put_lambda_metrics(
-        session.client("cloudwatch", endpoint_url=server.endpoint_url), "worker", [(600, 1000)] * 5
-    )
-    estimator = ConcurrencyEstimator(config, session=session)
+    cloudwatch = session.client("cloudwatch", endpoint_url=server.endpoint_url)
+    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)] * 5, clock=clock)
+    estimator = ConcurrencyEstimator(config, session=session, clock=clock)
     with caplog.at_level(logging.WARNING, logger="estimator"):
         first = estimator.estimate("worker")
         second = estimator.estimate("worker")

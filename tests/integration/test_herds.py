@@ -12,7 +12,7 @@ from estimator import ConcurrencyEstimator, ensure_table
 from estimator.store import DynamoStore
 from tests.conftest import Aws
 from tests.fault.test_estimator_faults import closed_port_url
-from tests.helpers import local_config, put_lambda_metrics
+from tests.helpers import local_config, minute_clock, put_lambda_metrics
 
 KEY = "estimate#worker#5"
 
@@ -23,11 +23,12 @@ def table(aws: Aws) -> None:
 
 
 def test_memory_expiries_spread_over_the_last_share_of_the_ttl(aws: Aws) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    clock = minute_clock()
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     config = local_config(aws.endpoint_url, cache_ttl_seconds=60, use_dynamodb=False)
     until = []
     for seed in range(100):
-        estimator = ConcurrencyEstimator(config, session=aws.session)
+        estimator = ConcurrencyEstimator(config, session=aws.session, clock=clock)
         estimator.cache.policy.random = random.Random(seed)
         expires = estimator.estimate("worker").expires_at
         served = estimator.cache.memory.served_until(KEY)
@@ -39,11 +40,14 @@ def test_memory_expiries_spread_over_the_last_share_of_the_ttl(aws: Aws) -> None
 
 
 def test_one_reader_refreshes_early_and_nobody_serves_stale(aws: Aws) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    # Every process reads one virtual clock: the 20 readers take no time however slow the
+    # machine, so none of them can find the value expired.
+    clock = minute_clock()
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     config = local_config(aws.endpoint_url, cache_ttl_seconds=2.0, refresh_ahead_fraction=0.5)
-    first = ConcurrencyEstimator(config, session=aws.session).estimate("worker")
-    time.sleep(max(0.0, first.expires_at - 0.8 - time.time()))  # inside the early window
-    readers = [ConcurrencyEstimator(config, session=aws.session) for _ in range(20)]
+    first = ConcurrencyEstimator(config, session=aws.session, clock=clock).estimate("worker")
+    clock.advance(first.expires_at - 0.8 - clock.now())  # inside the early window
+    readers = [ConcurrencyEstimator(config, session=aws.session, clock=clock) for _ in range(20)]
     estimates = [reader.estimate("worker") for reader in readers]
     assert aws.recorder.count("monitoring", "GetMetricData") == 2  # the first, and one early
     assert not any(e.stale for e in estimates)
@@ -55,23 +59,23 @@ def test_one_reader_refreshes_early_and_nobody_serves_stale(aws: Aws) -> None:
 
 
 def test_with_the_table_down_only_a_share_of_processes_asks_cloudwatch(aws: Aws) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
+    clock = minute_clock()
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
     config = local_config(aws.endpoint_url, cache_ttl_seconds=3.0, outage_refresh_probability=0.05)
     fleet = []
     for seed in range(200):
-        estimator = ConcurrencyEstimator(config, session=aws.session)
+        estimator = ConcurrencyEstimator(config, session=aws.session, clock=clock)
         estimator.cache.policy.random = random.Random(seed)
         fleet.append(estimator)
     fleet[0].estimate("worker")
     for estimator in fleet[1:]:
         assert estimator.estimate("worker").source == "dynamodb"
     aws.recorder.reset()
-    time.sleep(3.1)  # every value is now stale, and the table goes away
+    clock.advance(3.1)  # every value is now stale, and the table goes away
+    down = local_config(closed_port_url(), dynamodb_timeout_seconds=0.2)
     for estimator in fleet:
         assert estimator.cache.store is not None
-        estimator.cache.store = DynamoStore(
-            local_config(closed_port_url(), dynamodb_timeout_seconds=0.2), session=aws.session
-        )
+        estimator.cache.store = DynamoStore(down, session=aws.session, clock=clock)
     served = [estimator.estimate("worker") for estimator in fleet]
     asked = aws.recorder.count("monitoring", "GetMetricData")
     assert 1 <= asked <= 25  # about 5% of 200, not 200
@@ -88,14 +92,17 @@ def test_readers_with_a_shorter_ttl_refresh_a_longer_lived_item_once(aws: Aws) -
 
     def load() -> dict[str, int]:
         loads.append(1)
-        time.sleep(0.3)
+        # Real time (threads, real leases): the winner still holds its lease while the other
+        # readers arrive. Shorter or longer, ``loads == [1]`` holds; this makes it a race.
+        time.sleep(0.2)
         return {"limit": 1000}
 
     long_lived = local_config(aws.endpoint_url, cache_ttl_seconds=3600)
     TwoTierCache(long_lived, DynamoStore(long_lived, session=aws.session)).get(
         "limits#account", load, ttl=3600, origin="lambda"
     )
-    short = local_config(aws.endpoint_url, lease_wait_seconds=5)
+    # Ten threads on one server: allow slow replies on a loaded machine (timeouts are not tested).
+    short = local_config(aws.endpoint_url, lease_wait_seconds=5, dynamodb_timeout_seconds=15.0)
     readers = [TwoTierCache(short, DynamoStore(short, session=aws.session)) for _ in range(10)]
     loads.clear()
     from concurrent.futures import ThreadPoolExecutor

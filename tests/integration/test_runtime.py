@@ -1,8 +1,14 @@
 """The local Lambda runtime, driven over HTTP through a real moto server with boto3."""
 
+# The local Lambda runtime runs handlers in real threads against real deadlines: remaining time,
+# timeouts and overlapping executions are what these tests check, so time here is real. Each
+# time.sleep below is a handler's work (a few overrun a deadline on purpose) or one step of a
+# poll for a condition bounded by a deadline; none is "sleep and hope".
+
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -105,7 +111,7 @@ def test_async_invoke_answers_202_and_runs_the_handler_with_a_lambda_context(loc
 
     def handler(event: Any, context: LambdaContext) -> str:
         before = context.get_remaining_time_in_millis()
-        time.sleep(0.2)
+        time.sleep(0.2)  # handler work: the remaining time must go down while it runs
         seen.append((event, context, before, context.get_remaining_time_in_millis()))
         done.set()
         return "ok"
@@ -219,7 +225,7 @@ def test_dry_run_answers_204_and_runs_nothing(local: Local) -> None:
     response = local.client("lambda").invoke(
         FunctionName="worker", InvocationType="DryRun", Payload=b"{}"
     )
-    time.sleep(0.2)
+    time.sleep(0.2)  # nothing may run: an absence has no event to wait for
 
     assert response["StatusCode"] == 204
     assert calls == []
@@ -541,3 +547,48 @@ def test_a_crashed_execution_is_retried_with_its_request_id_in_a_new_container(
         time.sleep(0.01)
     assert local.runtime.stats().late_finishes == 1  # what the dead thread returned is dropped
     assert invocation.result == 1
+
+
+def test_claimed_account_concurrency_counts_idle_reserved_concurrency(local: Local) -> None:
+    # Lambda's ClaimedAccountConcurrency: unreserved executions in use plus every reserved
+    # allocation, idle or not (docs.aws.amazon.com/lambda/latest/dg/monitoring-concurrency.html).
+    local.function()
+    local.function("reserved-idle")
+    local.runtime.register("worker", lambda event, context: None, timeout_seconds=2)
+    local.runtime.register(
+        "reserved-idle", lambda event, context: None, timeout_seconds=2, reserved_concurrency=7
+    )
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    assert local.runtime.metrics is not None
+    local.runtime.metrics.flush()
+    now = datetime.now(UTC)
+    result = local.client("cloudwatch").get_metric_data(
+        MetricDataQueries=[{
+            "Id": "claimed",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/Lambda", "MetricName": "ClaimedAccountConcurrency",
+                           "Dimensions": []},
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }],
+        StartTime=now - timedelta(minutes=5),
+        EndTime=now + timedelta(minutes=1),
+    )
+    assert max(result["MetricDataResults"][0]["Values"]) == 1 + 7
+
+
+def test_a_function_with_a_log_format_gets_its_output_in_its_log_stream(local: Local) -> None:
+    local.function()
+
+    def handler(event: Any, context: LambdaContext) -> None:
+        print("plain")
+        logging.getLogger("tests.runtime").warning("record")
+
+    local.runtime.register("worker", handler, timeout_seconds=2, log_format="JSON")
+    local.client("lambda").invoke(FunctionName="worker", Payload=b"{}")
+    (invocation,) = local.runtime.invocations()
+    events = local.runtime.logs.events("worker")
+    assert events[0] == "plain"
+    record = json.loads(events[1])
+    assert (record["message"], record["requestId"]) == ("record", invocation.request_id)

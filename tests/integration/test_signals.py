@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from estimator import ConcurrencyEstimator, ConcurrencySignal
+from estimator.clock import Clock, ManualClock
 from estimator.keys import estimate_key
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.local.provision import create_function
 from tests.conftest import Aws
-from tests.helpers import local_config, put_concurrency_metrics, put_lambda_metrics
+from tests.helpers import (
+    WaitingThreadsClock,
+    local_config,
+    minute_clock,
+    put_concurrency_metrics,
+    put_lambda_metrics,
+)
 
 
-def make(aws: Aws, **overrides: Any) -> ConcurrencyEstimator:
-    return ConcurrencyEstimator(local_config(aws.endpoint_url, **overrides), session=aws.session)
+def make(aws: Aws, clock: Clock, **overrides: Any) -> ConcurrencyEstimator:
+    config = local_config(aws.endpoint_url, **overrides)
+    return ConcurrencyEstimator(config, session=aws.session, clock=clock)
 
 
 def calls(aws: Aws, action: str) -> int:
@@ -34,13 +41,15 @@ def calls(aws: Aws, action: str) -> int:
     return aws.recorder.count(service, action)
 
 
-def test_observed_peak_and_account_concurrency_ride_in_the_one_call(aws: Aws, table: str) -> None:
+def test_observed_peak_and_account_concurrency_ride_in_the_one_call(
+    aws: Aws, table: str, clock: ManualClock
+) -> None:
     cloudwatch = aws.client("cloudwatch")
     buckets = [(120, 1500), (60, 3000), (300, 500)]
-    put_lambda_metrics(cloudwatch, "worker", buckets)
-    put_concurrency_metrics(cloudwatch, "worker", [3, 9, 4])
-    put_concurrency_metrics(cloudwatch, None, [20, 41, 30])  # the account-wide series
-    estimate = make(aws, minutes_back=3).estimate("worker")
+    put_lambda_metrics(cloudwatch, "worker", buckets, clock=clock)
+    put_concurrency_metrics(cloudwatch, "worker", [3, 9, 4], clock=clock)
+    put_concurrency_metrics(cloudwatch, None, [20, 41, 30], clock=clock)  # the account-wide series
+    estimate = make(aws, clock, minutes_back=3).estimate("worker")
     invocations = sum(c for c, _ in buckets)
     avg = sum(c * d for c, d in buckets) / invocations
     assert estimate.value == math.ceil(invocations * avg / (1000 * 180))  # Little's law, unchanged
@@ -50,11 +59,11 @@ def test_observed_peak_and_account_concurrency_ride_in_the_one_call(aws: Aws, ta
     assert calls(aws, "GetMetricData") == 1
 
 
-def test_signals_choose_the_concurrency(aws: Aws, table: str) -> None:
+def test_signals_choose_the_concurrency(aws: Aws, table: str, clock: ManualClock) -> None:
     cloudwatch = aws.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, "bursty", [(60, 2000)] * 5)  # Little's law: 2
-    put_concurrency_metrics(cloudwatch, "bursty", [1, 1, 6, 1, 1])  # a burst Little's law hides
-    estimate = make(aws).estimate("bursty")
+    put_lambda_metrics(cloudwatch, "bursty", [(60, 2000)] * 5, clock=clock)  # Little's law: 2
+    put_concurrency_metrics(cloudwatch, "bursty", [1, 1, 6, 1, 1], clock=clock)  # a burst Little's law hides
+    estimate = make(aws, clock).estimate("bursty")
     assert estimate.value == 2 and estimate.observed_peak == 6
     assert estimate.concurrency() == estimate.concurrency("littles_law") == 2
     assert estimate.concurrency(ConcurrencySignal.OBSERVED_PEAK) == 6
@@ -63,28 +72,34 @@ def test_signals_choose_the_concurrency(aws: Aws, table: str) -> None:
         estimate.concurrency("average")
 
 
-def test_no_datapoints_give_none_and_the_signals_fall_back_to_littles_law(aws: Aws, table: str) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "quiet", [(60, 1000)] * 5)
-    estimate = make(aws).estimate("quiet")
+def test_no_datapoints_give_none_and_the_signals_fall_back_to_littles_law(
+    aws: Aws, table: str, clock: ManualClock
+) -> None:
+    put_lambda_metrics(aws.client("cloudwatch"), "quiet", [(60, 1000)] * 5, clock=clock)
+    estimate = make(aws, clock).estimate("quiet")
     assert (estimate.value, estimate.observed_peak, estimate.account_concurrency) == (1, None, None)
     assert estimate.concurrency(ConcurrencySignal.OBSERVED_PEAK) == 1
     assert estimate.to_dict()["observed_peak"] is None
 
 
-def test_moto_answers_the_account_query_from_function_series(aws: Aws, table: str) -> None:
+def test_moto_answers_the_account_query_from_function_series(
+    aws: Aws, table: str, clock: ManualClock
+) -> None:
     """The moto behaviour the account query is built for: with only a function's series,
     moto's account value is that function's peak (AWS would have no datapoint: None).
     Maximum keeps the figure a lower bound of the account's true concurrency either way."""
-    put_concurrency_metrics(aws.client("cloudwatch"), "worker", [5, 7])
-    assert make(aws, minutes_back=2).estimate("worker").account_concurrency == 7
+    put_concurrency_metrics(aws.client("cloudwatch"), "worker", [5, 7], clock=clock)
+    assert make(aws, clock, minutes_back=2).estimate("worker").account_concurrency == 7
 
 
-def test_the_shared_item_carries_the_new_signals_and_old_items_still_read(aws: Aws, table: str) -> None:
+def test_the_shared_item_carries_the_new_signals_and_old_items_still_read(
+    aws: Aws, table: str, clock: ManualClock
+) -> None:
     cloudwatch = aws.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, "worker", [(60, 1000)] * 5)
-    put_concurrency_metrics(cloudwatch, "worker", [2, 3])
-    assert make(aws).estimate("worker").observed_peak == 3
-    other = make(aws).estimate("worker")  # another container: from DynamoDB
+    put_lambda_metrics(cloudwatch, "worker", [(60, 1000)] * 5, clock=clock)
+    put_concurrency_metrics(cloudwatch, "worker", [2, 3], clock=clock)
+    assert make(aws, clock).estimate("worker").observed_peak == 3
+    other = make(aws, clock).estimate("worker")  # another container: from DynamoDB
     assert (other.source, other.observed_peak, other.account_concurrency) == ("dynamodb", 3, 3)
     assert calls(aws, "GetMetricData") == 1
 
@@ -92,41 +107,43 @@ def test_the_shared_item_carries_the_new_signals_and_old_items_still_read(aws: A
     config = local_config(aws.endpoint_url)
     store = DynamoStore(config, session=aws.session)
     # (Times within the bounds a reader believes: written now, fresh for the TTL.)
-    now = time.time()
+    now = clock.now()
     old = {"value": 4, "invocations": 1200.0, "avg_duration_ms": 1000.0, "period_s": 300}
     key = estimate_key(parse_function("legacy"), 5)
     store.put(key, {"value": old, "fetched_at": now}, fresh_until=now + 60, keep_until=now + 3600)
-    legacy = make(aws).estimate("legacy")
+    legacy = make(aws, clock).estimate("legacy")
     assert (legacy.source, legacy.value, legacy.observed_peak) == ("dynamodb", 4, None)
     assert calls(aws, "GetMetricData") == 1
 
     # A foreign shape of a new field is corrupt: ignored and refreshed.
     bad = {**old, "observed_peak": "many"}
     store.put(key, {"value": bad, "fetched_at": now}, fresh_until=now + 60, keep_until=now + 3600)
-    assert make(aws).estimate("legacy").source == "cloudwatch"
+    assert make(aws, clock).estimate("legacy").source == "cloudwatch"
 
 
-def test_estimate_many_uses_one_call_per_166_functions(aws: Aws, table: str) -> None:
+def test_estimate_many_uses_one_call_per_166_functions(aws: Aws, table: str, clock: ManualClock) -> None:
     names = [f"fn-{i}" for i in range(167)]
-    put_concurrency_metrics(aws.client("cloudwatch"), "fn-166", [4], margin_seconds=25)
-    estimates = make(aws, minutes_back=1).estimate_many(names[:166])
+    put_concurrency_metrics(aws.client("cloudwatch"), "fn-166", [4], clock=clock)
+    estimates = make(aws, clock, minutes_back=1).estimate_many(names[:166])
     assert calls(aws, "GetMetricData") == 1
     assert estimates["fn-0"].observed_peak is None
     # Each call carries the account query: every item knows the account's concurrency.
     assert {e.account_concurrency for e in estimates.values()} == {4}
-    more = make(aws, minutes_back=1).estimate_many(names, use_cache=False)
+    more = make(aws, clock, minutes_back=1).estimate_many(names, use_cache=False)
     assert calls(aws, "GetMetricData") == 3  # 166 + 1: two calls
     assert more["fn-166"].observed_peak == 4
 
 
 def test_limits_come_from_the_embedded_server_once_per_hour_fleet_wide(aws: Aws, table: str) -> None:
+    clock = WaitingThreadsClock(minute_clock().now())  # 19 containers wait on one refresh
     lam = aws.client("lambda")
     create_function(lam, aws.client("iam"), "capped")
     create_function(lam, aws.client("iam"), "free")
     lam.put_function_concurrency(FunctionName="capped", ReservedConcurrentExecutions=25)
     aws.server.account_settings.concurrency_limit = 400
     aws.recorder.reset()
-    containers = [make(aws) for _ in range(20)]
+    # 20 threads on one server: a loaded machine answers slowly (timeouts are not tested here).
+    containers = [make(aws, clock, dynamodb_timeout_seconds=15.0) for _ in range(20)]
     answers: list[tuple[int, int | None, int | None, int | None]] = []
     lock = threading.Lock()
     start = threading.Barrier(len(containers))
@@ -150,7 +167,7 @@ def test_limits_come_from_the_embedded_server_once_per_hour_fleet_wide(aws: Aws,
     assert calls(aws, "GetAccountSettings") == 1
     assert calls(aws, "GetFunctionConcurrency") == 2  # one per function, not per alias
     assert aws.server.account_settings.calls == 1
-    assert make(aws).account_limit().source == "dynamodb"  # a new container: the shared item
+    assert make(aws, clock).account_limit().source == "dynamodb"  # a new container: the shared item
 
 
 def test_get_account_settings_has_aws_response_shape(aws: Aws) -> None:

@@ -247,6 +247,28 @@ def test_library_policy_lists_exactly_the_runtime_actions(rendered: dict[str, An
             assert set(_listify(statement["Action"])) <= RESOURCE_STAR_ONLY, statement
 
 
+def _readme_policy(tmp_path: Path) -> dict[str, Any]:
+    """The policy document of the docs' "The IAM policy" section, decoded like the template."""
+    readme = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    section = readme.split("## The IAM policy", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block is not None, "the docs' IAM policy section has no yaml block"
+    path = tmp_path / "readme-policy.yaml"
+    # A list at the top is not a template: wrap it as one so the same loader reads it.
+    path.write_text("Policy:\n" + "".join(f"  {line}\n" for line in block.group(1).splitlines()))
+    (document,) = load_template(path)["Policy"]
+    return document
+
+
+def test_readme_policy_is_the_templates_library_policy(source: dict[str, Any], tmp_path: Path) -> None:
+    """One policy, three places: the docs' block, template.yaml and siblings.iam agree both ways
+    (a user copying the docs' block gets every action the library calls, and nothing else)."""
+    readme = _readme_policy(tmp_path)
+    (template, _worker) = source["Resources"][FUNCTION]["Properties"]["Policies"]
+    assert _actions([readme]) == RUNTIME_ACTIONS
+    assert _statements([readme]) == _statements([template])
+
+
 # --- (b) the stack on moto ---
 @dataclass
 class Stack:

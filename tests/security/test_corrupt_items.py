@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -47,23 +46,23 @@ ESTIMATE = {"value": 999, "invocations": 1.0, "avg_duration_ms": 1.0, "period_s"
 def test_an_unbelievable_estimate_item_is_refreshed_not_served(
     env: SiblingsEnv, value: dict[str, Any], fetched_ago: float, fresh_for: float
 ) -> None:
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5)
-    now = time.time()
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5, clock=env.clock)
+    now = env.clock.now()
     put_raw(env, f"estimate#{FUNCTION}#5", **cached(value, now - fetched_ago, now + fresh_for))
-    estimate = ConcurrencyEstimator(env.config(), session=env.session).estimate(FUNCTION)
+    estimate = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock).estimate(FUNCTION)
     assert (estimate.value, estimate.source) == (10, "cloudwatch")
     # Overwritten by that refresh: the next container reads the real value from the table.
-    again = ConcurrencyEstimator(env.config(), session=env.session).estimate(FUNCTION)
+    again = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock).estimate(FUNCTION)
     assert (again.value, again.source) == (10, "dynamodb")
 
 
 def test_a_lease_reaching_years_ahead_does_not_block_the_refresh(env: SiblingsEnv) -> None:
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5)
-    now = time.time()
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5, clock=env.clock)
+    now = env.clock.now()
     stale = cached(ESTIMATE | {"value": 3}, now - 120, now - 60)
     stale.update({"lease_owner": {"S": "skewed-writer"}, "lease_until": {"N": str(now + 10**8)}})
     put_raw(env, f"estimate#{FUNCTION}#5", **stale)
-    estimate = ConcurrencyEstimator(env.config(), session=env.session).estimate(FUNCTION)
+    estimate = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock).estimate(FUNCTION)
     assert (estimate.value, estimate.source, estimate.stale) == (10, "cloudwatch", False)
 
 
@@ -100,7 +99,7 @@ def test_a_corrupt_kill_switch_means_disabled_until_rewritten(
 
 def test_a_corrupt_rule_state_is_looked_up_again(env: SiblingsEnv) -> None:
     env.rule("schedule")
-    now = time.time()
+    now = env.clock.now()
     put_raw(env, f"rules#{FUNCTION}", **cached({"enabled": "yes", "rule": 5}, now, now + 60))
     assert env.manager().any_events_rules_enabled(env.context()) is True
     assert env.recorder.count("events", "ListRuleNamesByTarget") == 1
@@ -120,11 +119,12 @@ def test_a_huge_integer_in_an_item_is_corrupt_not_a_crash(env: SiblingsEnv) -> N
     assert refused.reason == "kill_switch" and "corrupt" in refused.detail
     store = DynamoStore(env.config(), session=env.session)
     assert store.get(f"spawn#{context.aws_request_id}#1") is None  # the claim was given back
-    now = time.time()
+    now = env.clock.now()
     put_raw(env, f"estimate#{FUNCTION}#5", value={"S": '{"value": {"value": ' + HUGE + ', "invocations": 1,'
             ' "period_s": 300}, "fetched_at": ' + str(now) + "}"}, fresh_until={"N": str(now + 30)})
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5)
-    assert ConcurrencyEstimator(env.config(), session=env.session).estimate(FUNCTION).source == "cloudwatch"
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5, clock=env.clock)
+    estimator = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock)
+    assert estimator.estimate(FUNCTION).source == "cloudwatch"
 
 
 def test_a_retried_parent_that_spawned_is_told_so_even_with_the_kill_switch_on(env: SiblingsEnv) -> None:

@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from pynamodb.exceptions import GetError, PutError
 
 from estimator.breaker import Breaker, error_code, trips
+from estimator.clock import ManualClock
 from estimator.exceptions import StoreUnavailable
 
 
@@ -33,9 +34,9 @@ class FlakyTable:
 
 
 def test_after_a_failure_calls_are_skipped_until_the_backoff_ends() -> None:
-    now = [0.0]
+    clock = ManualClock()
     table = FlakyTable()
-    breaker = Breaker("table 't'", backoff_seconds=5.0, clock=lambda: now[0])
+    breaker = Breaker("table 't'", backoff_seconds=5.0, clock=clock)
     assert breaker.call("GetItem", table) == "ok" and not breaker.is_open
     table.error = EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
     with pytest.raises(StoreUnavailable):
@@ -46,7 +47,7 @@ def test_after_a_failure_calls_are_skipped_until_the_backoff_ends() -> None:
             breaker.call(operation, table)
         assert isinstance(caught.value.cause, EndpointConnectionError)
     assert table.calls == 2  # none of them reached the table
-    now[0] = 5.0
+    clock.advance(5.0)
     table.error = None
     assert breaker.call("PutItem", table) == "ok"
     assert table.calls == 3 and not breaker.is_open

@@ -37,7 +37,7 @@ def minute(n: int) -> datetime:
 
 def test_queries_carry_three_metrics_per_function_the_account_and_the_resource_dimension() -> None:
     queries = build_queries([parse_function("a"), parse_function("b", "live")])
-    assert [q["Id"] for q in queries] == ["i0", "d0", "c0", "i1", "d1", "c1", "account"]
+    assert [q["Id"] for q in queries] == ["i0", "d0", "c0", "i1", "d1", "c1", "account", "claimed"]
     assert queries[0]["MetricStat"]["Stat"] == "Sum"
     assert queries[1]["MetricStat"]["Metric"]["MetricName"] == "Duration"
     assert queries[1]["MetricStat"]["Stat"] == "Average"
@@ -46,7 +46,11 @@ def test_queries_carry_three_metrics_per_function_the_account_and_the_resource_d
     assert peak["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": "a"}]
     dims = queries[3]["MetricStat"]["Metric"]["Dimensions"]
     assert {"Name": "Resource", "Value": "b:live"} in dims
-    account = queries[-1]["MetricStat"]
+    claimed = queries[-1]["MetricStat"]
+    assert (claimed["Metric"]["MetricName"], claimed["Metric"]["Dimensions"], claimed["Stat"]) == (
+        "ClaimedAccountConcurrency", [], "Maximum"
+    )
+    account = queries[-2]["MetricStat"]
     # No dimensions is the account-wide series; Maximum, never Sum or Average (see metrics.py).
     assert account["Metric"] == {
         "Namespace": "AWS/Lambda", "MetricName": "ConcurrentExecutions", "Dimensions": []
@@ -57,7 +61,7 @@ def test_queries_carry_three_metrics_per_function_the_account_and_the_resource_d
 def test_a_full_call_fits_the_query_limit() -> None:
     assert FUNCTIONS_PER_CALL == 166
     queries = build_queries([parse_function(f"f{i}") for i in range(FUNCTIONS_PER_CALL)])
-    assert len(queries) == 499 <= MAX_QUERIES_PER_CALL
+    assert len(queries) == 500 <= MAX_QUERIES_PER_CALL
     assert len({q["Id"] for q in queries}) == len(queries)
 
 
@@ -83,6 +87,8 @@ def test_pages_are_followed_and_buckets_combined() -> None:
                 {"Id": "c1", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
                 {"Id": "account", "Timestamps": [minute(1)], "Values": [41],
                  "StatusCode": "Complete"},
+                {"Id": "claimed", "Timestamps": [minute(1)], "Values": [141],
+                 "StatusCode": "Complete"},
             ]
         },
     ]
@@ -98,7 +104,7 @@ def test_pages_are_followed_and_buckets_combined() -> None:
     assert first.concurrency == 4  # ceil(400 * 2500 / 300000) = ceil(3.33)
     assert (second.invocations, second.avg_duration_ms, second.concurrency) == (0, None, 0)
     assert (first.observed_peak, second.observed_peak) == (7, None)
-    assert batch.account_concurrency == 41
+    assert (batch.account_concurrency, batch.claimed_concurrency) == (41, 141)
 
 
 def test_too_many_functions_for_one_call() -> None:
@@ -114,6 +120,7 @@ def complete_page(target: str = "i0", **overrides: Any) -> dict[str, Any]:
         {"Id": "d0", "Timestamps": [minute(0)], "Values": [1000], "StatusCode": "Complete"},
         {"Id": "c0", "Timestamps": [minute(0)], "Values": [3], "StatusCode": "Complete"},
         {"Id": "account", "Timestamps": [minute(0)], "Values": [30], "StatusCode": "Complete"},
+        {"Id": "claimed", "Timestamps": [], "Values": [], "StatusCode": "Complete"},
     ]
     for result in results:
         if result["Id"] == target:
@@ -137,7 +144,7 @@ def test_a_missing_account_query_fails_the_fetch() -> None:
     from estimator.exceptions import IncompleteMetrics
 
     page = complete_page()
-    page["MetricDataResults"].pop()
+    page["MetricDataResults"].pop(-2)
     with pytest.raises(IncompleteMetrics, match="account"):
         fetch_metrics(ScriptedCloudWatch([page]), [parse_function("a")], aligned_window(NOW, 5))
 

@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ReadTimeoutError
 
 from estimator import Config
+from estimator.clock import ManualClock
 from estimator.shared_cache import TwoTierCache
 from siblings import METADATA_KEY, SiblingsManager, SpawnFailed, load_payload
 from siblings.config import SiblingsConfig
@@ -58,18 +59,18 @@ class LostReplies:
 
 def test_an_invoke_whose_reply_was_lost_may_have_spawned() -> None:
     with pytest.raises(SpawnFailed) as caught:
-        Invoker(LostReplies(), max_attempts=2, sleep=lambda _: None).invoke(ARN, b"{}")
+        Invoker(LostReplies(), max_attempts=2, clock=ManualClock()).invoke(ARN, b"{}")
     assert caught.value.maybe_spawned is True
 
 
 def test_a_stale_value_past_its_grace_is_not_served() -> None:
-    now = [1000.0]
-    cache = TwoTierCache(Config(stale_grace_seconds=100, error_backoff_seconds=0), None, lambda: now[0])
+    clock = ManualClock(1000.0)
+    cache = TwoTierCache(Config(stale_grace_seconds=100, error_backoff_seconds=0), None, clock)
     cache.get("k", lambda: {"v": 1}, ttl=10, origin="test")
-    now[0] += 50  # stale, within its grace
+    clock.advance(50)  # stale, within its grace
     served = cache.get("k", lambda: (_ for _ in ()).throw(RuntimeError("down")), ttl=10, origin="test")
     assert served.stale and served.value == {"v": 1}
-    now[0] += 10_000  # far past the grace: no longer a stand-in
+    clock.advance(10_000)  # far past the grace: no longer a stand-in
     with pytest.raises(Exception, match="down"):
         cache.get("k", lambda: (_ for _ in ()).throw(RuntimeError("down")), ttl=10, origin="test")
 
@@ -90,17 +91,50 @@ class Table:
 
 
 def test_an_old_enabled_kill_switch_is_no_stand_in_but_a_disabled_one_is() -> None:
-    now = [0.0]
+    clock = ManualClock(0.0)
     table = Table()
-    switch = KillSwitch(table, clock=lambda: now[0])  # type: ignore[arg-type]
+    switch = KillSwitch(table, clock=clock)  # type: ignore[arg-type]
     assert switch.state("fn").disabled is False
     assert switch.last_known("fn", max_age=5) is not None  # just read
-    now[0] = 60.0
+    clock.advance(60.0)
     assert switch.last_known("fn", max_age=5) is None  # an operator may have disabled it since
     from estimator.items import StoredItem
 
     table.item = StoredItem("kill#fn", {"disabled": True, "reason": "x"}, 9e9, 9e9)
     switch.state("fn")
-    now[0] = 10_000.0
+    clock.advance(10_000.0 - 60.0)
     found = switch.last_known("fn", max_age=5)
     assert found is not None and found.disabled  # a disabled switch stands in at any age
+
+
+class _RacedModel:
+    """A table model whose CreateTable loses the race (or whose first, successful, attempt timed
+    out and was retried): DynamoDB answers ResourceInUseException."""
+
+    ttl_updates = 0
+
+    @classmethod
+    def exists(cls) -> bool:
+        return False
+
+    @classmethod
+    def create_table(cls, **_: Any) -> None:
+        from botocore.exceptions import ClientError
+        from pynamodb.exceptions import TableError
+
+        error = {"Error": {"Code": "ResourceInUseException", "Message": "Table already exists"}}
+        raise TableError("Failed to create table", ClientError(error, "CreateTable"))  # type: ignore[arg-type]
+
+
+class _TtlOn:
+    """The low-level calls of a table whose TTL is on."""
+
+    def ttl_enabled(self) -> bool:
+        return True
+
+
+def test_ensure_table_is_idempotent_when_its_create_finds_the_table_made_meanwhile() -> None:
+    from estimator.store import DynamoStore
+
+    store = DynamoStore(Config(), model=_RacedModel, low=_TtlOn())  # type: ignore[arg-type]
+    assert store.ensure_table() is False  # another creator (or our own retried call) made it

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from estimator.clock import ManualClock
 from siblings import SpawnFailed
 from siblings.invoke import PERMANENT_CAUSES, Invoker, is_retryable
 
@@ -41,8 +41,20 @@ class ScriptedLambda:
         }
 
 
+class RecordingClock(ManualClock):
+    """A manual clock that also lists each sleep."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        super().__init__()
+        self.sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        super().sleep(seconds)
+
+
 def invoker(client: ScriptedLambda, sleeps: list[float], **kwargs: Any) -> Invoker:
-    return Invoker(client, sleep=sleeps.append, rng=random.Random(1), **kwargs)
+    return Invoker(client, clock=RecordingClock(sleeps), rng=random.Random(1), **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -110,10 +122,12 @@ def test_permanent_errors_fail_at_once() -> None:
 def test_retries_stop_at_the_deadline() -> None:
     client = ScriptedLambda(*[client_error("TooManyRequestsException", 429)] * 5)
     sleeps: list[float] = []
+    clock = RecordingClock(sleeps)
+    retrying = Invoker(
+        client, clock=clock, rng=random.Random(1), backoff_seconds=10.0, max_backoff_seconds=10.0
+    )
     with pytest.raises(SpawnFailed) as caught:
-        invoker(client, sleeps, backoff_seconds=10.0, max_backoff_seconds=10.0).invoke(
-            ARN, b"{}", deadline=time.monotonic()
-        )
+        retrying.invoke(ARN, b"{}", deadline=clock.monotonic())
     assert caught.value.attempts == 1 and sleeps == []
 
 

@@ -174,3 +174,29 @@ def test_unreadable_offloaded_payloads() -> None:
     with pytest.raises(PayloadUnavailable, match="not JSON"):
         load()
 
+
+
+@pytest.mark.parametrize(
+    ("payload", "path"),
+    [
+        ({"totals": {1: "a", "1": "b"}}, r"payload\['totals'\]"),
+        ({"a": [{"b": {True: 1}}]}, r"payload\['a'\]\[0\]\['b'\]"),
+        ({"a": {None: 1}}, r"payload\['a'\]"),
+        ({"a": {2.5: 1}}, r"payload\['a'\]"),
+    ],
+)
+def test_nested_non_string_keys_are_refused_with_their_path(payload: Any, path: str) -> None:
+    """json.dumps would turn 1/True/None into "1"/"true"/"null" and merge colliding keys."""
+    with pytest.raises(TypeError, match=rf"keys must be strings.*{path}"):
+        normalize_payload(payload)
+
+
+def test_a_deeply_nested_json_string_is_a_value_error_like_the_dict() -> None:
+    deep = "[" * 10_000 + "]" * 10_000
+    with pytest.raises(ValueError, match="nests too deeply"):
+        normalize_payload('{"a": ' + deep + "}")
+    nested: Any = []
+    for _ in range(10_000):
+        nested = [nested]
+    with pytest.raises(ValueError, match="nests too deeply"):
+        normalize_payload({"a": nested})

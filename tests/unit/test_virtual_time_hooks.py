@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from estimator.clock import ManualClock
 from estimator.config import Config
 from estimator.items import StoredItem
 from estimator.shared_cache import TwoTierCache
@@ -21,20 +22,13 @@ class _LeasedStore:
         return False
 
 
-def test_wait_for_refresh_passes_time_through_the_injected_sleep() -> None:
-    now = [1000.0]
-    slept: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        slept.append(seconds)
-        now[0] += seconds
-
+def test_wait_for_refresh_passes_time_through_the_injected_clock() -> None:
+    clock = ManualClock(1000.0)
     config = Config(lease_wait_seconds=2.0)
-    cache = TwoTierCache(config, _LeasedStore(), lambda: now[0],  # type: ignore[arg-type]
-                         sleep=sleep, monotonic=lambda: now[0])
+    cache = TwoTierCache(config, _LeasedStore(), clock)  # type: ignore[arg-type]
     outcome = cache.get_many(["k"], lambda keys: {}, ttl=60, origin="test")
     assert "timed out" in str(outcome["k"])
-    assert slept and abs(sum(slept) - 2.0) < 1e-9  # virtual seconds, no real wait
+    assert clock.slept > 0 and abs(clock.slept - 2.0) < 1e-9  # virtual seconds, no real wait
 
 
 def test_token_bucket_ignores_a_clock_stepping_back() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from siblings.local.context import LambdaContext
 from siblings.local.runtime.lineage import running
+from siblings.local.runtime.logs import LogFormat
 from siblings.local.runtime.records import Attempt, Handler, InvocationRecord
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ class Registration:
     reserved_concurrency: int | None
     moto_reserved: int | None = None
     idle: list[Container] = field(default_factory=list)
+    log_format: LogFormat | None = None
+    """``LoggingConfig.LogFormat``: the handler's output goes to its log stream, written as
+    Lambda's runtime writes it (``None``: left where Python sends it)."""
 
     @property
     def cap(self) -> int | None:

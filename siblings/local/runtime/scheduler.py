@@ -18,6 +18,7 @@ from typing import Any
 
 from siblings.local.metrics import MetricsPublisher
 from siblings.local.runtime.lineage import Trace
+from siblings.local.runtime.logs import LogCapture
 from siblings.local.runtime.records import (
     Attempt,
     AttemptOutcome,
@@ -79,6 +80,8 @@ class Scheduler:
         self._timeline: list[tuple[float, int]] = [(0.0, 0)]
         self._dispatcher: threading.Thread | None = None
         self._stopping = False
+        self.logs = LogCapture()
+        """The log streams of functions registered with a ``log_format``."""
 
     # --- used by the Invoke API ------------------------------------------------------------
 
@@ -271,6 +274,15 @@ class Scheduler:
         self._invocations[invocation.request_id] = invocation
         return invocation
 
+    def _claimed(self) -> int:
+        """Lambda's ``ClaimedAccountConcurrency``: executions of functions without reserved
+        concurrency plus every reserved allocation, in use or idle (takes the lock)."""
+        claimed = 0
+        for name, registration in self._functions.items():
+            cap = registration.cap
+            claimed += self._running_by_fn[name] if cap is None else cap
+        return claimed
+
     def _over_capacity(self, name: str) -> str | None:
         """Why another execution of ``name`` may not start now, or ``None``."""
         cap = self._functions[name].cap
@@ -327,9 +339,13 @@ class Scheduler:
                 self._running_by_fn[invocation.function_name],
                 len(self._running),
                 at=datetime.fromtimestamp(self._metrics_clock(), UTC),
+                claimed=self._claimed(),
             )
         threading.Thread(
-            target=self._execute,
+            target=self.logs.bound(
+                self._execute, invocation.function_name, invocation.request_id,
+                registration.log_format,
+            ),
             args=(registration, run),
             name=f"lambda-{invocation.function_name}-{invocation.request_id[:8]}",
             daemon=True,

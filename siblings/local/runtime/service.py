@@ -9,6 +9,7 @@ from typing import Any
 
 from siblings.local.metrics import MetricsPublisher
 from siblings.local.runtime.invoke_api import InvokeApi, InvokeError, parse_function_ref
+from siblings.local.runtime.logs import LogFormat
 from siblings.local.runtime.records import Handler
 from siblings.local.runtime.sandbox import Registration
 from siblings.local.runtime.scheduler import Scheduler
@@ -71,6 +72,7 @@ class LocalLambdaRuntime(Scheduler):
         timeout_seconds: float | None = None,
         memory_mb: int | None = None,
         reserved_concurrency: int | None = None,
+        log_format: LogFormat | str | None = None,
     ) -> None:
         """Run ``handler`` for Invokes of ``function_name`` (any qualifier).
 
@@ -79,6 +81,9 @@ class LocalLambdaRuntime(Scheduler):
         ``timeout_seconds``/``memory_mb`` override the function's configuration in moto
         (``Timeout``, ``MemorySize``), e.g. for deadlines shorter than Lambda's 1 s minimum.
         ``reserved_concurrency`` applies unless the server has one set for the function.
+        ``log_format`` (``"Text"`` or ``"JSON"``, the function's ``LoggingConfig.LogFormat``)
+        writes the handler's stdout and log records to ``runtime.logs.events(function_name)``
+        as Lambda's Python runtime does (see :mod:`siblings.local.runtime.logs`).
         """
         if (handler is None) == (factory is None):
             raise TypeError("register() takes exactly one of handler or factory")
@@ -87,7 +92,8 @@ class LocalLambdaRuntime(Scheduler):
         build: Callable[[], Handler] = factory if factory is not None else (lambda: handler)  # type: ignore[assignment,return-value]
         with self._cond:
             self._functions[function_name] = Registration(
-                function_name, build, timeout_seconds, memory_mb, reserved_concurrency
+                function_name, build, timeout_seconds, memory_mb, reserved_concurrency,
+                log_format=None if log_format is None else LogFormat(log_format),
             )
 
     def set_reserved_concurrency(self, function_name: str, value: int | None) -> None:

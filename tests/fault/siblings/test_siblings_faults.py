@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -24,7 +23,9 @@ NO_RETRIES = BotoConfig(retries={"mode": "standard", "total_max_attempts": 1})
 def estimator_without_retries(env: SiblingsEnv, config: Config) -> ConcurrencyEstimator:
     """An estimator whose CloudWatch client fails on the first error."""
     cloudwatch = env.session.client("cloudwatch", endpoint_url=env.endpoint_url, config=NO_RETRIES)
-    return ConcurrencyEstimator(config, session=env.session, cloudwatch_client=cloudwatch)
+    return ConcurrencyEstimator(
+        config, session=env.session, cloudwatch_client=cloudwatch, clock=env.clock
+    )
 
 
 def quick_clients(env: SiblingsEnv) -> dict[str, Any]:
@@ -132,7 +133,7 @@ def test_eventbridge_failing_serves_the_stale_rule_state(faulty: Faulty) -> None
     config = env.config(rules_cache_ttl_seconds=0.2, error_backoff_seconds=0.0)
     manager = env.manager(config=config, **quick_clients(env))
     assert manager.spawn_sibling(env.context())
-    time.sleep(0.3)
+    env.clock.advance(0.3)  # past the TTL
     faults.fail("events", None, 500, "InternalException")
     result = manager.spawn_sibling(env.context())
     assert result and result.guards["eventbridge"]["stale"] is True
@@ -167,11 +168,11 @@ def test_an_unknown_chain_position_refuses_by_default(faulty: Faulty) -> None:
 def test_cloudwatch_failing_serves_the_stale_estimate(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5, clock=env.clock)
     config = env.config(max_concurrency=10, cache_ttl_seconds=0.2, error_backoff_seconds=0.0)
     manager = env.manager(config=config, estimator=estimator_without_retries(env, config))
     assert manager.spawn_sibling(env.context())
-    time.sleep(0.3)
+    env.clock.advance(0.3)  # past the TTL
     faults.fail("monitoring", None, 500, "InternalServiceError")
     result = manager.spawn_sibling(env.context())
     assert result and result.guards["concurrency"]["stale"] is True

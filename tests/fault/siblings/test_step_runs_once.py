@@ -8,8 +8,6 @@ claim on start must then let exactly one of the two executions run the step.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from siblings import DuplicateSibling, Invocation
@@ -38,7 +36,7 @@ def test_a_parent_crashing_between_invoke_and_record_still_runs_the_step_once(fa
     faults.fail("dynamodb", "BatchWriteItem", 500, "InternalServerError")
     first = env.manager(config=config).spawn_sibling(parent, {"cursor": 7})
     faults.clear()
-    time.sleep(0.6)
+    env.clock.advance(0.6)  # the lost record's claim is older than lease_seconds
     # Lambda retries the failed parent with the same request id, in another container.
     retry = FakeContext(parent.invoked_function_arn, aws_request_id=parent.aws_request_id)
     second = env.manager(config=config).spawn_sibling(retry, {"cursor": 7})

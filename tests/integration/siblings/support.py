@@ -11,12 +11,14 @@ from urllib.parse import unquote
 
 import boto3
 
+from estimator.clock import ManualClock
 from estimator.store import DynamoStore
 from siblings import SiblingsManager
 from siblings.config import SiblingsConfig
 from siblings.local.calls import Call, CallRecorder
 from siblings.local.provision import create_function
 from siblings.local.server import LOCAL_CREDENTIALS
+from tests.helpers import minute_clock
 
 FUNCTION = "worker"
 REGION = "us-east-1"
@@ -67,6 +69,9 @@ class SiblingsEnv:
     recorder: CallRecorder
     invokes: InvokeLog
     function_arn: str
+    clock: ManualClock = field(default_factory=minute_clock)
+    """The time of every manager made here (a test moves it): waits cost nothing, TTLs expire
+    when the test says, and the metric window stays put (see :func:`minute_clock`)."""
 
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -93,9 +98,10 @@ class SiblingsEnv:
     def manager(
         self, custom_config: dict[str, Any] | None = None, **kwargs: Any
     ) -> SiblingsManager:
-        """A manager with its own caches (a fresh "container") on the server."""
+        """A manager with its own caches (a fresh "container") on the server, on :attr:`clock`."""
         kwargs.setdefault("config", self.config())
         kwargs.setdefault("session", self.session)
+        kwargs.setdefault("clock", self.clock)
         return SiblingsManager(custom_config, **kwargs)
 
     def context(self, qualifier: str | None = None, **kwargs: Any) -> FakeContext:

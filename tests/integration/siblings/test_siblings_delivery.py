@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from estimator.clock import SYSTEM_CLOCK
 from estimator.store import DynamoStore
 from siblings import METADATA_KEY, PayloadTooLarge, SpawnResult, load_payload
 from siblings.keys import spawn_key
@@ -94,8 +94,8 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
     store = DynamoStore(config, session=env.session)
     # The first attempt claimed the step and died before invoking, 5 s ago.
     key = spawn_key(context.aws_request_id, 1)
-    claimed_at = time.time() - 5
-    store.put_if_absent(
+    claimed_at = env.clock.now() - 5
+    store.create(
         key,
         {
             "state": "pending",
@@ -103,7 +103,8 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
             "token": "t",
             "claimed_at": claimed_at,
         },
-        keep_until=time.time() + 3600,
+        keep_until=env.clock.now() + 3600,
+        now=env.clock.now(),
     )
     result = env.manager(config=config).spawn_sibling(context, {"cursor": 3})
     assert result and result.reason == "spawned"
@@ -117,10 +118,11 @@ def test_a_step_pending_for_another_execution_is_not_forked(env: SiblingsEnv) ->
     config = env.config(lease_seconds=60.0, lease_wait_seconds=0.2)
     context = env.context()
     store = DynamoStore(config, session=env.session)
-    store.put_if_absent(
+    store.create(
         spawn_key(context.aws_request_id, 1),
-        {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": time.time()},
-        keep_until=time.time() + 3600,
+        {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": env.clock.now()},
+        keep_until=env.clock.now() + 3600,
+        now=env.clock.now(),
     )
     result = env.manager(config=config).spawn_sibling(context)
     assert not result and result.reason == "duplicate" and "someone-else" in result.detail
@@ -138,7 +140,11 @@ def test_100_concurrent_spawns_make_at_most_2_eventbridge_and_1_cloudwatch_call(
     put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
     env.recorder.reset()
     # 100 threads of one process share ten connections: allow slow replies on a busy machine.
-    manager = env.manager({"max_concurrency": 1000, "dynamodb_timeout_seconds": 15.0})
+    # The real clock: 100 threads' waits (root lookups, leases) overlap in real time, and on a
+    # shared virtual clock they would add up; no TTL comes near its end within the test.
+    manager = env.manager(
+        {"max_concurrency": 1000, "dynamodb_timeout_seconds": 15.0}, clock=SYSTEM_CLOCK
+    )
     # A warm container: pynamodb builds its client on first use, and 100 threads racing to
     # build it (a botocore session each) would only measure that race.
     assert manager.store is not None and manager.store.get("warm-up") is None

@@ -196,7 +196,7 @@ def test_generation_comes_from_the_reserved_key_left_in_the_payload(env: Sibling
 def test_concurrency_at_limit_refuses_unless_forced(env: SiblingsEnv) -> None:
     env.rule("schedule")
     # 600 invocations of 2 s over 5 minutes: ceil(600 * 2000 / 300000) = 4.
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(120, 2000)] * 5)
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(120, 2000)] * 5, clock=env.clock)
     at = env.manager({"max_concurrency": 4})
     result = at.spawn_sibling(env.context())
     assert not result and result.reason == "max_concurrency"
@@ -218,7 +218,7 @@ def test_no_max_concurrency_asks_no_cloudwatch(env: SiblingsEnv) -> None:
 def test_get_approximate_concurrent_executions_defaults_to_the_last_context(
     env: SiblingsEnv,
 ) -> None:
-    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5)
+    put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(60, 1000)] * 5, clock=env.clock)
     manager = env.manager()
     with pytest.raises(ValueError, match="name"):
         manager.get_approximate_concurrent_executions()

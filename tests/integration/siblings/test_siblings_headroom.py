@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from estimator import ConcurrencyEstimator
 from siblings.config import SiblingsConfig
+from siblings.local.provision import create_function
 from tests.conftest import Aws
 from tests.helpers import put_concurrency_metrics, put_lambda_metrics
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv
@@ -34,9 +35,9 @@ def bursty(env: SiblingsEnv) -> SiblingsEnv:
     """Little's law 2 (60 x 2 s per minute), a burst of 6 in one minute, the account at 45."""
     env.rule("schedule")
     cloudwatch = env.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5)
-    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1])
-    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35])
+    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5, clock=env.clock)
+    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1], clock=env.clock)
+    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35], clock=env.clock)
     env.recorder.reset()
     return env
 
@@ -72,7 +73,7 @@ def test_signal_default_is_littles_law_and_is_read_from_the_environment(
         bursty.manager({"min_account_headroom": -1})
 
 
-def test_account_headroom_refuses_near_the_account_limit_unless_forced(
+def test_account_headroom_refuses_near_the_account_limit_even_forced(
     aws: Aws, bursty: SiblingsEnv
 ) -> None:
     aws.server.account_settings.concurrency_limit = 50  # the account at 45: headroom 5
@@ -83,11 +84,14 @@ def test_account_headroom_refuses_near_the_account_limit_unless_forced(
     assert seen["headroom"] == 5 and seen["limited_by"] == "account"
     assert (seen["account_concurrency"], seen["account_limit"]) == (45, 50)
     assert "min_account_headroom=5" in refused.detail
+    # force skips the function's own guards, not the one protecting the account's others.
     forced = tight.spawn_sibling(bursty.context(), force=True)
-    assert forced and forced.guards["account_headroom"] == {"skipped": "force"}
+    assert not forced and forced.reason == "account_headroom", forced
+    assert forced.guards["eventbridge"] == {"skipped": "force"}
+    assert forced.guards["account_headroom"]["headroom"] == 5
     roomy = bursty.manager({"min_account_headroom": 4}).spawn_sibling(bursty.context())
     assert roomy, roomy
-    assert tight.stats["refused_account_headroom"] == 1
+    assert tight.stats["refused_account_headroom"] == 2
     # One refresh of the estimate, one GetAccountSettings, one GetFunctionConcurrency: shared
     # by both managers through the table.
     assert counts(bursty) == {"GetMetricData": 1, "GetAccountSettings": 1, "GetFunctionConcurrency": 1}
@@ -134,7 +138,9 @@ def test_an_unanswerable_headroom_follows_on_guard_error(
     bursty: SiblingsEnv, policy: str, spawned: bool
 ) -> None:
     config = bursty.config(min_account_headroom=1, on_guard_error=policy)
-    estimator = ConcurrencyEstimator(config, session=bursty.session, lambda_client=FailingLambda())
+    estimator = ConcurrencyEstimator(
+        config, session=bursty.session, lambda_client=FailingLambda(), clock=bursty.clock
+    )
     manager = bursty.manager(config=config, estimator=estimator)
     result = manager.spawn_sibling(bursty.context())
     assert bool(result) is spawned
@@ -146,3 +152,22 @@ def test_an_unanswerable_headroom_follows_on_guard_error(
 def test_headroom_off_by_default_makes_no_control_plane_call(bursty: SiblingsEnv) -> None:
     assert bursty.manager().spawn_sibling(bursty.context())
     assert counts(bursty) == {"GetMetricData": 0, "GetAccountSettings": 0, "GetFunctionConcurrency": 0}
+
+
+def test_idle_reserved_concurrency_of_another_function_is_not_headroom(
+    aws: Aws, bursty: SiblingsEnv
+) -> None:
+    # The account runs 45 executions of its 500, and another function holds 400 reserved,
+    # idle: on-demand functions can use only 500 - (45 + 400) = 55 more, which Lambda
+    # publishes as ClaimedAccountConcurrency 445. Limit minus running (455) is not the room.
+    aws.server.account_settings.concurrency_limit = 500
+    lam = bursty.client("lambda")
+    create_function(lam, bursty.client("iam"), "idle-reserved")
+    lam.put_function_concurrency(FunctionName="idle-reserved", ReservedConcurrentExecutions=400)
+    put_concurrency_metrics(bursty.client("cloudwatch"), None, [445] * 5,
+                            metric="ClaimedAccountConcurrency")
+    refused = bursty.manager({"min_account_headroom": 100}).spawn_sibling(bursty.context())
+    assert refused.reason == "account_headroom", refused
+    seen = refused.guards["account_headroom"]
+    assert (seen["headroom"], seen["claimed_concurrency"], seen["account_concurrency"]) == (55, 445, 45)
+    assert counts(bursty)["GetMetricData"] == 1  # the claim rode in the estimate's own call

@@ -15,9 +15,12 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.exceptions import StoreThrottled, UnprocessedKeys
+from estimator.items import StoredItem, decode_item
+from estimator.lowlevel import LowLevel
 
 P = TypeVar("P")
 
@@ -71,3 +74,47 @@ def resend_unprocessed(
         if not pending or requests >= backoff.attempts:
             return Resent(pending, requests)
         clock.sleep(draw.uniform(0.0, backoff.bound(requests)))
+
+
+def write_all(
+    low: LowLevel, raws: list[dict[str, Any]], backoff: BatchBackoff, clock: Clock
+) -> None:
+    """Put every raw item with BatchWriteItem, sending unprocessed ones again; what is still
+    unprocessed at the end is a :class:`StoreThrottled` (which opens the breaker): nothing
+    is dropped without the caller knowing."""
+    requests = [{"PutRequest": {"Item": raw}} for raw in raws]
+    done = resend_unprocessed(low.write_batch, requests, backoff=backoff, clock=clock)
+    if done.left:
+        keys = [_entry_key(entry) for entry in done.left]
+        raise StoreThrottled(
+            "BatchWriteItem",
+            RuntimeError(f"{len(keys)} item(s) unprocessed after {done.requests} request(s): {keys[:5]}"),
+        )
+
+
+def read_all(
+    low: LowLevel, keys: list[str], backoff: BatchBackoff, clock: Clock
+) -> dict[str, StoredItem | None]:
+    """Every key's item by consistent BatchGetItem (``None``: absent), asking unprocessed keys
+    again; keys still unread at the end raise :class:`UnprocessedKeys` with what was read."""
+    found: dict[str, StoredItem | None] = {}
+
+    def send(pending: list[str]) -> list[str]:
+        raws, unread = low.read_batch(pending)
+        for key in pending:
+            if key not in unread:
+                raw = raws.get(key)
+                found[key] = None if raw is None else decode_item(key, raw)
+        return unread
+
+    done = resend_unprocessed(send, list(dict.fromkeys(keys)), backoff=backoff, clock=clock)
+    if done.left:
+        raise UnprocessedKeys(found, done.left, done.requests)
+    return found
+
+
+
+def _entry_key(entry: dict[str, Any]) -> str:
+    """The ``pk`` of a batch write entry, for messages."""
+    item = (entry.get("PutRequest") or {}).get("Item") or {}
+    return str((item.get("pk") or {}).get("S", "?"))

@@ -18,7 +18,6 @@ from tests.conftest import Aws
 from tests.fault.siblings.conftest import FaultInjector
 from tests.helpers import local_config, put_lambda_metrics
 
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 18.4: fixed in the store layer")
 FUNCTIONS = ("fn-a", "fn-b", "fn-c")
 
 
@@ -31,7 +30,6 @@ def said(caplog: pytest.LogCaptureFixture, *words: str) -> list[logging.LogRecor
     ]
 
 
-@XFAIL
 def test_a_missing_table_is_said_once_with_the_fix_and_not_asked_again(
     aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -59,7 +57,6 @@ def denied() -> Iterator[tuple[LocalAwsServer, CallRecorder, FaultInjector]]:
         server.stop()
 
 
-@XFAIL
 def test_a_denied_update_item_is_said_once_per_process_with_the_fix(
     denied: tuple[LocalAwsServer, CallRecorder, FaultInjector], caplog: pytest.LogCaptureFixture
 ) -> None:

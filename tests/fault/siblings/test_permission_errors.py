@@ -13,7 +13,6 @@ from tests.fault.siblings.conftest import FaultInjector
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv
 
 Faulty = tuple[SiblingsEnv, FaultInjector]
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 18.3: fixed in the store layer")
 
 
 def deny_kill_switch_reads(faults: FaultInjector) -> None:
@@ -22,7 +21,6 @@ def deny_kill_switch_reads(faults: FaultInjector) -> None:
         faults.fail("dynamodb", action, 400, "AccessDeniedException", key_prefix="kill#")
 
 
-@XFAIL
 def test_access_denied_on_the_kill_switch_refuses_and_is_logged_once_with_the_key(
     faulty: Faulty, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -15,10 +15,8 @@ from tests.fault.siblings.conftest import FaultInjector
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv
 
 Faulty = tuple[SiblingsEnv, FaultInjector]
-XFAIL = pytest.mark.xfail(strict=True, reason="issue 17.5/18.5: fixed in the store layer")
 
 
-@XFAIL
 def test_a_child_position_left_unprocessed_twice_is_sent_again(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
@@ -35,7 +33,6 @@ def test_a_child_position_left_unprocessed_twice_is_sent_again(faulty: Faulty) -
     assert (child.chain_id, child.generation) == (spawned.chain_id, spawned.generation + 1)
 
 
-@XFAIL
 def test_a_spawn_record_left_unprocessed_twice_is_sent_again(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
@@ -50,7 +47,6 @@ def test_a_spawn_record_left_unprocessed_twice_is_sent_again(faulty: Faulty) -> 
     assert env.invoke_count() == 1
 
 
-@XFAIL
 def test_a_write_that_never_goes_through_is_spawn_failed_maybe_spawned(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
@@ -67,7 +63,6 @@ def test_a_write_that_never_goes_through_is_spawn_failed_maybe_spawned(faulty: F
     assert env.recorder.count("dynamodb") == 0
 
 
-@XFAIL
 def test_a_cold_spawn_uses_the_kill_switch_when_only_the_rule_state_is_unprocessed(
     faulty: Faulty,
 ) -> None:
@@ -80,7 +75,6 @@ def test_a_cold_spawn_uses_the_kill_switch_when_only_the_rule_state_is_unprocess
     assert env.invoke_count() == 1
 
 
-@XFAIL
 def test_a_kill_switch_read_left_unprocessed_twice_is_read_again(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from estimator import ConcurrencyEstimator, ensure_table
+from estimator.clock import ManualClock
 from siblings.local.calls import CallRecorder
 from siblings.local.middleware import compose
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
@@ -77,3 +78,27 @@ def test_a_denied_update_item_is_said_once_per_process_with_the_fix(
     assert recorder.count("dynamodb", "UpdateItem") == 0  # the store stopped asking
     assert len(said(caplog, "UpdateItem", "AccessDenied", "dynamodb:UpdateItem")) == 1
 
+
+
+def test_a_denied_read_is_no_outage_the_origin_answers_instead_of_a_stale_value(
+    denied: tuple[LocalAwsServer, CallRecorder, FaultInjector], clock: ManualClock
+) -> None:
+    server, recorder, faults = denied
+    session = boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+    aws = Aws(server, recorder, session)
+    config = local_config(
+        server.endpoint_url,
+        table_name=f"denied-read-{uuid.uuid4().hex[:8]}",
+        cache_ttl_seconds=60,
+        outage_refresh_probability=0.0,  # in an outage, every process would serve what it holds
+    )
+    ensure_table(config, session)
+    put_lambda_metrics(aws.client("cloudwatch"), "fn-a", [(600, 1000)] * 5, clock=clock)
+    estimator = ConcurrencyEstimator(config, session=session, clock=clock)
+    assert estimator.estimate("fn-a").source == "cloudwatch"
+    faults.fail("dynamodb", None, 400, "AccessDeniedException")
+    clock.advance(61)  # past the TTL: memory holds a stale value
+    recorder.reset()
+    again = estimator.estimate("fn-a")
+    assert (again.source, again.stale) == ("cloudwatch", False)
+    assert recorder.count("monitoring", "GetMetricData") == 1

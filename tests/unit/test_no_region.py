@@ -18,7 +18,7 @@ SCRIPT = r"""
 from tests.docs import blocks
 # The handler examples (README and docs): modules a Lambda runtime imports.
 for name, index in (("README", 0), ("index", 0), ("spawn-siblings", 0), ("spawn-siblings", 1),
-                    ("operate", 0)):
+                    ("operate", 0), ("testing-your-handler", 0)):
     exec(compile(blocks(name, "python")[index], f"{name}.md", "exec"), {})
 from siblings import SiblingsManager
 SiblingsManager()

@@ -86,7 +86,8 @@ def _fleet_job(stack: Stack, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _summary(stack: Stack, spec: dict[str, Any], label: str, run: Any) -> dict[str, Any]:
     stats = stack.quota.stats()
-    calls = {f"{svc}.{act}": {"calls": s.calls, "throttled": s.throttled, "retries": s.retries}
+    calls = {f"{svc}.{act}": {"calls": s.calls, "throttled": s.throttled, "retries": s.retries,
+                              "unprocessed": s.unprocessed}
              for (svc, act), s in sorted(stats.items())}
     control = sum(s.calls for (svc, act), s in stats.items()
                   if svc in _CONTROL_PLANE and act != "Invoke")
@@ -127,6 +128,8 @@ def _summary(stack: Stack, spec: dict[str, Any], label: str, run: Any) -> dict[s
         "throttled": sum(s.throttled for s in stats.values()),
         "retries": sum(s.retries for s in stats.values()),
         "metrics_requested": dict(stack.meter.metrics_requested),
+        # Batch items the quota layer left unprocessed (a hot partition), sent again by the store.
+        "unprocessed": sum(s.unprocessed for s in stats.values()),
         "read_units": stack.meter.read_units,
         "write_units": stack.meter.write_units,
         "cost_usd": cost,

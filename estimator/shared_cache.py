@@ -17,6 +17,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import replace
 from typing import Any
 
+from estimator.breaker import trips
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
@@ -228,10 +229,12 @@ class TwoTierCache:
                     stale[key] = replace(entry, source=Tier.DYNAMODB, stale=True)
             if self._take_lease(key, now, ttl):
                 return Plan.LOAD, None
-        except StoreUnavailable:
-            # The table's breaker has logged it. Without the fleet's single flight, only a
-            # bounded share of processes asks the origin; the others serve what they hold.
-            if key in stale and not self.policy.ask_origin_in_outage():
+        except StoreUnavailable as exc:
+            # The table's breaker has logged it. In an outage, without the fleet's single
+            # flight, only a bounded share of processes asks the origin; the others serve what
+            # they hold. A configuration error (no table, access denied) is no outage: no
+            # stand-in, the origin answers.
+            if key in stale and trips(exc) and not self.policy.ask_origin_in_outage():
                 return Plan.STALE, None
             return Plan.LOAD, None
         if key in stale:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from estimator.batch_retry import BatchBackoff, read_all, write_all
 from estimator.binding import CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
 from estimator.clock import SYSTEM_CLOCK, Clock
@@ -141,6 +142,8 @@ class DynamoStore:
         self._model = model
         self._low = low
         self._lock = threading.RLock()  # ``low`` builds ``model`` under it
+        self.clock = clock
+        self.backoff = BatchBackoff()
         self.breaker = breaker or Breaker(
             f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
@@ -231,23 +234,25 @@ class DynamoStore:
     def put_many(self, items: list[tuple[str, dict[str, Any], float, float]]) -> None:
         """Overwrite several items in one BatchWriteItem: ``(key, value, fresh_until, keep_until)``.
 
-        Items DynamoDB leaves unprocessed (throttling) are sent again once, then reported as
-        :class:`StoreThrottled`.
+        Items DynamoDB leaves unprocessed (a hot partition) are sent again with bounded
+        exponential backoff and jitter (:mod:`estimator.batch_retry`); any still unprocessed
+        raise :class:`StoreThrottled`, which the breaker counts.
         """
         raws = [encode_item(key, value, fresh, keep) for key, value, fresh, keep in items]
-        self._run("BatchWriteItem", lambda: self.low.put_many(raws))
+        self._run("BatchWriteItem", lambda: write_all(self.low, raws, self.backoff, self.clock))
 
     def get_many(self, keys: list[str], *, consistent: bool = True) -> dict[str, StoredItem | None]:
         """Several items in one BatchGetItem (up to 100 keys; strongly consistent unless
         ``consistent=False``); absent keys map to ``None``. Keys DynamoDB leaves unprocessed
-        are asked once more."""
-        found: dict[str, StoredItem | None] = dict.fromkeys(keys)
-        if keys:
-            batch = self._run("BatchGetItem", lambda: self.low.get_many(keys, consistent=consistent))
-            for key, raw in batch.items():
-                if key in found:
-                    found[key] = decode_item(key, raw)
-        return found
+        are asked again with backoff; any still unread raise
+        :class:`~estimator.exceptions.UnprocessedKeys`, which carries the keys that were read
+        (use them)."""
+        if not keys:
+            return {}
+        return self._run(
+            "BatchGetItem",
+            lambda: read_all(self.low, keys, self.backoff, self.clock, consistent=consistent),
+        )
 
     def try_lease(
         self,

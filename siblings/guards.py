@@ -32,8 +32,8 @@ from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.keys import kill_key, rule_names_key, rules_key, schedule_key
-from siblings.killswitch import READ_CONSISTENT, KillSwitch
+from siblings.keys import rule_names_key, rules_key, schedule_key
+from siblings.killswitch import KillSwitch
 from siblings.recursion import RecursionLookup, RecursiveLoop
 from siblings.result import Reason
 from siblings.rules import RuleLookup
@@ -110,20 +110,14 @@ class Guards:
         """
         cold = self._cold_entries(info, forced)
         try:
-            if cold:
-                key = kill_key(info.function_name)
-                items = self.kill_switch.store.get_many([key, *cold], consistent=READ_CONSISTENT)
-                for name, (ttl, validate) in cold.items():
-                    self.cache.accept(name, items[name], ttl=ttl, validate=validate)
-                state = self.kill_switch.state_of(info.function_name, items[key])
-            else:
-                state = self.kill_switch.state(info.function_name)
+            state, items = self.kill_switch.read(info.function_name, list(cold))
+            for name, item in items.items():  # the keys read; the others are read by their guard
+                self.cache.accept(name, item, ttl=cold[name][0], validate=cold[name][1])
             # Without a table the switch lives in this process: nobody can have flipped it.
             source = "dynamodb" if self.kill_switch.store.shared else "none (no shared table)"
         except StoreUnavailable as exc:
-            # Like any stale value: an enabled switch read within the grace stands in (the table
-            # is down, so nobody can flip it now); a disabled one always does.
-            last = self.kill_switch.last_known(info.function_name, self.config.stale_grace_seconds)
+            # Only in an outage does the last known state stand in (see KillSwitch.stand_in).
+            last = self.kill_switch.stand_in(info.function_name, exc, self.config.stale_grace_seconds)
             if last is None:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"

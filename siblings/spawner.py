@@ -222,9 +222,23 @@ class Spawner:
             extra = self.chain_log.items(spawned) if self.chain_log is not None else None
             self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child, extra)
         except StoreUnavailable as exc:
-            # The sibling exists; a retry of this execution may invoke the step again, and the
-            # siblings' own claim on start lets only one of them run it.
-            log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+            if claim is None:  # nothing was recorded to begin with (on_guard_error=allow)
+                log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+                return spawned
+            # The sibling runs, but neither its record nor its position was saved: say so, never
+            # report a plain success. The pending record stays, so a retry of this execution
+            # takes the step over, and the siblings' claim on start lets only one of them run it.
+            hint = "keep the work: a retry of this execution takes the step over"
+            failed = SpawnFailed(
+                call.info.function_name,
+                exc,
+                outcome.attempts,
+                maybe_spawned=True,
+                hint=hint,
+                request_id=outcome.request_id or "?",
+            )
+            self.decisions.record(call.result(Reason.FAILED, detail=str(failed)), call.started)
+            raise failed from exc
         return spawned
 
     def _kill_and_claim(

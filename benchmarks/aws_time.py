@@ -54,7 +54,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 10 and 100, 3 AWS-minutes")
     parser.add_argument("--contenders", default="ours,per-container,naive,sosw,sosw-best")
-    parser.add_argument("--only", help="only these runs, e.g. 'ours:5000' or 'ours:10,naive:100' "
+    parser.add_argument("--only", help="only these runs ('accuracy': the changing-load scenarios), "
+                        "e.g. 'ours:5000' or 'ours:10,naive:100' "
                         "(to split a full run over machines or time; merge with --render-only)")
     parser.add_argument("--skip", help="leave out these runs (same form as --only)")
     parser.add_argument("--no-accounts", action="store_true",
@@ -102,7 +103,7 @@ def job_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
                 specs.append({**base, "kind": "fleet", "contender": contender, "size": size,
                               "functions": functions, "duration_s": args.duration})
     def named(spec: dict[str, Any], runs: str | None) -> bool:
-        return f"{spec['contender']}:{spec['size']}" in (runs or "").split(",")
+        return named_run(f"{spec['contender']}:{spec['size']}", runs)
 
     specs = [spec for spec in specs if (args.only is None or named(spec, args.only))
              and not named(spec, args.skip)]
@@ -111,11 +112,17 @@ def job_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
         if (args.outage > 0 and spec["contender"] == "ours" and big_enough
                 and spec.get("functions", 1) == 1):
             spec.update(outage_at_s=round(spec["duration_s"] / 2), outage_s=args.outage)
-    for scenario in ("step", "ramp") if args.only is None else ():
+    # ``--only accuracy`` re-runs the changing-load scenarios alone.
+    for scenario in ("step", "ramp") if args.only is None or named_run("accuracy", args.only) else ():
         specs.append({"kind": "accuracy", "scenario": scenario, "delay_s": args.delay,
                       "interval_s": args.interval, "ttl_s": args.ttl, "minutes_back": 5,
                       "execution_s": 30.0, "max_concurrency": 250, "seed": args.seed})
     return sorted(specs, key=lambda s: -s.get("size", 0) * s.get("functions", 1) * s.get("duration_s", 0))
+
+
+def named_run(name: str, runs: str | None) -> bool:
+    """Whether ``name`` (``contender:size`` or ``accuracy``) is in a ``--only``/``--skip`` list."""
+    return name in (runs or "").split(",")
 
 
 def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
@@ -162,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                "targets": targets, "fleets": fleets,
                "accuracy": [{k: v for k, v in r.items() if k != "samples"} for r in accuracy]}
     (out / "aws_time.json").write_text(json.dumps(summary, indent=1, default=str) + "\n")
-    plot_calls(fleets, args, out / "aws_time_calls.png")
+    if fleets:
+        plot_calls(fleets, args, out / "aws_time_calls.png")
     if accuracy:
         from accuracy import plot
 

@@ -41,7 +41,7 @@ test: lint typecheck docs
 	$(BIN)/pytest $(PYTEST_FLAGS)
 
 demo: $(VENV)/.local-installed
-	$(BIN)/siblings simulate
+	$(BIN)/siblings simulate --defer
 
 # The wheel as a user gets it: built, installed with the [local] extra into a fresh virtualenv,
 # and the demo run from a directory outside the checkout (nothing may come from the source tree).

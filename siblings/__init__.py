@@ -18,6 +18,7 @@ The package builds on :mod:`estimator` and never imports the simulator
 
 from estimator import __version__
 from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.defer import StepRelayed
 from siblings.errors import (
     DuplicateSibling,
     EstimateUnavailable,
@@ -65,6 +66,7 @@ __all__ = [
     "SiblingsManager",
     "SpawnFailed",
     "SpawnResult",
+    "StepRelayed",
     "StoreUnavailable",
     "NoRegion",
     "StoreAccessDenied",

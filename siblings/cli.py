@@ -199,6 +199,40 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chain(args: argparse.Namespace) -> int:
+    """``siblings chain CHAIN_ID [--json]``: every step of one chain, in order."""
+    from estimator.store import DynamoStore
+    from siblings.chain_view import chain_view, format_chain
+
+    config = _config(args)
+    view = chain_view(DynamoStore(config, _session(config)), args.chain_id, args.limit)
+    if view is None:
+        print(f"siblings chain: no chain {args.chain_id!r} in table {config.table_name!r} "
+              "(never spawned, older than spawn_record_ttl_seconds, or chain_log off)", file=sys.stderr)
+        return 1
+    print(json.dumps(view.to_dict(), indent=2) if args.json else "\n".join(format_chain(view)))
+    return 0
+
+
+def cmd_chains(args: argparse.Namespace) -> int:
+    """``siblings chains FN [--json]``: the function's recent chains, newest first."""
+    from dataclasses import asdict
+
+    from estimator.store import DynamoStore
+    from estimator.validation import parse_function
+    from siblings.chain_view import format_chains, recent_chains
+
+    config = _config(args)
+    name = parse_function(args.function).name
+    store = DynamoStore(config, _session(config))
+    chains = recent_chains(store, name, time.time(), args.days, args.limit)
+    if args.json:
+        print(json.dumps({"function": name, "chains": [asdict(c) for c in chains]}, indent=2))
+    else:
+        print("\n".join(format_chains(name, chains)))
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """``siblings simulate``: the local fleet demo."""
     from siblings.local import simulate
@@ -269,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--reason", help="why (stored with the switch)")
         sub.set_defaults(handler=cmd_kill_switch)
 
+    _add_chains(commands, shared)
     _add_migrate_check(commands)
 
     check = commands.add_parser(
@@ -323,6 +358,22 @@ def _add_estimate(commands: Any, shared: argparse.ArgumentParser) -> None:
     estimate.add_argument("--count", type=int, help="with --watch: stop after this many refreshes")
     estimate.add_argument("--wide", action="store_true", help="also invocations, duration, fetch time")
     estimate.set_defaults(handler=cmd_estimate)
+
+
+def _add_chains(commands: Any, shared: argparse.ArgumentParser) -> None:
+    """``siblings chain`` and ``siblings chains``."""
+    chain = commands.add_parser("chain", parents=[shared], help="every step of one chain, in order")
+    chain.add_argument("chain_id", metavar="CHAIN_ID", help="the chain id (the root's request id)")
+    chain.add_argument("--limit", type=int, default=100, help="the last N generations (default 100)")
+    chain.add_argument("--json", action="store_true", help="print JSON")
+    chain.set_defaults(handler=cmd_chain)
+    chains = commands.add_parser("chains", parents=[shared], help="recent chains of a function")
+    chains.add_argument("function", metavar="FN", help="function name or ARN")
+    chains.add_argument("--days", type=int, default=2, choices=range(1, 8), metavar="1-7",
+                        help="UTC days to look back (default 2)")
+    chains.add_argument("--limit", type=int, default=20, help="at most N chains (default 20)")
+    chains.add_argument("--json", action="store_true", help="print JSON")
+    chains.set_defaults(handler=cmd_chains)
 
 
 def _add_migrate_check(commands: Any) -> None:

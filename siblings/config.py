@@ -69,6 +69,24 @@ class SiblingsConfig(Config):
     ``force`` too, as Lambda would silently drop the 17th sibling and its work."""
     max_generations: int = bounded(100, 1, 1_000_000)
     """Refuse to spawn past this many generations in one chain (applies with ``force`` too)."""
+    max_chain_seconds: float | None = bounded(None, 0, 366 * _DAY, above=True)
+    """Refuse to spawn once this many seconds have passed since the chain began (applies with
+    ``force`` too; wall-clock, so queueing and deferrals count); ``None`` disables."""
+    defer_when_busy: bool = False
+    """When only a capacity guard (``max_concurrency``, ``min_account_headroom``) refuses,
+    schedule the spawn for later instead (:mod:`siblings.defer`); ``spawn_sibling(defer=...)``
+    decides per call."""
+    max_deferrals: int = bounded(5, 1, 100)
+    """Deferrals of one chain step before its capacity refusal stands."""
+    defer_base_seconds: float = bounded(60.0, 1, 86_400)
+    """Delay of a step's first deferral (doubling per deferral, jittered to half..all of it)."""
+    defer_max_seconds: float = bounded(900.0, 1, 86_400)
+    """Longest delay of a deferral."""
+    defer_role_arn: str | None = None
+    """The role EventBridge Scheduler assumes to invoke the function (the template's
+    ``DeferRole``); deferral needs it."""
+    defer_schedule_group: str = "default"
+    """The Scheduler schedule group of deferrals (the template creates one)."""
     payload_bucket: str | None = None
     """S3 bucket for payloads larger than ``max_payload_bytes``."""
     payload_prefix: str = "lambda-siblings/payloads/"
@@ -87,6 +105,9 @@ class SiblingsConfig(Config):
     """Longest backoff between Invoke attempts."""
     spawn_record_ttl_seconds: float = bounded(7 * _DAY, 0, 366 * _DAY, above=True)
     """How long spawn records (idempotency) are kept; Lambda retries async events for up to 6 h."""
+    chain_log: bool = True
+    """Keep one small item per chain step for ``siblings chain`` / ``siblings chains`` (see
+    :mod:`siblings.chain_log`: no extra request for a spawn, one for any other decision)."""
     metrics_enabled: bool = True
     """Publish each decision's metrics in CloudWatch Embedded Metric Format (no API call)."""
     metrics_namespace: str = "LambdaSiblings"

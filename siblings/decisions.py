@@ -14,6 +14,7 @@ import logging
 import sys
 import threading
 from collections import Counter
+from collections.abc import Callable
 from enum import StrEnum
 
 from estimator.clock import SYSTEM_CLOCK, Clock
@@ -32,6 +33,7 @@ class Decision(StrEnum):
     DRY_RUN = "dry_run"
     REFUSED = "refused"
     FAILED = "failed"
+    DEFERRED = "deferred"
 
 
 def decision_of(outcome: SpawnResult) -> Decision:
@@ -45,6 +47,8 @@ def decision_of(outcome: SpawnResult) -> Decision:
         return Decision.DRY_RUN
     if reason == Reason.FAILED:
         return Decision.FAILED
+    if reason == Reason.DEFERRED:
+        return Decision.DEFERRED
     return Decision.REFUSED
 
 
@@ -57,10 +61,13 @@ class DecisionLog:
         self._counts: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.emitter = emitter
+        self.observers: list[Callable[[SpawnResult], None]] = []
+        """Called with every decision after it is counted and logged (the chain log)."""
 
     def snapshot(self) -> dict[str, int]:
-        """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``duplicate``,
-        ``offloaded``, ``failed``, ``dry_run``, ``guard_error_allowed``."""
+        """The counters: ``spawned``, ``refused``, ``refused_<reason>``, ``deferred``,
+        ``deferred_<reason>``, ``duplicate``, ``offloaded``, ``failed``, ``dry_run``,
+        ``guard_error_allowed``."""
         with self._lock:
             return dict(self._counts)
 
@@ -83,6 +90,8 @@ class DecisionLog:
         decision = decision_of(outcome)
         if decision is Decision.REFUSED:
             self.count("refused", f"refused_{outcome.reason}")
+        elif decision is Decision.DEFERRED:
+            self.count("deferred", f"deferred_{outcome.deferred_for}")
         else:
             self.count(decision.value)
         if decision is Decision.SPAWNED and outcome.offloaded:
@@ -92,7 +101,12 @@ class DecisionLog:
         function_name = _function_name(outcome.function_arn)
         if emitter is not None:
             metrics = decision_metrics(
-                decision.value, outcome.reason, outcome.generation, guard_ms, outcome.reason in REFUSALS
+                decision.value,
+                outcome.reason,
+                outcome.generation,
+                guard_ms,
+                outcome.reason in REFUSALS,
+                deferred_for=outcome.deferred_for if decision is Decision.DEFERRED else None,
             )
             emitter.emit(function_name, metrics)
         level = logging.ERROR if decision is Decision.FAILED else logging.INFO
@@ -101,6 +115,11 @@ class DecisionLog:
             if emitter is not None:
                 line.update(emitter.line_fields(function_name, metrics))
             log.log(level, json.dumps(line, default=str, sort_keys=True))
+        for observer in self.observers:
+            try:
+                observer(outcome)
+            except Exception:  # a record of the decision must never change the decision
+                log.exception("decision observer %r failed", observer)
         return outcome
 
 
@@ -160,6 +179,7 @@ def _line(
         # A number, not a bool: in an EMF line "duplicate" is also the metric's value.
         "duplicate": int(outcome.duplicate),
         "detail": outcome.detail,
+        "deferred_until": outcome.deferred_until,
         "guards": outcome.guards,
         "elapsed_ms": round(elapsed_ms, 1),
         "guard_latency": None if guard_ms is None else round(guard_ms, 3),

@@ -1,8 +1,9 @@
 """Operator metrics of spawn decisions as CloudWatch Embedded Metric Format: no API call at all.
 
 Every decision yields a few metrics (:func:`decision_metrics`): a count under the decision's
-name (``spawned``, ``refused``, ``duplicate``, ``failed``, ``dry_run``), a count per refusal
-reason (``refused_<reason>``, e.g. ``refused_max_generations``), the sibling's ``generation``,
+name (``spawned``, ``refused``, ``deferred``, ``duplicate``, ``failed``, ``dry_run``), a count
+per refusal reason (``refused_<reason>``, e.g. ``refused_max_generations``) and per deferred
+one (``deferred_max_concurrency``, ``deferred_account_headroom``), the sibling's ``generation``,
 and ``guard_latency`` (ms spent in the guards). They leave the process in one of four ways,
 chosen by :func:`make_emitter` (:func:`emf_path` names the one in use):
 
@@ -56,12 +57,21 @@ class Metric:
 
 
 def decision_metrics(
-    decision: str, reason: str, generation: int, guard_ms: float | None, refused: bool
+    decision: str,
+    reason: str,
+    generation: int,
+    guard_ms: float | None,
+    refused: bool,
+    deferred_for: str | None = None,
 ) -> list[Metric]:
-    """The metrics one decision adds; names match :attr:`SiblingsManager.stats` counters."""
+    """The metrics one decision adds; names match :attr:`SiblingsManager.stats` counters.
+    A deferral (``deferred_for``: the capacity refusal it replaced) adds ``deferred_<reason>``
+    beside ``deferred``, so that a chart puts it next to ``refused_<reason>``."""
     metrics = [Metric(decision, COUNT, 1)]
     if refused:
         metrics.append(Metric(f"refused_{reason}", COUNT, 1))
+    if deferred_for is not None:
+        metrics.append(Metric(f"deferred_{deferred_for}", COUNT, 1))
     metrics.append(Metric("generation", NONE, generation))
     if guard_ms is not None:
         metrics.append(Metric("guard_latency", MILLISECONDS, round(guard_ms, 3)))

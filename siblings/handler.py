@@ -38,6 +38,7 @@ import math
 import threading
 from typing import TYPE_CHECKING, Any
 
+from siblings.defer import StepRelayed
 from siblings.errors import DuplicateSibling
 from siblings.metadata import ChainMetadata, metadata_of
 
@@ -163,6 +164,8 @@ class Invocation:
     def spawn_sibling(self, payload: Any = None, force: bool = False) -> SpawnResult:
         """Hand ``payload`` to a sibling through the manager's guards; see
         :meth:`siblings.SiblingsManager.spawn_sibling`. A :attr:`duplicate` spawns nothing."""
+        if isinstance(self.duplicate, StepRelayed):  # this execution relayed a deferred spawn
+            return self.duplicate.result
         if self.duplicate is not None:
             return self.manager.refuse_duplicate(self.context, self.duplicate)
         return self.manager.spawn_sibling(self.context, payload, force, event=self.event)

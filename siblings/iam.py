@@ -17,7 +17,10 @@ Resources, as the template scopes them:
   ``BatchGetItem``: the shared table (``DeleteItem`` when a spawn claim is undone;
   ``BatchWriteItem`` writes the spawn record and the child's chain position together;
   ``BatchGetItem`` reads a cold container's kill switch, rule state and estimate at once);
-* ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``.
+* ``s3:PutObject``, ``s3:GetObject``: ``BUCKET/PREFIX<function name>/*``, with ``payload_bucket``;
+* ``scheduler:CreateSchedule``: ``arn:aws:scheduler:REGION:ACCOUNT:schedule/GROUP/siblings-*``
+  and ``iam:PassRole`` on ``defer_role_arn`` (passed to ``scheduler.amazonaws.com``), with
+  ``defer_when_busy`` (:mod:`siblings.defer`).
 
 With ``trigger_schedules`` set, the function also needs :data:`TRIGGER_SCHEDULE_ACTIONS`
 (``scheduler:GetSchedule``) on exactly those schedules, :func:`schedule_arn` of each (the
@@ -50,9 +53,18 @@ RUNTIME_ACTIONS: frozenset[str] = frozenset(
         "dynamodb:BatchGetItem",
         "s3:PutObject",
         "s3:GetObject",
+        "scheduler:CreateSchedule",
+        "iam:PassRole",
     }
 )
-"""Every IAM action a function using the library needs at run time."""
+"""Every IAM action a function using the library needs at run time (``scheduler:CreateSchedule``
+and ``iam:PassRole`` with ``defer_when_busy`` only)."""
+
+IMPLIED_ACTIONS: dict[str, frozenset[str]] = {
+    "scheduler:CreateSchedule": frozenset({"iam:PassRole"}),
+}
+"""Actions IAM also checks for a call, without a request of their own: ``CreateSchedule``
+with a ``RoleArn`` needs ``iam:PassRole`` on that role."""
 
 TRIGGER_SCHEDULE_ACTIONS: frozenset[str] = frozenset({"scheduler:GetSchedule"})
 """What a function with ``trigger_schedules`` calls besides :data:`RUNTIME_ACTIONS`."""

@@ -48,8 +48,10 @@ def load_payload(
     With the context, a sibling event's chain step is claimed for this execution first
     (:mod:`siblings.runs`; ``claims`` defaults to the shared table of ``config``).
 
-    Raises :class:`DuplicateSibling` when another execution already runs this chain step (return
-    from the handler: this one must do no work); :class:`PayloadUnavailable` when an offloaded
+    Raises :class:`DuplicateSibling` when another execution already runs this chain step, and
+    its :class:`~siblings.defer.StepRelayed` when the event is a deferral's relay (decided by
+    the process's default manager; return from the handler: this one must do no work);
+    :class:`PayloadUnavailable` when an offloaded
     payload points anywhere but where this function writes it, cannot be read or does not match
     its digest; :class:`StoreUnavailable` when the step cannot be claimed and ``on_guard_error``
     is ``refuse``; ``ValueError`` when the reserved key or the context is malformed;
@@ -57,6 +59,10 @@ def load_payload(
     """
     if not isinstance(event, Mapping):
         raise TypeError(f"event must be a dict, got {type(event).__name__}")
+    if "__siblings_deferred__" in event:  # siblings.defer.DEFERRED_KEY: a deferral fired
+        from siblings.handler import default_manager  # only a manager can relay it
+
+        return default_manager().load_payload(event, lambda_context)
     metadata = metadata_of(event)
     request_id = _request_id(lambda_context)
     data = {k: v for k, v in event.items() if k != METADATA_KEY}

@@ -8,7 +8,11 @@
 * ``run#<chain id>#<generation>``: the claim of the one execution that runs a chain step;
 * ``recursion#<name>``: the cached ``RecursiveLoop`` setting of the function (set on the
   function, not on an alias or version);
-* ``schedule#<group>/<name>``: the cached state of a named EventBridge Scheduler schedule.
+* ``schedule#<group>/<name>``: the cached state of a named EventBridge Scheduler schedule;
+* ``chain#<chain id>``, ``step#<chain id>#<generation>[#duplicate]``: what ``siblings chain``
+  shows (:mod:`siblings.chain_log`);
+* ``chains#<name>#<yyyy-mm-dd>[#<slot>]``: the chains of a function begun that day, one per
+  slot, and the hint of the next free slot (``siblings chains``).
 """
 
 from __future__ import annotations
@@ -60,3 +64,24 @@ def recursion_key(function: FunctionRef | str) -> str:
 def schedule_key(schedule: str) -> str:
     """Key of a named schedule's cached state; ``schedule`` is ``group/name``."""
     return f"{SCHEDULE_PREFIX}{schedule}"
+
+
+CHAIN_PREFIX = "chain#"
+STEP_PREFIX = "step#"
+CHAINS_PREFIX = "chains#"
+
+
+def chain_key(chain_id: str) -> str:
+    """Key of a chain's head: its function, start, last generation and last outcome."""
+    return f"{CHAIN_PREFIX}{chain_id}"
+
+
+def step_key(chain_id: str, generation: int, duplicate: bool = False) -> str:
+    """Key of the last decision about one chain step (``#duplicate``: a second execution of it
+    that was stopped)."""
+    return f"{STEP_PREFIX}{chain_id}#{generation}" + ("#duplicate" if duplicate else "")
+
+
+def chains_key(function_name: str, day: str) -> str:
+    """Key of the list of chains of a function that began on ``day`` (``yyyy-mm-dd``, UTC)."""
+    return f"{CHAINS_PREFIX}{function_name}#{day}"

@@ -193,10 +193,12 @@ class SpawnLedger:
         token: str | None,
         result: dict[str, Any],
         child: tuple[str, ChainMetadata] | None = None,
+        extra: list[tuple[str, dict[str, Any], float, float]] | None = None,
     ) -> None:
         """Record that the step was spawned with ``result`` and, with ``child`` (the Invoke's
-        request id and the child's metadata), where that request sits in its chain: one
-        BatchWriteItem. Raises :class:`StoreUnavailable` (the in-process record is kept)."""
+        request id and the child's metadata), where that request sits in its chain, and any
+        ``extra`` items (the chain log's): one BatchWriteItem. Raises
+        :class:`StoreUnavailable` (the in-process record is kept)."""
         with self._lock:
             self._done[key] = result
         now = self.clock.now()
@@ -205,7 +207,7 @@ class SpawnLedger:
         items = [(key, record, keep, keep)]
         if child is not None and child[0]:
             items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
-        self.store.put_many(items)
+        self.store.put_many(items + (extra or []))
 
     def release(self, key: str, token: str | None = None) -> None:
         """Forget the claim ``token`` whose Invoke failed or was refused, so the step can be

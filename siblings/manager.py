@@ -46,9 +46,11 @@ from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore, Store
+from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
+from siblings.defer import Deferrer, StepRelayed, relay_call, relay_of
 from siblings.emf import make_emitter
 from siblings.errors import DuplicateSibling, StoreUnavailable
 from siblings.guards import Guards
@@ -143,8 +145,19 @@ class SiblingsManager:
         )
         self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")), clock)
         self.runs = RunClaims(store, self.config, clock)
+        self._deferrer = Deferrer(self._clients, self.config, clock)
+        chain_log = ChainLog(store, self.config, clock) if self.config.chain_log else None
+        if chain_log is not None:
+            self._decisions.observers.append(chain_log.observe)
         self.spawner = Spawner(
-            self.config, self.guards, self.ledger, self._clients, self._decisions, clock
+            self.config,
+            self.guards,
+            self.ledger,
+            self._clients,
+            self._decisions,
+            clock,
+            chain_log=chain_log,
+            deferrer=self._deferrer,
         )
         self._last_function: str | None = None
 
@@ -173,6 +186,7 @@ class SiblingsManager:
         force: bool = False,
         *,
         event: Any = None,
+        defer: bool | None = None,
     ) -> SpawnResult:
         """Asynchronously invoke a copy of the running function with ``payload``.
 
@@ -183,6 +197,9 @@ class SiblingsManager:
         the kill switch, the generation limit or the account headroom guard. ``event`` is the
         event this execution received (or call :meth:`load_payload` with the context first) so
         the sibling continues its chain; without it the execution counts as a chain root.
+        ``defer`` (default ``defer_when_busy``): when only a capacity guard refuses, schedule
+        the spawn for later instead (:mod:`siblings.defer`); the result is then truthy with
+        ``deferred=True``.
 
         Returns a :class:`SpawnResult`, truthy when a sibling exists for this step.
         Raises ``TypeError``/``ValueError`` for a bad context or payload,
@@ -202,7 +219,8 @@ class SiblingsManager:
             parent = root_metadata(info.request_id or uuid.uuid4().hex)
         child = parent.child(info.request_id, self.clock.now())
         encoded = build_event(data, child, function_name=info.function_name, config=self.config)
-        return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started))
+        deferrable = self.config.defer_when_busy if defer is None else _check_flag("defer", defer)
+        return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started, defer=deferrable))
 
     def _refuse_unknown_position(
         self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float
@@ -260,6 +278,9 @@ class SiblingsManager:
         """The payload this execution was spawned with (see :func:`siblings.load_payload`),
         read from S3 with this manager's client when it was offloaded. With
         ``lambda_context``, a later :meth:`spawn_sibling` continues this event's chain."""
+        relay = relay_of(event)
+        if relay is not None:  # a deferral's schedule fired: decide that spawn, do no work
+            raise self._relay(relay, lambda_context)
         s3 = self._clients.get("s3") if has_pointer(event) else None
         return load_payload(
             event,
@@ -269,6 +290,16 @@ class SiblingsManager:
             config=self.config,
             claims=self.runs,
         )
+
+    def _relay(self, relay: tuple[dict[str, Any], int], lambda_context: Any) -> StepRelayed:
+        """Spawn the step a deferral scheduled, through every guard again."""
+        event, deferrals = relay
+        info = read_context(lambda_context)
+        clock = self._deferrer.clock
+        call = relay_call(info, event, deferrals, clock.now(), clock.monotonic())
+        result = self.spawner.spawn(call)
+        log.info("relayed deferral %d of %s: %s", deferrals, call.key, result.reason)
+        return StepRelayed(call.child, info.request_id, result)
 
     # --- stats (sosw components expose get_stats / reset_stats) ---
     @property
@@ -290,8 +321,13 @@ class SiblingsManager:
 
 def _check_force(force: Any) -> bool:
     """``force`` as a bool: a string such as ``"false"`` must not switch guards off."""
-    if isinstance(force, bool):
-        return force
-    if type(force) is int and force in (0, 1):
-        return bool(force)
-    raise TypeError(f"force must be a bool, got {type(force).__name__} {force!r:.40}")
+    return _check_flag("force", force)
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    """``value`` as a bool (``0``/``1`` too); anything else is a ``TypeError``."""
+    if isinstance(value, bool):
+        return value
+    if type(value) is int and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name} must be a bool, got {type(value).__name__} {value!r:.40}")

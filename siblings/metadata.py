@@ -3,7 +3,8 @@
 A sibling's event is the caller's payload (a JSON object) plus one key, :data:`METADATA_KEY`::
 
     {"cursor": 42, "__siblings__": {"v": 1, "chain_id": "9c1e...", "generation": 3,
-                                    "parent_request_id": "5f0a...", "spawned_at": 1767225600.0}}
+                                    "parent_request_id": "5f0a...", "spawned_at": 1767225600.0,
+                                    "chain_started_at": 1767225480.0}}
 
 When the payload was offloaded to S3 the event holds only the key, with a ``payload`` pointer
 (see :mod:`siblings.payload`). ``siblings.load_payload(event)`` strips the key.
@@ -53,14 +54,24 @@ class ChainMetadata:
     """Request id of the execution that spawned this one (``None`` for the root)."""
     spawned_at: float | None = None
     """Epoch seconds when the parent invoked this execution."""
+    chain_started_at: float | None = None
+    """Epoch seconds when the chain began: the root's first spawn decision (the root's own
+    start is not known to it), carried unchanged by every sibling; ``max_chain_seconds``
+    counts from it (:mod:`siblings.budget`). ``None`` for a root, and in events of versions
+    that did not carry it."""
 
     def child(self, parent_request_id: str | None, now: float | None = None) -> ChainMetadata:
         """The metadata of a sibling spawned by this execution."""
+        spawned_at = time.time() if now is None else now
+        # An event of an older version carries no chain start: its own spawn stands in (later
+        # than the true start, so its budget is never shorter than configured).
+        started = self.chain_started_at if self.chain_started_at is not None else self.spawned_at
         return ChainMetadata(
             chain_id=self.chain_id,
             generation=self.generation + 1,
             parent_request_id=parent_request_id,
-            spawned_at=time.time() if now is None else now,
+            spawned_at=spawned_at,
+            chain_started_at=spawned_at if started is None else started,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +82,7 @@ class ChainMetadata:
             "generation": self.generation,
             "parent_request_id": self.parent_request_id,
             "spawned_at": self.spawned_at,
+            "chain_started_at": self.chain_started_at,
         }
 
 
@@ -114,19 +126,28 @@ def parse_metadata(raw: Any) -> ChainMetadata:
     parent = raw.get("parent_request_id")
     if parent is not None:
         check_id(f"{where}['parent_request_id']", parent)
-    spawned_at = raw.get("spawned_at")
-    if spawned_at is not None and (
-        isinstance(spawned_at, bool)
-        or not isinstance(spawned_at, int | float)
-        or not 0 <= spawned_at < _YEAR_3000
-    ):
-        raise ValueError(f"{where}['spawned_at'] must be epoch seconds")
+    spawned_at = _epoch(raw, "spawned_at", where)
+    started = _epoch(raw, "chain_started_at", where)
+    if started is not None and spawned_at is not None and started > spawned_at:
+        raise ValueError(f"{where}['chain_started_at'] is after its own step's spawned_at")
     return ChainMetadata(
         chain_id=chain_id,
         generation=generation,
         parent_request_id=parent,
-        spawned_at=None if spawned_at is None else float(spawned_at),
+        spawned_at=spawned_at,
+        chain_started_at=started,
     )
+
+
+def _epoch(raw: Mapping[str, Any], name: str, where: str) -> float | None:
+    """The optional epoch-seconds field ``name``: ``ValueError`` unless a finite time in range
+    (whether the clock can believe it is the reader's check: :mod:`siblings.budget`)."""
+    value = raw.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < _YEAR_3000:
+        raise ValueError(f"{where}[{name!r}] must be epoch seconds")
+    return float(value)
 
 
 def metadata_of(event: Any) -> ChainMetadata | None:

@@ -21,6 +21,8 @@ class Reason(StrEnum):
     """Refused: an operator disabled spawning for the function (``siblings disable FN``)."""
     MAX_GENERATIONS = "max_generations"
     """Refused: the chain already reached ``max_generations``."""
+    MAX_CHAIN_SECONDS = "max_chain_seconds"
+    """Refused: the chain began ``max_chain_seconds`` or more ago (see :mod:`siblings.budget`)."""
     RULES_DISABLED = "rules_disabled"
     """Refused: no EventBridge rule targeting the function is enabled, nor any schedule named in
     ``trigger_schedules``, and ``auto_spawning`` is off."""
@@ -37,12 +39,16 @@ class Reason(StrEnum):
     """Refused: a guard could not be answered and ``on_guard_error`` is ``refuse``."""
     FAILED = "failed"
     """The spawn was allowed but the Invoke failed (logged; the call raised ``SpawnFailed``)."""
+    DEFERRED = "deferred"
+    """Only a capacity guard refused and deferral is on: the sibling's event was scheduled to
+    start at ``SpawnResult.deferred_until`` (see :mod:`siblings.defer`)."""
 
 
 REFUSALS = frozenset(
     {
         Reason.KILL_SWITCH,
         Reason.MAX_GENERATIONS,
+        Reason.MAX_CHAIN_SECONDS,
         Reason.RULES_DISABLED,
         Reason.MAX_CONCURRENCY,
         Reason.ACCOUNT_HEADROOM,
@@ -52,14 +58,19 @@ REFUSALS = frozenset(
 )
 """Every refusal reason."""
 
+DEFERRABLE = frozenset({Reason.MAX_CONCURRENCY, Reason.ACCOUNT_HEADROOM})
+"""The refusals that a deferral may replace: capacity, which passes. Never the kill switch,
+the generation limit, the chain budget, the rule state or a guard error."""
+
 
 @dataclass(frozen=True)
 class SpawnResult:
     """The outcome of :meth:`siblings.SiblingsManager.spawn_sibling`.
 
-    ``bool(result)`` is ``result.spawned``: true when a sibling was invoked by this call or,
-    for a duplicate, by the first call of the same chain step. Refusals are results, not
-    exceptions; a spawn that was allowed but failed raises :class:`~siblings.SpawnFailed`.
+    ``bool(result)`` is true when a sibling was invoked by this call or, for a duplicate, by
+    the first call of the same chain step, or when it was deferred (scheduled to start later).
+    Refusals are results, not exceptions; a spawn that was allowed but failed raises
+    :class:`~siblings.SpawnFailed`.
     """
 
     spawned: bool
@@ -88,9 +99,19 @@ class SpawnResult:
     """Human-readable explanation (which rule, which estimate, which error)."""
     guards: dict[str, Any] = field(default_factory=dict)
     """How each guard answered (value and source), for logs and debugging."""
+    deferred: bool = False
+    """A capacity guard refused and the sibling was scheduled to start later instead."""
+    deferred_until: float | None = None
+    """Epoch seconds when the deferred sibling's schedule fires."""
+    deferred_for: str | None = None
+    """The capacity refusal (one of :data:`DEFERRABLE`) that was deferred."""
+    deferrals: int = 0
+    """How many times this chain step has been deferred, this one included."""
+    chain_started_at: float | None = None
+    """Epoch seconds when the chain began (what ``max_chain_seconds`` counts from)."""
 
     def __bool__(self) -> bool:
-        return self.spawned
+        return self.spawned or self.deferred
 
     @property
     def refused(self) -> bool:

@@ -26,6 +26,10 @@ class SpawnCall:
     """How each guard answered, copied into the result."""
     guard_ms: float | None = None
     """How long the guards took (the claim included), once they have run."""
+    defer: bool = False
+    """A capacity refusal is deferred instead (:mod:`siblings.defer`)."""
+    deferrals: int = 0
+    """How often this step was deferred before (a relay of a deferral carries the count)."""
 
     @property
     def key(self) -> str:
@@ -43,5 +47,6 @@ class SpawnCall:
             parent_request_id=self.info.request_id,
             forced=self.forced,
             guards=self.guards,
+            chain_started_at=self.child.chain_started_at,
             **fields,
         )

@@ -2,7 +2,7 @@
 
 For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
 
-1. the generation limit (no I/O);
+1. the generation limit and the chain budget (no I/O);
 2. the kill switch (one consistent GetItem; in a cold container one BatchGetItem that also
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
@@ -27,9 +27,12 @@ from dataclasses import replace
 
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
+from siblings.budget import check_chain_budget
+from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.decisions import DecisionLog
+from siblings.defer import Deferrer
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
 from siblings.invoke import RECURSIVE_INVOCATION, InvokeOutcome, Invoker, error_code
@@ -55,8 +58,13 @@ class Spawner:
         clients: Clients,
         decisions: DecisionLog,
         clock: Clock = SYSTEM_CLOCK,
+        *,
+        chain_log: ChainLog | None = None,
+        deferrer: Deferrer | None = None,
     ) -> None:
         self.clock = clock
+        self.chain_log = chain_log
+        self.deferrer = deferrer
         self.config = config
         self.guards = guards
         self.ledger = ledger
@@ -88,7 +96,24 @@ class Spawner:
                 self._inflight.pop(call.key, None)
 
     def _decide(self, call: SpawnCall) -> SpawnResult:
+        listing = self._list_chain(call)
+        try:
+            return self._decide_step(call)
+        finally:
+            if listing is not None:
+                listing.result()  # never raises: the chain log's writes are best effort
+
+    def _list_chain(self, call: SpawnCall) -> Future[None] | None:
+        """A chain's first spawn adds it to its function's list of the day, in parallel with
+        the decision (its three requests overlap the claim and the Invoke)."""
+        if self.chain_log is None or call.child.generation != 1 or self.config.dry_run:
+            return None
+        return self._pool.submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
+
+    def _decide_step(self, call: SpawnCall) -> SpawnResult:
         stop = self._verdict(call, "generation", self.guards.check_generation(call.child.generation))
+        if stop is None:  # not ``or``: a refusal is a falsy SpawnResult
+            stop = self._verdict(call, "chain_budget", check_chain_budget(call.child, self.config))
         if stop is None:
             deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
@@ -157,7 +182,9 @@ class Spawner:
             if refusal is None and stop is None:
                 refusal = self._cached_guards(call)
             if refusal is not None or stop is not None:
-                self._release(call, claim)
+                self._release(call, claim)  # a deferral's relay claims the step again
+                if refusal is not None and self.deferrer is not None:
+                    refusal = self.deferrer.defer(call, refusal) or refusal
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:
@@ -187,7 +214,8 @@ class Spawner:
         child = (outcome.request_id, call.child) if outcome.request_id else None
         try:
             token = claim.token if claim is not None else None
-            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child)
+            extra = self.chain_log.items(spawned) if self.chain_log is not None else None
+            self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child, extra)
         except StoreUnavailable as exc:
             # The sibling exists; a retry of this execution may invoke the step again, and the
             # siblings' own claim on start lets only one of them run it.

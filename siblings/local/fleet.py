@@ -18,6 +18,7 @@ backoff, quotas) is real time. The emulated schedule fires once per metric minut
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -39,6 +40,7 @@ from siblings.local.middleware import compose
 from siblings.local.provision import create_function, create_schedule_rule
 from siblings.local.quota.layer import QuotaLayer
 from siblings.local.runtime import LocalLambdaRuntime
+from siblings.local.runtime.schedules import ScheduleFirer
 from siblings.local.server import LOCAL_REGION, LocalAwsServer, local_session
 from siblings.local.settings import (
     FUNCTION_NAME,
@@ -158,6 +160,7 @@ class Fleet:
         self.started_at = 0.0
         self.finished_at = 0.0
         self.completed = False
+        self.schedules_fired = 0
         self._tally = _Tally()
         self._stop_schedule = threading.Event()
         self._monitor_estimator: ConcurrencyEstimator | None = None
@@ -199,6 +202,7 @@ class Fleet:
             max_concurrency=self.settings.max_concurrency,
             max_generations=self.settings.max_generations,
             payload_bucket=payload_bucket,
+            **self._defer_settings(),
         )
         # With a stack this finds its table ready (TTL on) and does nothing.
         self.table_created = ensure_table(self.config, session=self.session)
@@ -207,6 +211,18 @@ class Fleet:
         # The run's counts start now, not with the setup calls.
         self.recorder.reset()
         self.quota.reset()
+
+    def _defer_settings(self) -> dict[str, Any]:
+        """With ``defer``: deferral on, through a role Scheduler may assume, after a second."""
+        if not self.settings.defer:
+            return {}
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                 "Principal": {"Service": "scheduler.amazonaws.com"}}]}
+        role = self.client("iam").create_role(
+            RoleName="siblings-defer", AssumeRolePolicyDocument=json.dumps(trust)
+        )["Role"]["Arn"]
+        return {"defer_when_busy": True, "defer_role_arn": role, "defer_base_seconds": 1.0,
+                "defer_max_seconds": 4.0, "max_deferrals": 20}
 
     def _shared_resources(self) -> tuple[str, str]:
         """The shared table and payload bucket: the template's stack's, or the fleet's own."""
@@ -282,7 +298,12 @@ class Fleet:
             self.runtime.invoke_async(FUNCTION_NAME, {"chain": chain_id, "epoch": 1, "cursor": 0})
         schedule = threading.Thread(target=self._schedule, name="eventbridge-schedule", daemon=True)
         schedule.start()
+        firer = ScheduleFirer(
+            self.client("scheduler"), lambda arn, event: self.runtime.invoke_async(arn, event)
+        ).start()
         self.completed = self._observe(on_sample)
+        firer.stop()
+        self.schedules_fired = len(firer.fired)
         self._stop_schedule.set()
         schedule.join(timeout=5)
         self.runtime.wait_idle(timeout=settings.invocation_seconds * 3 + sum(settings.retry_delays))

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="longest chain of siblings (default %(default)s)")
     guards.add_argument("--reserved-concurrency", type=int, default=None,
                         help="the function's reserved concurrency (default: none)")
+    guards.add_argument("--defer", action="store_true",
+                        help="defer spawns refused for capacity (a one-time schedule fired by "
+                             "the local scheduler) instead of parking the chain")
     guards.add_argument("--recursive-loop", choices=("allow", "terminate"),
                         default=_DEFAULTS.recursive_loop.lower(),
                         help="the function's RecursiveLoop: allow (as template.yaml deploys it) "
@@ -105,6 +108,7 @@ def settings_from(args: argparse.Namespace) -> FleetSettings:
         max_concurrency=args.max_concurrency or None,
         max_generations=args.max_generations,
         reserved_concurrency=args.reserved_concurrency,
+        defer=args.defer,
         fault_rate=args.fault_rate,
         fault_rates=rates,
         seed=args.seed,

@@ -38,7 +38,8 @@ def live_view(fleet: Fleet, sample: Sample) -> Group:
     )
     table.add_row(
         "siblings",
-        f"spawned {spawns['spawned']}   refused {refused or 'none'}   "
+        f"spawned {spawns['spawned']}   deferred {spawns['deferred']}   "
+        f"refused {refused or 'none'}   "
         f"duplicates {spawns['duplicate']}   failed {spawns['failed']}",
     )
     table.add_row(
@@ -111,7 +112,9 @@ def _run_rows(document: dict[str, Any]) -> list[tuple[str, str]]:
          "max_concurrency bounds the estimate, not the true peak)"),
         ("siblings",
          f"spawn decisions: {spawns['spawned']} spawned (a parent retried by Lambda decides again), "
-         f"refused {_format_counts(spawns['refused']) or 'none'}, "
+         f"deferred {spawns['deferred']}"
+         + (f" ({_format_counts(spawns['deferred_for'])})" if spawns["deferred"] else "")
+         + f", refused {_format_counts(spawns['refused']) or 'none'}, "
          f"{spawns['duplicates']} duplicates, {spawns['failed']} failed"),
         ("AWS calls",
          f"GetMetricData {calls['cloudwatch_get_metric_data']} "

@@ -61,6 +61,8 @@ class FleetSettings:
     time_scale: float = 60.0
     max_generations: int = 30
     reserved_concurrency: int | None = None
+    defer: bool = False
+    """Defer capacity refusals to a local EventBridge Scheduler instead of parking chains."""
     timeout_seconds: float = 120.0
     retry_delays: tuple[float, ...] = (0.5, 1.0)
     worker_file: Path = DEFAULT_WORKER_FILE

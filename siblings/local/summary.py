@@ -99,6 +99,12 @@ def _spawns(spawns: Counter[str]) -> dict[str, Any]:
         "spawned": spawns["spawned"],
         "duplicates": spawns["duplicate"],
         "failed": spawns["failed"],
+        "deferred": spawns["deferred"],
+        "deferred_for": {
+            key.removeprefix("deferred_"): value
+            for key, value in sorted(spawns.items())
+            if key.startswith("deferred_")
+        },
         "refused": {
             key.removeprefix("refused_"): value
             for key, value in sorted(spawns.items())

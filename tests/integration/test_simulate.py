@@ -78,6 +78,20 @@ def test_tiny_fleet_processes_every_record_exactly_once(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_capacity_refusals_are_deferred_and_every_record_still_runs_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # max_concurrency 1 with 3 chains: spawns are refused for capacity, and deferred instead.
+    code, summary = simulate(capsys, "--chains", "3", "--max-concurrency", "1", "--defer")
+    verification = summary["verification"]
+    assert code == 0, verification["problems"]
+    assert summary["spawns"]["deferred"] >= 1
+    assert summary["spawns"]["deferred_for"].get("max_concurrency", 0) >= 1
+    assert verification["records"] == {"expected": 180, "exactly_once": 180, "missing": 0, "duplicated": 0}
+    assert verification["spawns"]["lost"] == 0 and verification["steps"]["started_twice"] == 0
+
+
 def test_verification_still_passes_with_injected_faults(capsys: pytest.CaptureFixture[str]) -> None:
     code, summary = simulate(capsys, "--fault-rate", "0.15", "--seed", "3")
 

@@ -47,11 +47,11 @@ from siblings import SiblingsManager, SpawnFailed
 from siblings.config import SiblingsConfig
 from siblings.context import read_context
 from siblings.emf import DIMENSION
-from siblings.iam import CREATE_TABLE_ACTIONS, RUNTIME_ACTIONS, iam_action
+from siblings.iam import CREATE_TABLE_ACTIONS, IMPLIED_ACTIONS, RUNTIME_ACTIONS, iam_action
 from siblings.local.calls import Call, credential_scope
 from siblings.local.server import LOCAL_REGION
 from siblings.local.stack import code_bucket_name, deploy_template, load_template, render_template
-from siblings.result import REFUSALS
+from siblings.result import DEFERRABLE, REFUSALS
 from tests.conftest import Aws
 from tests.helpers import put_lambda_metrics
 
@@ -116,7 +116,7 @@ def _actions(documents: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def _role_policies(rendered: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    (role,) = _resources(rendered, "AWS::IAM::Role").values()
+    role = _resources(rendered, "AWS::IAM::Role")[f"{FUNCTION}Role"]  # SAM's role of the function
     return {p["PolicyName"]: p["PolicyDocument"] for p in role["Properties"]["Policies"]}
 
 
@@ -193,8 +193,12 @@ def test_dashboard_and_alarm_chart_what_the_library_emits(source: dict[str, Any]
     widgets = {w["properties"]["title"]: w["properties"] for w in _dashboard(source)["widgets"]}
     spawns = widgets["Spawns and refusals by reason"]["metrics"]
     names = {row[1] for row in spawns}
-    assert names == {"spawned", "duplicate", "failed"} | {f"refused_{r}" for r in REFUSALS}
+    assert names == {"spawned", "duplicate", "failed", "deferred"} | {f"refused_{r}" for r in REFUSALS}
     assert {(row[0], row[2]) for row in spawns} == {("LambdaSiblings", DIMENSION)}
+    capacity = widgets["Capacity: deferred beside refused"]["metrics"]
+    kinds = ("deferred", "refused")
+    assert {row[1] for row in capacity} == {f"{kind}_{r}" for r in DEFERRABLE for kind in kinds}
+    assert {(row[0], row[2]) for row in capacity} == {("LambdaSiblings", DIMENSION)}
     concurrency = widgets["Concurrency: Little's law estimate vs observed peak"]["metrics"]
     assert concurrency[-1][:3] == ["AWS/Lambda", "ConcurrentExecutions", "FunctionName"]
     assert concurrency[-1][-1]["stat"] == "Maximum"
@@ -245,6 +249,19 @@ def test_library_policy_lists_exactly_the_runtime_actions(rendered: dict[str, An
         assert statement["Effect"] == "Allow"
         if "*" in _listify(statement["Resource"]):
             assert set(_listify(statement["Action"])) <= RESOURCE_STAR_ONLY, statement
+
+
+def test_defer_role_lets_scheduler_invoke_the_function_and_nothing_else(rendered: dict[str, Any]) -> None:
+    role = _resources(rendered, "AWS::IAM::Role")["DeferRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    (policy,) = role["Policies"]
+    assert _actions([policy["PolicyDocument"]]) == {"lambda:InvokeFunction"}
+    (passing,) = [s for s in _statements(_role_policies(rendered).values())
+                  if "iam:PassRole" in _listify(s["Action"])]
+    assert passing["Resource"] == {"Fn::GetAtt": ["DeferRole", "Arn"]}
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "scheduler.amazonaws.com"}}
 
 
 def _readme_policy(tmp_path: Path) -> dict[str, Any]:
@@ -365,7 +382,8 @@ def test_stack_function_allows_recursive_loops_for_our_own_guards(aws: Aws, stac
 def test_stack_creates_the_dashboard(aws: Aws, stack: Stack) -> None:
     name = stack.outputs["DashboardName"]
     body = json.loads(aws.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
-    assert len(body["widgets"]) == 4
+    assert len(body["widgets"]) == 5
+    assert "Capacity: deferred beside refused" in {w["properties"]["title"] for w in body["widgets"]}
 
 
 def test_stack_rule_is_the_one_the_spawn_guard_checks(
@@ -423,6 +441,13 @@ def authorisations(call: Call, environ: dict[str, Any], body: bytes, account: st
     if service == "lambda" and operation in {"GetFunctionConcurrency", "GetFunctionRecursionConfig"}:
         name = unquote(path.split("/")[3])
         return [(iam_action(service, operation), f"arn:aws:lambda:{region}:{account}:function:{name}")]
+    if service == "scheduler" and operation == "CreateSchedule":  # and PassRole of its role
+        request = json.loads(body)
+        group, name = request.get("GroupName", "default"), unquote(path.rsplit("/", 1)[-1])
+        return [
+            (iam_action(service, operation), f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}"),
+            ("iam:PassRole", request["Target"]["RoleArn"]),
+        ]
     if service == "events" and operation == "DescribeRule":
         name = json.loads(body)["Name"]
         return [(iam_action(service, operation), f"arn:aws:events:{region}:{account}:rule/{name}")]
@@ -515,11 +540,13 @@ def _function_env(monkeypatch: pytest.MonkeyPatch, aws: Aws, stack: Stack) -> No
 
 
 def _recorded_actions(aws: Aws) -> set[str]:
-    return {
+    """The actions of the requests made, and those IAM checks with them (PassRole)."""
+    made = {
         iam_action(service, operation)
         for service, operation in aws.recorder.actions()
         if not operation.startswith("Transact")
     }
+    return made.union(*(IMPLIED_ACTIONS.get(action, frozenset()) for action in made))
 
 
 def test_library_calls_exactly_what_its_policy_allows(
@@ -551,6 +578,11 @@ def test_library_calls_exactly_what_its_policy_allows(
     assert len(json.dumps(event)) < 4096
     sibling = SiblingsManager(session=aws.session)  # another container
     assert sibling.load_payload(event, FakeContext(stack.function_arn)) == payload
+
+    # Busy (max_concurrency 1, the estimate at least 1): deferred through the stack's role.
+    busy = SiblingsManager({"defer_when_busy": True, "max_concurrency": 1}, session=aws.session)
+    deferred = busy.spawn_sibling(FakeContext(stack.function_arn), {"cursor": 3})
+    assert deferred.deferred, deferred
 
     # An Invoke that keeps failing: the spawn's claim is released for a later retry.
     failing = SiblingsManager(

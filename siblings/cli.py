@@ -225,7 +225,7 @@ def cmd_chains(args: argparse.Namespace) -> int:
     config = _config(args)
     name = parse_function(args.function).name
     store = DynamoStore(config, _session(config))
-    chains = recent_chains(store, name, time.time(), args.days, args.limit)
+    chains = recent_chains(store, name, args.clock.now(), args.days, args.limit)
     if args.json:
         print(json.dumps({"function": name, "chains": [asdict(c) for c in chains]}, indent=2))
     else:

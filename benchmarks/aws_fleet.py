@@ -64,20 +64,24 @@ class OursFleet:
 
     name = "ours"
     label = "ours (memory + DynamoDB)"
+    shared_table = True
 
-    def __init__(self, stack: Stack, target: Target, seed: int) -> None:
+    def __init__(self, stack: Stack, targets: list[Target], seed: int) -> None:
         from estimator import ensure_table
         from estimator.store import item_model
         from siblings.config import SiblingsConfig
 
-        self.stack, self.target, self.seed = stack, target, seed
+        target = targets[0]
+        self.stack, self.targets, self.seed = stack, targets, seed
         self.config = SiblingsConfig(
             table_name=target.table, endpoint_url=stack.endpoint_url, region_name=LOCAL_REGION,
             cache_ttl_seconds=target.cache_ttl_s, rules_cache_ttl_seconds=target.rules_ttl_s,
             max_concurrency=target.max_concurrency, metrics_enabled=False,
+            use_dynamodb=self.shared_table,
         )
-        ensure_table(self.config, session=stack.session)
-        self.model = item_model(self.config, stack.session)
+        if self.shared_table:
+            ensure_table(self.config, session=stack.session)
+            self.model = item_model(self.config, stack.session)
         self.cloudwatch = stack.client("cloudwatch")
         self.events = stack.client("events")
 
@@ -93,16 +97,33 @@ class OursFleet:
         from siblings.rules import RuleLookup
 
         clock, config = self.stack.clock, self.config
-        breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock)
-        store = DynamoStore(config, model=self.model, breaker=breaker)
+        store: Any
+        if self.shared_table:
+            breaker = Breaker(f"table {config.table_name!r}", config.error_backoff_seconds, clock=clock)
+            store = DynamoStore(config, model=self.model, breaker=breaker)
+        else:  # the container's own memory: no request, nothing shared
+            from estimator.memory_store import MemoryStore
+
+            store = MemoryStore()
+        kill_switch = KillSwitch(store, clock=clock)
         cache = TwoTierCache(config, store, clock)
         cache.policy = RefreshPolicy(config, random.Random(self.seed * 1_000_003 + index))
         estimator = ConcurrencyEstimator(config, cloudwatch_client=self.cloudwatch, store=store,
                                          cache=cache, clock=clock)
         events = self.events
-        guards = Guards(config, cache=cache, kill_switch=KillSwitch(store, clock=clock),
+        guards = Guards(config, cache=cache, kill_switch=kill_switch,
                         rule_lookup=lambda: RuleLookup(events), estimator=lambda: estimator)
-        return _OursExecution(guards, _Context(self.target.arn, f"req-{index}"))
+        target = self.targets[index % len(self.targets)]
+        return _OursExecution(guards, _Context(target.arn, f"req-{index}"))
+
+
+class PerContainerFleet(OursFleet):
+    """What a user would write without the shared table: the same guards, each container
+    caching the estimate and the rule state in its own memory only (no kill switch)."""
+
+    name = "per-container"
+    label = "per-container cache (60 s memory, no table)"
+    shared_table = False
 
 
 class _OursExecution:
@@ -125,61 +146,98 @@ class _OursExecution:
 
 
 class NaiveFleet:
-    """One uncached GetMetricData per decision."""
+    """One uncached GetMetricData per decision, asking for what Little's law needs: the
+    function's Invocations (Sum) and Duration (Average) over the window."""
 
     name = "naive"
     label = "naive (1 GetMetricData per decision)"
 
-    def __init__(self, stack: Stack, target: Target, seed: int) -> None:
-        from estimator import ConcurrencyEstimator
-        from estimator.config import Config
-
-        config = Config(endpoint_url=stack.endpoint_url, region_name=LOCAL_REGION, use_dynamodb=False)
-        self.estimator = ConcurrencyEstimator(config, cloudwatch_client=stack.client("cloudwatch"),
-                                              clock=stack.clock)
-        self.target = target
+    def __init__(self, stack: Stack, targets: list[Target], seed: int) -> None:
+        self.cloudwatch = stack.client("cloudwatch")
+        self.clock = stack.clock
+        self.targets = targets
+        self._next = 0
 
     def execution(self, index: int) -> Any:
-        """Every execution shares the stateless estimator (``use_cache=False``)."""
-        return self
+        """Stateless: every execution of a function costs the same."""
+        return _NaiveExecution(self, self.targets[index % len(self.targets)].name)
+
+    def estimate(self, name: str) -> int:
+        """Little's law over the last 5 whole minutes, from one GetMetricData."""
+        import datetime as dt
+        import math
+
+        end = dt.datetime.fromtimestamp(self.clock.now() // 60 * 60, tz=dt.UTC)
+        start = end - dt.timedelta(minutes=5)
+        dims = [{"Name": "FunctionName", "Value": name}]
+        queries = [
+            {"Id": f"q{i}", "MetricStat": {"Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                                                      "Dimensions": dims},
+                                           "Period": 300, "Stat": stat}}
+            for i, (metric, stat) in enumerate([("Invocations", "Sum"), ("Duration", "Average")])
+        ]
+        reply = self.cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
+        values = {r["Id"]: sum(r.get("Values", [])) for r in reply["MetricDataResults"]}
+        return math.ceil(values.get("q0", 0) * values.get("q1", 0) / 1000 / 300)
+
+
+class _NaiveExecution:
+    def __init__(self, fleet: NaiveFleet, name: str) -> None:
+        self.fleet, self.name = fleet, name
 
     def decide(self) -> Outcome:
         try:
-            value = self.estimator.estimate(self.target.name, use_cache=False).value
+            value = self.fleet.estimate(self.name)
         except Exception as exc:  # a failed decision is a result
             return Outcome(False, None, type(exc).__name__)
         return Outcome(True, value)
 
 
 class SoswFleet:
-    """sosw 0.7.47's two guard calls, as published (its clock patched to AWS time)."""
+    """sosw 0.7.47's two guard calls, as published (its clock patched to AWS time), in the
+    account's worst rule order for it: the function's own rule listed last."""
 
     name = "sosw"
-    label = "sosw 0.7.47"
+    label = "sosw 0.7.47 (own rule last)"
+    own_rule_first = False
 
-    def __init__(self, stack: Stack, target: Target, seed: int) -> None:
+    def __init__(self, stack: Stack, targets: list[Target], seed: int) -> None:
         from sosw.components.siblings import SiblingsManager
         from vclock import patch_sosw_clock
 
         patch_sosw_clock(stack.clock)
         self.manager = SiblingsManager(custom_config={"auto_spawning": False})
-        self.context = _Context(target.arn, "req")
-        self.target = target
+        self.targets = targets
 
     def execution(self, index: int) -> Any:
-        """sosw keeps no state between decisions: one manager stands for every container."""
-        return self
+        """sosw keeps no state between decisions: one manager serves every container."""
+        target = self.targets[index % len(self.targets)]
+        return _SoswExecution(self.manager, target.name, _Context(target.arn, "req"))
+
+
+class SoswBestFleet(SoswFleet):
+    """sosw in its best rule order: the function's own rule listed first."""
+
+    name = "sosw-best"
+    label = "sosw 0.7.47 (own rule first)"
+    own_rule_first = True
+
+
+class _SoswExecution:
+    def __init__(self, manager: Any, name: str, context: _Context) -> None:
+        self.manager, self.name, self.context = manager, name, context
 
     def decide(self) -> Outcome:
         try:
-            value = self.manager.get_approximate_concurrent_executions(name=self.target.name)
+            value = self.manager.get_approximate_concurrent_executions(name=self.name)
             enabled = self.manager.any_events_rules_enabled(self.context)
         except Exception as exc:
             return Outcome(False, None, type(exc).__name__)
         return Outcome(bool(enabled), int(value))
 
 
-FLEETS: dict[str, Any] = {"ours": OursFleet, "naive": NaiveFleet, "sosw": SoswFleet}
+FLEETS: dict[str, Any] = {fleet.name: fleet for fleet in (
+    OursFleet, PerContainerFleet, NaiveFleet, SoswFleet, SoswBestFleet)}
 
 
 @dataclass

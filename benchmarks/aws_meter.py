@@ -10,6 +10,8 @@ the request reaches the quota layer (so it is counted apart from quota throttles
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -38,6 +40,9 @@ class Meter:
         self.writes: dict[Any, dict[int, float]] = defaultdict(lambda: defaultdict(float))
         self.read_units = 0.0
         self.write_units = 0.0
+        self.metrics_requested: Counter[str] = Counter()
+        """CloudWatch metrics asked for, by action (what CloudWatch bills: GetMetricData per
+        query in the request, GetMetricStatistics per request)."""
 
     def reset(self) -> None:
         """Forget every count."""
@@ -46,6 +51,7 @@ class Meter:
             self.reads.clear()
             self.writes.clear()
             self.read_units = self.write_units = 0.0
+            self.metrics_requested.clear()
 
     def wrap(self, app: WsgiApp) -> WsgiApp:
         """``app`` behind the meter."""
@@ -69,8 +75,11 @@ class Meter:
                 keys[str(name)] = self._hash_key
             for (_q, _account, scope), _quota, cost, rw in charges(_PARTITION, request, keys):
                 units.append((scope, cost, rw))
+        metrics = _metrics_requested(request)
         with self._lock:
             self.calls[(request.call, second)] += 1
+            if metrics:
+                self.metrics_requested[request.action] += metrics
             for scope, cost, rw in units:
                 if rw == "Write":  # partition capacity counts a write unit as three
                     self.writes[scope][second] += cost / 3
@@ -94,22 +103,68 @@ class Meter:
             return sum(n for ((service, action), second), n in self.calls.items()
                        if service in services and action != skip and between[0] <= second < between[1])
 
+    def per_minute(self, action: str, start: float, minutes: int) -> list[int]:
+        """Calls of ``action`` in each AWS minute from ``start`` (``minutes`` of them)."""
+        out = [0] * minutes
+        for second, n in self.per_second(action).items():
+            index = int((second - start) // 60)
+            if 0 <= index < minutes:
+                out[index] += n
+        return out
+
     def hottest_item(self) -> dict[str, Any]:
-        """The highest read and write rate any one item received in any AWS second."""
+        """The highest read and write rate any one item received in any AWS second, and every
+        item that reached it (a tie names them all)."""
         with self._lock:
-            read = max(((max(c.values()), k) for k, c in self.reads.items() if c), default=(0.0, None))
-            write = max(((max(c.values()), k) for k, c in self.writes.items() if c), default=(0.0, None))
+            read = _hottest(self.reads)
+            write = _hottest(self.writes)
         return {
-            "max_item_reads_per_s": read[0], "hottest_read_item": _name(read[1]),
-            "max_item_writes_per_s": write[0], "hottest_write_item": _name(write[1]),
+            "max_item_reads_per_s": read[0], "hottest_read_item": read[1],
+            "max_item_writes_per_s": write[0], "hottest_write_item": write[1],
         }
 
 
-def _name(scope: Any) -> str | None:
-    if scope is None:
-        return None
-    table, value = scope
-    return f"{table}:{value}"
+def _hottest(units: dict[Any, dict[int, float]]) -> tuple[float, str | None]:
+    peaks = {scope: max(per_second.values()) for scope, per_second in units.items() if per_second}
+    if not peaks:
+        return 0.0, None
+    top = max(peaks.values())
+    names = sorted(_name(scope) for scope, peak in peaks.items() if peak == top)
+    return top, ", ".join(names)
+
+
+def _name(scope: Any) -> str:
+    _table, value = scope
+    try:  # the hash key as the request spelled it: {"S": "kill#fn"}
+        decoded = json.loads(value)
+    except (TypeError, ValueError):
+        decoded = value
+    key = decoded.get("S", value) if isinstance(decoded, dict) else value
+    return str(key)
+
+
+def _metrics_requested(request: QuotaRequest) -> int:
+    """Metrics one CloudWatch request asks for: the queries of a GetMetricData (its body is JSON
+    or smithy-rpc-v2-cbor, whichever protocol the client chose; CBOR is read with botocore's own
+    reader), 1 for GetMetricStatistics."""
+    if request.service != "monitoring":
+        return 0
+    if request.action == "GetMetricStatistics":
+        return 1
+    if request.action != "GetMetricData":
+        return 0
+    document: Any = request.json()
+    if not document:
+        import io
+
+        from botocore.parsers import RpcV2CBORParser
+
+        try:
+            document = RpcV2CBORParser().parse_data_item(io.BytesIO(request.body))
+        except Exception:  # the query protocol: count the form's queries
+            text = request.body.decode(errors="replace")
+            return len(set(re.findall(r"MetricDataQueries\.member\.(\d+)\.Id=", text)))
+    return len(document.get("MetricDataQueries", [])) if isinstance(document, dict) else 0
 
 
 class Outage:

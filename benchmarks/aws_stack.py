@@ -116,20 +116,21 @@ def put_steady_metrics(stack: Stack, name: str, concurrency: int, minutes: int,
         cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data[start:start + 1000])
 
 
-def create_rules(stack: Stack, tag: str, arn: str) -> list[str]:
-    """The account's rules: ``OTHER_RULES`` enabled ones on another function, named to come
-    first in sosw's listing, then the function's own."""
+def create_rules(stack: Stack, tag: str, arns: list[str], own_first: bool = False) -> list[str]:
+    """The account's rules: ``OTHER_RULES`` enabled ones on another function and one per
+    function of ``arns``, named so that the functions' own come last in sosw's listing (or
+    first, with ``own_first``)."""
     from siblings.local.provision import create_schedule_rule
 
     events = stack.client("events")
     other = function_arn("bench-other")
-    rules = []
-    for index in range(OTHER_RULES):
-        rules.append(f"{tag}-a-other-{index}")
-        create_schedule_rule(events, rules[-1], other)
-    rules.append(f"{tag}-z-own")
-    create_schedule_rule(events, rules[-1], arn)
-    return rules
+    own_prefix = "a" if own_first else "z"
+    others = [(f"{tag}-m-other-{index}", other) for index in range(OTHER_RULES)]
+    own = [(f"{tag}-{own_prefix}-own-{index}", arn) for index, arn in enumerate(arns)]
+    # Named and created in the order wanted, whichever of the two a listing follows.
+    for name, arn in own + others if own_first else others + own:
+        create_schedule_rule(events, name, arn)
+    return [name for name, _ in others + own]
 
 
 def delete_rules(stack: Stack, rules: list[str]) -> None:

@@ -36,23 +36,36 @@ from aws_report import checks, plot_calls, render  # noqa: E402
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # Per contender: the sizes it runs at, and (size -> AWS seconds) where a size runs shorter than
 # --duration because its per-decision cost would not fit the time budget (said in the report).
-FULL_SIZES = {"ours": [10, 100, 1000, 5000], "naive": [10, 100, 1000], "sosw": [10, 100, 1000]}
-FULL_SHORTER = {("naive", 1000): 120.0, ("sosw", 1000): 60.0}
-QUICK_SIZES = {"ours": [10, 100], "naive": [10, 100], "sosw": [10]}
+FULL_SIZES = {"ours": [10, 100, 1000, 5000], "per-container": [10, 100, 1000], "naive": [10, 100, 1000],
+              "sosw": [10, 100, 1000], "sosw-best": [10, 100]}
+FULL_SHORTER = {("naive", 1000): 120.0, ("sosw", 1000): 60.0, ("per-container", 1000): 300.0}
+QUICK_SIZES = {"ours": [10, 100], "per-container": [10, 100], "naive": [10, 100], "sosw": [10],
+               "sosw-best": [10]}
+# Many functions in one account (the account-wide refresher): (contender, N each, functions).
+FULL_ACCOUNTS = [("ours", 100, 20)]
+QUICK_ACCOUNTS = [("ours", 10, 20)]
+OUTAGE_FROM_N = 100
+"""ours' runs from this N up (every size given with --sizes) get the injected DynamoDB outage
+(its cost must not grow with N)."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="sizes 10 and 100, 3 AWS-minutes")
-    parser.add_argument("--contenders", default="ours,naive,sosw")
+    parser.add_argument("--contenders", default="ours,per-container,naive,sosw,sosw-best")
+    parser.add_argument("--only", help="only these runs, e.g. 'ours:5000' or 'ours:10,naive:100' "
+                        "(to split a full run over machines or time; merge with --render-only)")
+    parser.add_argument("--skip", help="leave out these runs (same form as --only)")
+    parser.add_argument("--no-accounts", action="store_true",
+                        help="skip the many-functions-in-one-account runs")
     parser.add_argument("--sizes", help="one list of sizes for every contender (default per contender)")
     parser.add_argument("--duration", type=float, help="AWS seconds per run (default 600, quick 180)")
     parser.add_argument("--interval", type=float, default=15.0, help="AWS seconds between decisions")
     parser.add_argument("--ttl", type=float, default=60.0, help="estimate cache TTL (AWS s)")
     parser.add_argument("--rules-ttl", type=float, default=300.0, help="rule-state TTL (AWS s)")
     parser.add_argument("--outage", type=float, default=60.0,
-                        help="AWS seconds of DynamoDB outage injected in ours' largest run (0: none)")
+                        help="AWS seconds of DynamoDB outage injected in ours' runs from N=100 (0: none)")
     parser.add_argument("--delay", type=float, default=60.0, help="CloudWatch publication delay (s)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seed", type=int, default=1)
@@ -63,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.duration is None:
         args.duration = 180.0 if args.quick else 600.0
     args.contenders = [c for c in args.contenders.split(",") if c]
-    if "sosw" in args.contenders:
+    if any(c.startswith("sosw") for c in args.contenders):
         import importlib.util
 
         if importlib.util.find_spec("sosw") is None:
@@ -83,15 +96,26 @@ def job_specs(args: argparse.Namespace) -> list[dict[str, Any]]:
             shorter = None if args.quick or args.sizes else FULL_SHORTER.get((contender, size))
             specs.append({**base, "kind": "fleet", "contender": contender, "size": size,
                           "duration_s": min(args.duration, shorter or args.duration)})
-    ours = [s for s in specs if s["contender"] == "ours"]
-    if ours and args.outage > 0:
-        largest = max(ours, key=lambda s: s["size"])
-        largest.update(outage_at_s=round(largest["duration_s"] / 2), outage_s=args.outage)
-    for scenario in ("step", "ramp"):
+    if not args.no_accounts:
+        for contender, size, functions in QUICK_ACCOUNTS if args.quick else FULL_ACCOUNTS:
+            if contender in args.contenders:
+                specs.append({**base, "kind": "fleet", "contender": contender, "size": size,
+                              "functions": functions, "duration_s": args.duration})
+    def named(spec: dict[str, Any], runs: str | None) -> bool:
+        return f"{spec['contender']}:{spec['size']}" in (runs or "").split(",")
+
+    specs = [spec for spec in specs if (args.only is None or named(spec, args.only))
+             and not named(spec, args.skip)]
+    for spec in specs:
+        big_enough = args.sizes is not None or spec["size"] >= OUTAGE_FROM_N  # --sizes: every run
+        if (args.outage > 0 and spec["contender"] == "ours" and big_enough
+                and spec.get("functions", 1) == 1):
+            spec.update(outage_at_s=round(spec["duration_s"] / 2), outage_s=args.outage)
+    for scenario in ("step", "ramp") if args.only is None else ():
         specs.append({"kind": "accuracy", "scenario": scenario, "delay_s": args.delay,
                       "interval_s": args.interval, "ttl_s": args.ttl, "minutes_back": 5,
                       "execution_s": 30.0, "max_concurrency": 250, "seed": args.seed})
-    return sorted(specs, key=lambda s: -s.get("size", 0) * s.get("duration_s", 0))
+    return sorted(specs, key=lambda s: -s.get("size", 0) * s.get("functions", 1) * s.get("duration_s", 0))
 
 
 def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
@@ -102,7 +126,8 @@ def run_all(specs: list[dict[str, Any]], jobs: int) -> list[dict[str, Any]]:
         for result in pool.imap_unordered(run_job, specs):
             results.append(result)
             if result["kind"] == "fleet":
-                print(f"  {result['label']:<38} N={result['size']:<5} {result['decisions']:>7} "
+                size = f"{result['functions']}x{result['size']}"
+                print(f"  {result['label']:<44} N={size:<7} {result['decisions']:>7} "
                       f"decisions {result['failed']:>5} failed {result['throttled']:>6} throttled  "
                       f"wall {result['wall_s']:6.1f}s", file=sys.stderr, flush=True)
             else:
@@ -121,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()[0]
     results = run_all(job_specs(args), args.jobs)
     elapsed = time.perf_counter() - started
-    fleets = sorted((r for r in results if r["kind"] == "fleet"), key=lambda r: (r["contender"], r["size"]))
+    fleets = sorted((r for r in results if r["kind"] == "fleet"),
+                    key=lambda r: (r["contender"], r.get("functions", 1), r["size"]))
     accuracy = sorted((r for r in results if r["kind"] == "accuracy"), key=lambda r: r["scenario"])
     machine = (f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, {args.jobs} processes, load "
                f"average {load:.1f} at start, {os.getloadavg()[0]:.1f} at the end")

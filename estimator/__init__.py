@@ -36,6 +36,7 @@ from estimator.exceptions import (
     StoreUnavailable,
     StoreUnreachable,
     TableMissing,
+    UnprocessedKeys,
 )
 from estimator.limits import AccountLimit, ReservedConcurrency
 
@@ -69,6 +70,7 @@ __all__ = [
     "StoreThrottled",
     "StoreUnreachable",
     "TableMissing",
+    "UnprocessedKeys",
     "ensure_table",
     "estimate_concurrency",
 ]

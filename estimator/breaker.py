@@ -5,9 +5,16 @@ attempts, which a function near its deadline cannot afford. After such a failure
 fails the next calls at once for ``backoff_seconds`` (the callers then degrade: memory and the
 origin for the cache, ``on_guard_error`` for guards), then lets calls through again.
 
-Only failures that say something about the table trip it: connectivity, throttling and 5xx.
-A failure caused by one request's own input (a validation error, an item too large, access
-denied on one key) is that request's problem and never changes how other requests are served.
+Only failures that say something about the table trip it: connectivity, throttling and 5xx
+(:func:`trips`, the one definition of an *outage*, for which stale values may stand in).
+A failure caused by one request's own input (a validation error, an item too large, a
+condition) is that request's problem and never changes how other requests are served.
+
+Configuration errors are neither: the table does not exist (every operation is skipped) or the
+role may not make one operation (that operation is skipped), for ``backoff_seconds`` too, so a
+process does not pay a doomed request on every call; each is logged once per process with its
+fix. Skipped calls raise the class of the error that stopped them, so a caller can still tell
+an outage from a configuration error.
 """
 
 from __future__ import annotations
@@ -25,7 +32,15 @@ from botocore.exceptions import (
 )
 
 from estimator.clock import SYSTEM_CLOCK, Clock
-from estimator.exceptions import StoreUnavailable, causes
+from estimator.exceptions import (
+    StoreAccessDenied,
+    StoreThrottled,
+    StoreUnavailable,
+    StoreUnreachable,
+    TableMissing,
+    UnprocessedKeys,
+    causes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +81,52 @@ def _status(exc: BaseException) -> int:
 
 
 def trips(exc: BaseException) -> bool:
-    """Whether a failure says the table is unhealthy: connectivity, throttling or a 5xx."""
+    """Whether a failure says the table is unhealthy: connectivity, throttling or a 5xx.
+
+    A batch that read some of its keys (:class:`UnprocessedKeys` with ``found``) says the
+    table answers: it does not trip.
+    """
+    if isinstance(exc, UnprocessedKeys) and exc.found:
+        return False
     return (
-        any(isinstance(error, NETWORK_ERRORS) for error in causes(exc))
+        isinstance(exc, StoreThrottled | StoreUnreachable)
+        or any(isinstance(error, NETWORK_ERRORS) for error in causes(exc))
         or error_code(exc) in THROTTLING_CODES
         or _status(exc) >= 500
+    )
+
+
+_ALL = "*"
+_said: set[tuple[str, str, str]] = set()
+_said_lock = threading.Lock()
+
+
+def _say_once(name: str, operation: str, exc: StoreUnavailable, backoff: float) -> None:
+    """Log a configuration error with its fix, once per process per table, kind and operation."""
+    kind = type(exc).__name__
+    scope = _ALL if isinstance(exc, TableMissing) else operation
+    with _said_lock:
+        if (name, kind, scope) in _said:
+            return
+        _said.add((name, kind, scope))
+    if isinstance(exc, TableMissing):
+        fix = (
+            "create it with `siblings create-table` (or deploy template.yaml), or point "
+            "SIBLINGS_TABLE_NAME / SIBLINGS_REGION_NAME at the right one"
+        )
+    else:
+        fix = (
+            f"grant dynamodb:{operation} on the table to this role (the policy in the deploy "
+            "guide, or `siblings doctor`), or check its credentials"
+        )
+    log.error(
+        "%s: %s (%s); the table is not asked for %s again for %.0f s. Fix: %s",
+        name,
+        exc,
+        exc.code or kind,
+        "anything" if scope == _ALL else operation,
+        backoff,
+        fix,
     )
 
 
@@ -89,6 +145,8 @@ class Breaker:
         self._lock = threading.Lock()
         self._open_until = 0.0
         self._last_error: StoreUnavailable | None = None
+        # Operations skipped after a configuration error ("*": every one), until when and why.
+        self._blocked: dict[str, tuple[float, StoreUnavailable]] = {}
 
     @property
     def is_open(self) -> bool:
@@ -97,18 +155,42 @@ class Breaker:
             return self.clock.monotonic() < self._open_until
 
     def call(self, operation: str, action: Callable[[], T]) -> T:
-        """Run ``action`` unless the breaker is open; a :class:`StoreUnavailable` that
-        :func:`trips` it opens it. Raises :class:`StoreUnavailable` (``skipped`` when open)."""
-        with self._lock:
-            if self.clock.monotonic() < self._open_until:
-                cause = self._last_error.cause if self._last_error else None
-                raise StoreUnavailable(f"{operation} (skipped: {self.name} unavailable)", cause)
+        """Run ``action`` unless the breaker is open (or ``operation`` blocked); a
+        :class:`StoreUnavailable` that :func:`trips` it opens it, a configuration error blocks
+        what it concerns. Raises :class:`StoreUnavailable` (``skipped`` when open), of the
+        class of the error that stopped it."""
+        stopped = self._stopped_by(operation)
+        if stopped is not None:
+            kind = StoreThrottled if isinstance(stopped, UnprocessedKeys) else type(stopped)
+            raise kind(
+                f"{operation} (skipped: {self.name} unavailable)", stopped.cause, stopped.code
+            )
         try:
             return action()
         except StoreUnavailable as exc:
-            if trips(exc) and self.backoff_seconds > 0:
-                self._open(exc)
+            if self.backoff_seconds > 0:
+                if trips(exc):
+                    self._open(exc)
+                elif isinstance(exc, TableMissing | StoreAccessDenied):
+                    self._block(operation, exc)
             raise
+
+    def _stopped_by(self, operation: str) -> StoreUnavailable | None:
+        now = self.clock.monotonic()
+        with self._lock:
+            if now < self._open_until:
+                return self._last_error or StoreUnavailable(operation, None)
+            for scope in (_ALL, operation):
+                blocked = self._blocked.get(scope)
+                if blocked is not None and now < blocked[0]:
+                    return blocked[1]
+        return None
+
+    def _block(self, operation: str, exc: StoreUnavailable) -> None:
+        scope = _ALL if isinstance(exc, TableMissing) else operation
+        with self._lock:
+            self._blocked[scope] = (self.clock.monotonic() + self.backoff_seconds, exc)
+        _say_once(self.name, operation, exc, self.backoff_seconds)
 
     def _open(self, exc: StoreUnavailable) -> None:
         with self._lock:

@@ -65,14 +65,20 @@ class Config:
     """Use the shared DynamoDB tier; ``False`` keeps the cache in process only."""
     dynamodb_timeout_seconds: float = bounded(2.0, 0, 60, above=True)
     """Connect/read timeout of DynamoDB calls, so an outage degrades quickly."""
-    refresh_ahead_fraction: float = bounded(0.2, 0, 0.5)
+    refresh_ahead_fraction: float = bounded(0.08, 0, 0.5)
     """The last share of a value's TTL in which the fleet refreshes it early and each process
     reads it again at a random moment, so that N processes do not read one item in the same
-    instant (0 turns both off)."""
+    instant (0 turns both off). At large N the refresh comes as the window opens: one per
+    ``(1 - fraction) x TTL``, so 0.08 costs at most 1.09x one refresh per TTL."""
     outage_refresh_probability: float = bounded(0.02, 0, 1)
     """With the shared table unavailable, the chance that a process holding a stale value asks
-    the origin itself (else it serves what it holds for ``error_backoff_seconds`` more): a
-    bounded share of the fleet refreshes, not all of it."""
+    the origin itself per back-off period (else it serves what it holds for
+    ``error_backoff_seconds`` more), while the process knows no fleet size (no estimate yet)."""
+    outage_refresh_per_second: float = bounded(1.0, 0, 1000)
+    """With the shared table unavailable and the fleet's size known (the largest concurrency
+    estimate this process has seen), how many origin calls per second the whole fleet makes
+    for one value: each process asks with probability ``rate x error_backoff_seconds / fleet``,
+    so the outage's cost does not grow with the fleet."""
     max_clock_skew_seconds: float = bounded(60.0, 0, 3600)
     """How far another writer's clock may be ahead of ours; shared items whose times lie
     further in the future than their own TTL allows are treated as corrupt."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from cachetools import LRUCache
 
+from estimator.account import AccountRefresher
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
@@ -133,6 +134,10 @@ class ConcurrencyEstimator:
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
+        self.account = AccountRefresher(
+            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, _valid_value
+        )
+        """The account-wide refresher: one GetMetricData per TTL for every function asking."""
         self.limits = LimitLookup(self.config, cache, self._clients)
         """The account's concurrency limit and functions' reserved concurrency, cached."""
 
@@ -162,7 +167,9 @@ class ConcurrencyEstimator:
         if use_cache:
             hit = self.cache.memory.get(estimate_key(ref, minutes))
             if hit is not None:  # the hot path of a warm container
-                return _to_estimate(ref, hit)
+                estimate = _to_estimate(ref, hit)
+                self.cache.policy.observe_fleet(estimate.concurrency(ConcurrencySignal.MAX))
+                return estimate
         return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
 
     def shared_entry(self, function_name: str) -> tuple[str, float, Validate] | None:
@@ -221,11 +228,12 @@ class ConcurrencyEstimator:
         keys = {estimate_key(ref, minutes_back): ref for ref in unique}
 
         def load_many(wanted: list[str]) -> Mapping[str, dict[str, Any]]:
-            return self._fetch([keys[key] for key in wanted], minutes_back)
+            # The account's functions are refreshed together (see estimator.account).
+            return self.account.load({key: keys[key] for key in wanted}, minutes_back)
 
         if not use_cache:
             try:
-                values = load_many(list(keys))
+                values = self._fetch(list(keys.values()), minutes_back)
             except Exception as exc:
                 raise EstimateUnavailable(unique[0].resource, exc) from exc
             now = self.clock.now()
@@ -249,6 +257,8 @@ class ConcurrencyEstimator:
                 detail = "" if cause is not None else str(result)
                 raise EstimateUnavailable(ref.resource, cause, detail) from (cause or result)
             estimates[ref] = _to_estimate(ref, result)
+            # How many executions read these values: what bounds the outage's origin calls.
+            self.cache.policy.observe_fleet(estimates[ref].concurrency(ConcurrencySignal.MAX))
         return estimates
 
     def _fetch(self, refs: list[FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 
 class LambdaSiblingsError(Exception):
@@ -84,7 +85,27 @@ def causes(error: BaseException | None) -> Iterator[BaseException]:
 
 
 class StoreThrottled(StoreUnavailable):
-    """The table throttled the request (its ``code`` names which limit)."""
+    """The table throttled the request (its ``code`` names which limit), or left batch items
+    unprocessed after every resend the store makes."""
+
+
+class UnprocessedKeys(StoreThrottled):
+    """A BatchGetItem of which DynamoDB still left keys unprocessed after the store's resends.
+
+    ``found`` maps each key that *was* read to its item (``None``: absent), so a caller uses
+    what it got; ``unread`` lists the others. A batch that read some keys says the table
+    answers: it does not open the breaker (one that read none does).
+    """
+
+    def __init__(self, found: dict[str, Any], unread: list[str], requests: int) -> None:
+        self.found = found
+        self.unread = list(unread)
+        super().__init__(
+            "BatchGetItem",
+            RuntimeError(
+                f"{len(self.unread)} key(s) unprocessed after {requests} request(s): {self.unread[:5]}"
+            ),
+        )
 
 
 class StoreUnreachable(StoreUnavailable):

@@ -10,11 +10,18 @@ from estimator.validation import FunctionRef
 
 ESTIMATE_PREFIX = "estimate#"
 LIMITS_PREFIX = "limits#"
+ACCOUNT_PREFIX = "estimates#"
 
 
 def estimate_key(ref: FunctionRef, minutes_back: int) -> str:
     """Key of the cached estimate of one function (qualifier included) over one window."""
     return f"{ESTIMATE_PREFIX}{ref.resource}#{minutes_back}"
+
+
+def account_key(minutes_back: int) -> str:
+    """Key of the account's list of functions whose estimates are refreshed together (and of
+    that refresh's lease), per window (a table serves one account and Region)."""
+    return f"{ACCOUNT_PREFIX}{minutes_back}"
 
 
 def account_limit_key() -> str:

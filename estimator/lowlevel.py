@@ -16,8 +16,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from estimator.exceptions import StoreThrottled
-
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -60,9 +58,10 @@ class LowLevel:
         return session.create_client("dynamodb", self.meta.region,
                                      endpoint_url=getattr(self.meta, "host", None), config=config)
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        """The raw item at ``key`` (consistent read), ``None`` if absent."""
-        reply = self.client.get_item(TableName=self.table, Key={"pk": {"S": key}}, ConsistentRead=True)
+    def get(self, key: str, consistent: bool = True) -> dict[str, Any] | None:
+        """The raw item at ``key`` (a consistent read unless not ``consistent``), ``None`` if absent."""
+        reply = self.client.get_item(TableName=self.table, Key={"pk": {"S": key}},
+                                     ConsistentRead=consistent)
         return reply.get("Item") or None
 
     def create(self, item: dict[str, Any], now_floor: int) -> tuple[bool, dict[str, Any]]:
@@ -84,31 +83,33 @@ class LowLevel:
             found: Any = exc.response.get("Item")
             return False, found if isinstance(found, dict) else {}
 
-    def put_many(self, items: list[dict[str, Any]]) -> None:
-        """One BatchWriteItem of raw items; what stays unprocessed is sent once more, then
-        reported as :class:`StoreThrottled`."""
-        pending: Any = {self.table: [{"PutRequest": {"Item": item}} for item in items]}
-        for _ in range(2):
-            pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-            if not pending:
-                return
-        raise StoreThrottled("BatchWriteItem", RuntimeError(f"unprocessed: {pending}"))
+    def write_batch(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One BatchWriteItem of ``PutRequest``/``DeleteRequest`` entries on this table; the
+        entries DynamoDB left unprocessed (the store sends them again, see
+        :mod:`estimator.batch_retry`)."""
+        if not requests:
+            return []
+        reply = self.client.batch_write_item(RequestItems={self.table: requests})
+        return list((reply.get("UnprocessedItems") or {}).get(self.table) or [])
 
-    def get_many(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """Raw items by key in one consistent BatchGetItem (absent keys are left out);
-        unprocessed keys are asked once more, then reported as :class:`StoreThrottled`."""
+    def read_batch(
+        self, keys: list[str], consistent: bool = True
+    ) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """One BatchGetItem (consistent unless not ``consistent``): raw items by key (absent
+        keys are left out), and the keys DynamoDB left unprocessed."""
+        if not keys:
+            return {}, []
+        wanted = [{"pk": {"S": key}} for key in keys]
+        request = {self.table: {"Keys": wanted, "ConsistentRead": consistent}}
+        reply = self.client.batch_get_item(RequestItems=request)
         found: dict[str, dict[str, Any]] = {}
-        pending: Any = {self.table: {"Keys": [{"pk": {"S": key}} for key in keys], "ConsistentRead": True}}
-        for _ in range(2):
-            response = self.client.batch_get_item(RequestItems=pending)
-            for raw in response.get("Responses", {}).get(self.table, []):
-                key = raw.get("pk", {}).get("S")
-                if isinstance(key, str):
-                    found[key] = raw
-            pending = response.get("UnprocessedKeys") or {}
-            if not pending:
-                return found
-        raise StoreThrottled("BatchGetItem", RuntimeError(f"unprocessed: {pending}"))
+        for raw in (reply.get("Responses") or {}).get(self.table, []):
+            key = raw.get("pk", {}).get("S")
+            if isinstance(key, str):
+                found[key] = raw
+        left = (reply.get("UnprocessedKeys") or {}).get(self.table) or {}
+        unread = [k.get("pk", {}).get("S") for k in left.get("Keys") or []]
+        return found, [key for key in unread if isinstance(key, str)]
 
     def ttl_enabled(self) -> bool:
         """The table's TTL is on (or being switched on)."""

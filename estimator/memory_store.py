@@ -38,13 +38,13 @@ class MemoryStore:
         """Nothing to create."""
         return False
 
-    def get(self, key: str) -> StoredItem | None:
-        """The item at ``key``, ``None`` if absent."""
+    def get(self, key: str, *, consistent: bool = True) -> StoredItem | None:
+        """The item at ``key``, ``None`` if absent (every read is consistent here)."""
         with self._lock:
             raw = self._items.get(key)
         return None if raw is None else decode_item(key, raw)
 
-    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
+    def get_many(self, keys: list[str], *, consistent: bool = True) -> dict[str, StoredItem | None]:
         """Several items; absent keys map to ``None``."""
         return {key: self.get(key) for key in keys}
 

@@ -11,7 +11,10 @@ origin itself. Three rules spread them out:
 * **early refresh**: the first reader inside that window (with no lease visibly held) refreshes
   the value before it expires, so the later readers find the new one;
 * **bounded outage refresh**: with the table unavailable, a process holding a stale value asks
-  the origin only with probability ``outage_refresh_probability`` per back-off period.
+  the origin only with probability ``outage_refresh_per_second x error_backoff_seconds / fleet``
+  per back-off period, the fleet's size being the largest concurrency estimate the process has
+  seen: the fleet's origin calls stay near ``outage_refresh_per_second`` at any N. Before any
+  estimate is known, ``outage_refresh_probability`` is the share.
 
 :class:`Plan` names what the shared tier tells a process to do about a key it missed.
 """
@@ -46,6 +49,13 @@ class RefreshPolicy:
     def __init__(self, config: Config, rng: random.Random | None = None) -> None:
         self.config = config
         self.random = rng or random.Random()
+        self.fleet_size: int | None = None
+        """The largest concurrency estimate seen (executions sharing the values), if any."""
+
+    def observe_fleet(self, executions: int) -> None:
+        """Note a concurrency estimate: the fleet reading these values is about that large."""
+        if executions > 0 and (self.fleet_size is None or executions > self.fleet_size):
+            self.fleet_size = executions
 
     def window(self, entry: Cached) -> float:
         """Seconds before ``entry`` expires in which reads spread and the early refresh happens:
@@ -65,5 +75,11 @@ class RefreshPolicy:
         return window > 0 and now >= entry.expires_at - window
 
     def ask_origin_in_outage(self) -> bool:
-        """Whether this process refreshes from the origin itself while the table is down."""
-        return self.random.random() < self.config.outage_refresh_probability
+        """Whether this process refreshes from the origin itself while the table is down (it
+        asks itself once per back-off period)."""
+        config = self.config
+        if self.fleet_size is None:
+            share = config.outage_refresh_probability
+        else:
+            share = config.outage_refresh_per_second * config.error_backoff_seconds / self.fleet_size
+        return self.random.random() < share

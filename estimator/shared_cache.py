@@ -17,6 +17,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import replace
 from typing import Any
 
+from estimator.breaker import trips
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
@@ -131,6 +132,15 @@ class TwoTierCache:
                 results.update(self._fill(misses, load_many, ttl, origin, validate, wait))
         return results
 
+    def reload(self, key: str, load: Callable[[], dict[str, Any]], *, ttl: float, origin: str) -> Cached:
+        """Load ``key`` now, in both tiers, though a fresh value may be cached (the caller
+        knows it to be out of date); raises :class:`LookupFailed` when the loader fails."""
+        with self.memory.key_lock(key):
+            result = self._load([key], lambda keys: {key: load()}, ttl, origin, {})[key]
+        if isinstance(result, LookupFailed):
+            raise result
+        return result
+
     def accept(
         self, key: str, item: StoredItem | None, *, ttl: float, validate: Validate | None = None
     ) -> bool:
@@ -219,10 +229,12 @@ class TwoTierCache:
                     stale[key] = replace(entry, source=Tier.DYNAMODB, stale=True)
             if self._take_lease(key, now, ttl):
                 return Plan.LOAD, None
-        except StoreUnavailable:
-            # The table's breaker has logged it. Without the fleet's single flight, only a
-            # bounded share of processes asks the origin; the others serve what they hold.
-            if key in stale and not self.policy.ask_origin_in_outage():
+        except StoreUnavailable as exc:
+            # The table's breaker has logged it. In an outage, without the fleet's single
+            # flight, only a bounded share of processes asks the origin; the others serve what
+            # they hold. A configuration error (no table, access denied) is no outage: no
+            # stand-in, the origin answers.
+            if key in stale and trips(exc) and not self.policy.ask_origin_in_outage():
                 return Plan.STALE, None
             return Plan.LOAD, None
         if key in stale:
@@ -366,16 +378,21 @@ class TwoTierCache:
             self.store.mark_failed(key, self.owner, now, self.config.error_backoff_seconds, text)
 
     def _store_put(self, key: str, entry: Cached) -> None:
-        if self.store is None:
+        self.publish({key: entry.value}, fetched_at=entry.fetched_at, ttl=entry.expires_at - entry.fetched_at)
+
+    def publish(self, values: Mapping[str, dict[str, Any]], *, fetched_at: float, ttl: float) -> None:
+        """Write values loaded by this process for other readers (tier 2 only), 25 a request."""
+        if self.store is None or not values:
             return
+        keep = fetched_at + ttl + self.config.stale_grace_seconds
+        items = [(key, {"value": value, "fetched_at": fetched_at}, fetched_at + ttl, keep)
+                 for key, value in values.items()]
         # A table failure here is logged by its breaker; memory holds the value meanwhile.
         with suppress(StoreUnavailable):
-            self.store.put(
-                key,
-                {"value": entry.value, "fetched_at": entry.fetched_at},
-                fresh_until=entry.expires_at,
-                keep_until=entry.expires_at + self.config.stale_grace_seconds,
-            )
+            if len(items) == 1:
+                self.store.put(*items[0])
+            for start in range(0, len(items) if len(items) > 1 else 0, 25):
+                self.store.put_many(items[start : start + 25])
 
     def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
         with self._failures_lock:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
+from estimator.batch_retry import BatchBackoff, read_all, write_all
 from estimator.binding import CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
 from estimator.clock import SYSTEM_CLOCK, Clock
@@ -63,10 +64,11 @@ class Store(Protocol):
     shared: bool
     """Other processes write here too (a miss may be filled a moment later)."""
 
-    def get(self, key: str) -> StoredItem | None:
-        """The item at ``key`` (strongly consistent), ``None`` if absent."""
+    def get(self, key: str, *, consistent: bool = True) -> StoredItem | None:
+        """The item at ``key``, ``None`` if absent (strongly consistent unless ``consistent=False``:
+        half the read units; DynamoDB says a write is usually seen within a second)."""
 
-    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
+    def get_many(self, keys: list[str], *, consistent: bool = True) -> dict[str, StoredItem | None]:
         """Several items in one request; absent keys map to ``None``."""
 
     def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
@@ -140,6 +142,8 @@ class DynamoStore:
         self._model = model
         self._low = low
         self._lock = threading.RLock()  # ``low`` builds ``model`` under it
+        self.clock = clock
+        self.backoff = BatchBackoff()
         self.breaker = breaker or Breaker(
             f"table {config.table_name!r}", config.error_backoff_seconds, clock
         )
@@ -197,9 +201,10 @@ class DynamoStore:
             raise translate("ensure_table", exc) from exc
 
     # --- items ---
-    def get(self, key: str) -> StoredItem | None:
-        """The item at ``key`` (strongly consistent), ``None`` if absent."""
-        raw = self._run("GetItem", lambda: self.low.get(key))
+    def get(self, key: str, *, consistent: bool = True) -> StoredItem | None:
+        """The item at ``key``, ``None`` if absent; ``consistent=False`` reads it eventually
+        consistent (half the read units; DynamoDB says a write is usually seen within a second)."""
+        raw = self._run("GetItem", lambda: self.low.get(key, consistent=consistent))
         return None if raw is None else decode_item(key, raw)
 
     def put(self, key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> None:
@@ -229,21 +234,25 @@ class DynamoStore:
     def put_many(self, items: list[tuple[str, dict[str, Any], float, float]]) -> None:
         """Overwrite several items in one BatchWriteItem: ``(key, value, fresh_until, keep_until)``.
 
-        Items DynamoDB leaves unprocessed (throttling) are sent again once, then reported as
-        :class:`StoreThrottled`.
+        Items DynamoDB leaves unprocessed (a hot partition) are sent again with bounded
+        exponential backoff and jitter (:mod:`estimator.batch_retry`); any still unprocessed
+        raise :class:`StoreThrottled`, which the breaker counts.
         """
         raws = [encode_item(key, value, fresh, keep) for key, value, fresh, keep in items]
-        self._run("BatchWriteItem", lambda: self.low.put_many(raws))
+        self._run("BatchWriteItem", lambda: write_all(self.low, raws, self.backoff, self.clock))
 
-    def get_many(self, keys: list[str]) -> dict[str, StoredItem | None]:
-        """Several items in one strongly consistent BatchGetItem (up to 100 keys); absent keys
-        map to ``None``. Keys DynamoDB leaves unprocessed are asked once more."""
-        found: dict[str, StoredItem | None] = dict.fromkeys(keys)
-        if keys:
-            for key, raw in self._run("BatchGetItem", lambda: self.low.get_many(keys)).items():
-                if key in found:
-                    found[key] = decode_item(key, raw)
-        return found
+    def get_many(self, keys: list[str], *, consistent: bool = True) -> dict[str, StoredItem | None]:
+        """Several items in one BatchGetItem (up to 100 keys; strongly consistent unless
+        ``consistent=False``); absent keys map to ``None``. Keys DynamoDB leaves unprocessed
+        are asked again with backoff; any still unread raise
+        :class:`~estimator.exceptions.UnprocessedKeys`, which carries the keys that were read
+        (use them)."""
+        if not keys:
+            return {}
+        return self._run(
+            "BatchGetItem",
+            lambda: read_all(self.low, keys, self.backoff, self.clock, consistent=consistent),
+        )
 
     def try_lease(
         self,

@@ -23,9 +23,10 @@ Cost: a spawned step adds its two items to the BatchWriteItem that already recor
 (no extra request, about 2 WCU); a refusal, deferral or failure is one BatchWriteItem; a
 duplicate one PutItem; a chain's first spawn three more (the hint's GetItem, the slot's
 conditional PutItem, the hint's PutItem), made in parallel with the spawn's own requests
-(:meth:`~siblings.spawner.Spawner` submits :meth:`ChainLog.list_chain` to its pool). Writes are best effort:
-the spawn's outcome never depends on them (a failure is logged). ``chain_log=False`` turns it
-all off.
+(:meth:`~siblings.spawner.Spawner` submits :meth:`ChainLog.list_chain` to its pool), and only
+with ``chain_index=True``: the day lists are opt-in, so a chain root's spawn stays at its
+three requests by default. Writes are best effort: the spawn's outcome never depends on them
+(a failure is logged). ``chain_log=False`` turns it all off.
 """
 
 from __future__ import annotations

@@ -47,6 +47,15 @@ class SiblingsConfig(Config):
 
     rules_cache_ttl_seconds: float = bounded(300.0, 0, _DAY, above=True)
     """How long the EventBridge rule state of a function is fresh."""
+    function_timeout_seconds: float | None = bounded(None, 1, 900)
+    """The function's configured timeout (the context only tells the time left). Known, it
+    tells how long an execution has run: one that started more than a few seconds ago and was
+    given no chain metadata looks up its position once instead of giving a parent's write time
+    to land (a chain root in sosw's shape then spawns without waiting)."""
+    rule_names_ttl_seconds: float = bounded(3600.0, 0, _DAY, above=True)
+    """How long the names of the rules targeting a function are kept (their states are read
+    each ``rules_cache_ttl_seconds``); a name found gone lists them again at once. A rule
+    created for the function is seen within this time."""
     auto_spawning: bool = False
     """sosw's setting: spawn even when no EventBridge rule targeting the function is enabled."""
     trigger_schedules: tuple[str, ...] = ()
@@ -108,6 +117,10 @@ class SiblingsConfig(Config):
     chain_log: bool = True
     """Keep one small item per chain step for ``siblings chain`` / ``siblings chains`` (see
     :mod:`siblings.chain_log`: no extra request for a spawn, one for any other decision)."""
+    chain_index: bool = False
+    """Also list each chain in its function's list of the day, for ``siblings chains FUNCTION``
+    (with ``chain_log``). Off by default: it costs a chain's root three more DynamoDB requests
+    (made in parallel with its spawn); ``siblings chain CHAIN_ID`` works without it."""
     metrics_enabled: bool = True
     """Publish each decision's metrics in CloudWatch Embedded Metric Format (no API call)."""
     metrics_namespace: str = "LambdaSiblings"

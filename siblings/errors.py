@@ -45,7 +45,10 @@ class SpawnFailed(SiblingsError):
     ``maybe_spawned`` is True when an attempt may have reached Lambda before its reply was lost
     (a read timeout, a connection closed after sending): a sibling may then run, and its claim
     on start keeps a retry's second sibling from running the step again. ``hint`` says what a
-    permanent error means and how to fix it, when known (also in the message).
+    permanent error means and how to fix it, when known (also in the message). ``request_id``
+    is set when the sibling *was* invoked (that execution's id) but its spawn record and chain
+    position could not be saved (``maybe_spawned`` is then True too): a sibling runs, and the
+    caller keeps its work.
     """
 
     def __init__(
@@ -55,15 +58,22 @@ class SpawnFailed(SiblingsError):
         attempts: int,
         maybe_spawned: bool = False,
         hint: str = "",
+        request_id: str | None = None,
     ) -> None:
         self.function_name = function_name
         self.cause = cause
         self.attempts = attempts
-        self.maybe_spawned = maybe_spawned
+        self.maybe_spawned = maybe_spawned or request_id is not None
         self.hint = hint
+        self.request_id = request_id
+        what = (
+            f"invoked sibling {request_id} of {function_name!r}, but could not record it"
+            if request_id is not None
+            else f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s)"
+        )
         super().__init__(
-            f"could not invoke a sibling of {function_name!r} after {attempts} attempt(s): "
-            f"{type(cause).__name__ if cause else 'error'}: {cause}" + (f" ({hint})" if hint else "")
+            f"{what}: {type(cause).__name__ if cause else 'error'}: {cause}"
+            + (f" ({hint})" if hint else "")
         )
 
 

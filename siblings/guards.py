@@ -32,7 +32,7 @@ from estimator.shared_cache import TwoTierCache, Validate
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.keys import kill_key, rules_key, schedule_key
+from siblings.keys import rule_names_key, rules_key, schedule_key
 from siblings.killswitch import KillSwitch
 from siblings.recursion import RecursionLookup, RecursiveLoop
 from siblings.result import Reason
@@ -63,6 +63,12 @@ def _valid_rules(value: dict[str, Any]) -> bool:
         and isinstance(checked, list)
         and all(isinstance(name, str) for name in checked)
     )
+
+
+def _valid_names(value: dict[str, Any]) -> bool:
+    """Cached rule names as :meth:`Guards._load_rules_state` writes them."""
+    names = value.get("names")
+    return isinstance(names, list) and all(isinstance(name, str) for name in names)
 
 
 class Guards:
@@ -97,27 +103,21 @@ class Guards:
     def check_kill_switch(self, info: InvocationInfo, forced: bool = False) -> Verdict:
         """Refuse while an operator has disabled spawning of the function.
 
-        The switch is read on every spawn (one consistent read, so that it takes effect at the
-        next spawn). A container missing the rule state or the estimate in memory reads them in
+        The switch is read on every spawn (one eventually consistent read: it takes effect
+        within about a second). A container missing the rule state or the estimate in memory reads them in
         the same request (one BatchGetItem) and keeps them, so that the guards after it make
         no request of their own.
         """
         cold = self._cold_entries(info, forced)
         try:
-            if cold:
-                key = kill_key(info.function_name)
-                items = self.kill_switch.store.get_many([key, *cold])
-                for name, (ttl, validate) in cold.items():
-                    self.cache.accept(name, items[name], ttl=ttl, validate=validate)
-                state = self.kill_switch.state_of(info.function_name, items[key])
-            else:
-                state = self.kill_switch.state(info.function_name)
+            state, items = self.kill_switch.read(info.function_name, list(cold))
+            for name, item in items.items():  # the keys read; the others are read by their guard
+                self.cache.accept(name, item, ttl=cold[name][0], validate=cold[name][1])
             # Without a table the switch lives in this process: nobody can have flipped it.
             source = "dynamodb" if self.kill_switch.store.shared else "none (no shared table)"
         except StoreUnavailable as exc:
-            # Like any stale value: an enabled switch read within the grace stands in (the table
-            # is down, so nobody can flip it now); a disabled one always does.
-            last = self.kill_switch.last_known(info.function_name, self.config.stale_grace_seconds)
+            # Only in an outage does the last known state stand in (see KillSwitch.stand_in).
+            last = self.kill_switch.stand_in(info.function_name, exc, self.config.stale_grace_seconds)
             if last is None:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"
@@ -165,12 +165,35 @@ class Guards:
         """The cached rule state of the function (raises :class:`LookupFailed`)."""
         return self.cache.get(
             rules_key(info.ref),
-            lambda: self._rule_lookup().state(info),
+            lambda: self._load_rules_state(info),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="eventbridge",
             validate=_valid_rules,
             max_wait=max_wait(info),
         )
+
+    def _load_rules_state(self, info: InvocationInfo) -> dict[str, Any]:
+        """The rule state from EventBridge, over the rule names cached in both tiers."""
+        lookup = self._rule_lookup()
+        key, ttl = rule_names_key(info.ref), self.config.rule_names_ttl_seconds
+
+        def names_of(arn: str, relist: bool) -> list[str]:
+            def listed() -> dict[str, Any]:
+                return {"names": list(lookup.rule_names(arn))}
+
+            try:
+                if relist:
+                    cached = self.cache.reload(key, listed, ttl=ttl, origin="eventbridge")
+                else:
+                    cached = self.cache.get(key, listed, ttl=ttl, origin="eventbridge",
+                                            validate=_valid_names, max_wait=max_wait(info))
+            except LookupFailed as exc:  # the rule state's own failure is EventBridge's error
+                if exc.cause is not None:
+                    raise exc.cause from exc
+                raise
+            return list(cached.value["names"])
+
+        return lookup.state(info, names_of)
 
     def schedule_state(self, schedule: str, info: InvocationInfo) -> Cached:
         """The cached state of a named schedule (raises :class:`LookupFailed`)."""

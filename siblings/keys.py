@@ -1,6 +1,7 @@
 """Key formats of the items the siblings manager owns in the shared table (one home for all).
 
 * ``rules#<name>[:<qualifier>]``: the cached EventBridge rule state of the function as invoked;
+* ``rulenames#<name>[:<qualifier>]``: the names of the rules targeting the function as invoked;
 * ``kill#<name>``: the operator's kill switch (every alias and version of the function);
 * ``spawn#<chain id>#<generation>``: the parent's record of one chain step (idempotent spawn);
 * ``req#<request id>``: the chain step of the execution an async Invoke started (written by
@@ -20,6 +21,7 @@ from __future__ import annotations
 from estimator.validation import FunctionRef, parse_function
 
 RULES_PREFIX = "rules#"
+RULE_NAMES_PREFIX = "rulenames#"
 KILL_PREFIX = "kill#"
 SPAWN_PREFIX = "spawn#"
 INVOCATION_PREFIX = "req#"
@@ -32,6 +34,12 @@ def rules_key(function: FunctionRef | str) -> str:
     """Key of a function's cached rule state; the qualifier (alias or version) is part of it."""
     ref = parse_function(function) if isinstance(function, str) else function
     return f"{RULES_PREFIX}{ref.resource}"
+
+
+def rule_names_key(function: FunctionRef | str) -> str:
+    """Key of the cached names of the rules targeting a function as invoked."""
+    ref = parse_function(function) if isinstance(function, str) else function
+    return f"{RULE_NAMES_PREFIX}{ref.resource}"
 
 
 def kill_key(function: FunctionRef | str) -> str:

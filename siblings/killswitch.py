@@ -2,9 +2,13 @@
 
 ``siblings disable FN`` writes ``kill#FN`` with ``{"disabled": true, ...}``; every
 ``spawn_sibling`` of that function (any alias or version) then refuses, even with
-``force=True``, until ``siblings enable FN``. The item is read on every spawn (one strongly
-consistent GetItem), so a switch takes effect at the next spawn, fleet-wide. When DynamoDB
-cannot be read, the last state this process saw is used; with none, ``on_guard_error`` decides.
+``force=True``, until ``siblings enable FN``. The item is read on every spawn (one eventually
+consistent GetItem: half a read unit, for the fleet's most-read item), so a switch takes effect
+fleet-wide within about a second (DynamoDB: an eventually consistent read usually reflects a
+write within a second; docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+HowItWorks.ReadConsistency.html). When DynamoDB is out (throttling, 5xx, connectivity), the
+last state this process saw is used; after any other error (access denied, no table) or with
+none, ``on_guard_error`` decides.
 
 The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawning_status`.
 """
@@ -19,7 +23,9 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from estimator.breaker import trips
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.exceptions import StoreUnavailable, UnprocessedKeys
 from estimator.items import StoredItem
 from estimator.store import DynamoStore, Store
 from estimator.validation import parse_function
@@ -27,6 +33,9 @@ from siblings.config import SiblingsConfig
 from siblings.keys import kill_key, rules_key
 
 log = logging.getLogger(__name__)
+
+READ_CONSISTENT = False
+"""How the switch is read on a spawn: eventually consistent (see the module's docstring)."""
 
 # The switch must outlive any TTL sweep: keep it for a century.
 _FOREVER_S = 100 * 365 * 24 * 3600.0
@@ -59,6 +68,7 @@ class KillSwitch:
         self._lock = threading.Lock()
         self._last: dict[str, tuple[KillState, float]] = {}
         self._warned: set[str] = set()
+        self._denied: set[tuple[str, type]] = set()
 
     def state(self, function_name: str) -> KillState:
         """The current state (raises :class:`StoreUnavailable` when DynamoDB fails).
@@ -66,7 +76,54 @@ class KillSwitch:
         An item that is not one of ours means *disabled*: a guard must not be switched off by
         a malformed item.
         """
-        return self.state_of(function_name, self.store.get(kill_key(function_name)))
+        item = self.store.get(kill_key(function_name), consistent=READ_CONSISTENT)
+        return self.state_of(function_name, item)
+
+    def read(
+        self, function_name: str, also: list[str]
+    ) -> tuple[KillState, dict[str, StoredItem | None]]:
+        """The current state and, in the same BatchGetItem, the items at ``also`` (a cold
+        container's other guard items). Keys DynamoDB left unprocessed are missing from the
+        returned items (their guards read them); the switch itself unread raises
+        :class:`StoreUnavailable`, like any failure."""
+        if not also:
+            return self.state(function_name), {}
+        key = kill_key(function_name)
+        try:
+            items = self.store.get_many([key, *also], consistent=READ_CONSISTENT)
+        except UnprocessedKeys as partial:
+            if key not in partial.found:
+                raise
+            items = partial.found
+        others = {name: item for name, item in items.items() if name != key}
+        return self.state_of(function_name, items[key]), others
+
+    def stand_in(self, function_name: str, exc: StoreUnavailable, max_age: float) -> KillState | None:
+        """What stands in for a switch that could not be read: in an outage (throttling, 5xx,
+        connectivity: :func:`~estimator.breaker.trips`) the last known state (see
+        :meth:`last_known`); after any other error, such as access denied or no table, only a
+        switch last seen *disabled* (failing closed): an enabled one may have been flipped by
+        ``siblings disable`` since, so ``on_guard_error`` decides. Said once per key."""
+        if trips(exc):
+            return self.last_known(function_name, max_age)
+        with self._lock:
+            found = self._last.get(function_name)
+        if found is not None and found[0].disabled:
+            return found[0]
+        key = kill_key(function_name)
+        with self._lock:
+            if (key, type(exc)) in self._denied:
+                return None
+            self._denied.add((key, type(exc)))
+        log.error(
+            "kill switch %r could not be read (%s: %s): not an outage, so no last known state "
+            "stands in and on_guard_error applies; let this role read it (dynamodb:GetItem and "
+            "dynamodb:BatchGetItem on the table)",
+            key,
+            exc.code or type(exc).__name__,
+            exc,
+        )
+        return None
 
     def state_of(self, function_name: str, item: StoredItem | None) -> KillState:
         """The state an item read by the caller (``None``: absent) says; remembered as the

@@ -27,7 +27,7 @@ from siblings.config import GuardErrorPolicy
 from siblings.context import InvocationInfo
 from siblings.errors import StoreUnavailable
 from siblings.metadata import ChainMetadata, metadata_of, parse_metadata, recall, remember
-from siblings.runs import RunClaims
+from siblings.runs import RunClaims, lookup_patience
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +52,15 @@ def chain_position(
     if embedded is not None:
         return parse_metadata(embedded)
     if info.request_id:
-        return _recorded_position(info.request_id, runs)
+        return _recorded_position(info.request_id, runs, lookup_patience(info, runs.config))
     return None
 
 
-def _recorded_position(request_id: str, runs: RunClaims) -> ChainMetadata | None:
-    """Source 4: the position the parent recorded under this execution's request id."""
+def _recorded_position(request_id: str, runs: RunClaims, patience: float) -> ChainMetadata | None:
+    """Source 4: the position the parent recorded under this execution's request id (asked
+    again for ``patience`` seconds: none once the execution has run a few seconds)."""
     try:
-        metadata = runs.lookup(request_id)
+        metadata = runs.lookup(request_id, patience)
     except StoreUnavailable as exc:
         if runs.config.on_guard_error is not GuardErrorPolicy.ALLOW:
             raise  # refused: a new chain here would reset the generation count

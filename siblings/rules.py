@@ -13,18 +13,23 @@ only) and ``ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS`` counts as enabled.
 
 Only the account's default event bus is searched, where scheduled rules live. The answer is a
 JSON dict cached (key :func:`siblings.keys.rules_key`) by :class:`estimator.shared_cache.TwoTierCache` for
-``rules_cache_ttl_seconds``; the common case costs two EventBridge calls per TTL window
-fleet-wide.
+``rules_cache_ttl_seconds``. Rule *names* rarely change: the guards cache them apart (key
+:func:`siblings.keys.rule_names_key`) for ``rule_names_ttl_seconds``, or until a DescribeRule
+of a cached name finds it gone; the common case then costs one DescribeRule per TTL window
+fleet-wide, and one ListRuleNamesByTarget an hour.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from siblings.context import InvocationInfo
+
+NamesOf = Callable[[str, bool], list[str]]
+"""``(target ARN, relist)`` -> the names of the rules targeting it (relisted if asked)."""
 
 
 def target_arns(info: InvocationInfo) -> list[str]:
@@ -51,27 +56,39 @@ class RuleLookup:
             if not token:
                 return
 
-    def state(self, info: InvocationInfo) -> dict[str, Any]:
+    def state(self, info: InvocationInfo, names_of: NamesOf | None = None) -> dict[str, Any]:
         """The rule state of the function as a JSON-able dict.
 
         ``{"enabled": bool, "rule": name or None, "target": arn or None, "checked": [names]}``.
-        Stops at the first ENABLED rule. AWS errors propagate (the cache turns them into
-        ``LookupFailed`` or serves a stale answer).
+        Stops at the first ENABLED rule. ``names_of(arn, relist)`` gives the rule names of a
+        target (default: listed now); a name that turns out gone makes it asked once more with
+        ``relist=True`` (a cache of names must list them again). AWS errors propagate (the
+        cache turns them into ``LookupFailed`` or serves a stale answer).
         """
+        listed = names_of or (lambda arn, relist: list(self.rule_names(arn)))
         checked: list[str] = []
         for arn in target_arns(info):
-            for name in self.rule_names(arn):
+            names, relisted = listed(arn, False), names_of is None
+            while names:
+                name = names.pop(0)
                 if name in checked:
                     continue
                 checked.append(name)
-                try:
-                    described = self._events.describe_rule(Name=name)
-                except ClientError as exc:
-                    # Deleted between the two calls: it no longer guards anything.
-                    if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                        continue
-                    raise
-                # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS is enabled too.
-                if str(described.get("State", "")).startswith("ENABLED"):
+                enabled = self._enabled(name)
+                if enabled is None and not relisted:  # gone: the cached names are out of date
+                    names, relisted = listed(arn, True), True
+                elif enabled:
                     return {"enabled": True, "rule": name, "target": arn, "checked": checked}
         return {"enabled": False, "rule": None, "target": None, "checked": checked}
+
+    def _enabled(self, name: str) -> bool | None:
+        """Whether rule ``name`` is enabled; ``None`` if it no longer exists."""
+        try:
+            described = self._events.describe_rule(Name=name)
+        except ClientError as exc:
+            # Deleted since it was listed: it no longer guards anything.
+            if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return None
+            raise
+        # ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS is enabled too.
+        return str(described.get("State", "")).startswith("ENABLED")

@@ -24,6 +24,7 @@ from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
 from estimator.store import Store
 from siblings.config import GuardErrorPolicy, SiblingsConfig
+from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import DuplicateSibling
 from siblings.keys import invocation_key, run_key
 from siblings.metadata import ChainMetadata, parse_metadata
@@ -32,6 +33,20 @@ log = logging.getLogger(__name__)
 
 LOOKUP_PATIENCE_S = 1.0
 """How long a miss of the chain-position lookup is asked again (see :meth:`RunClaims.lookup`)."""
+SETTLED_AFTER_S = 3.0
+"""An execution this far into its run finds its parent's record written, if there is one: the
+parent writes it as its Invoke returns, before the child has run a second."""
+
+
+def lookup_patience(info: InvocationInfo, config: SiblingsConfig) -> float:
+    """How long a miss of this execution's chain position is asked again: not at all once it
+    has run :data:`SETTLED_AFTER_S` (``function_timeout_seconds`` less the time the context
+    says is left), else :data:`LOOKUP_PATIENCE_S`."""
+    remaining = remaining_seconds(info)
+    timeout = config.function_timeout_seconds
+    if timeout is None or remaining is None:
+        return LOOKUP_PATIENCE_S
+    return 0.0 if timeout - remaining >= SETTLED_AFTER_S else LOOKUP_PATIENCE_S
 
 
 class RunClaims:

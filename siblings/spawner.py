@@ -3,7 +3,7 @@
 For one ``spawn_sibling`` call (a :class:`~siblings.spawn_call.SpawnCall`):
 
 1. the generation limit and the chain budget (no I/O);
-2. the kill switch (one consistent GetItem; in a cold container one BatchGetItem that also
+2. the kill switch (one eventually consistent GetItem; in a cold container one BatchGetItem that also
    brings the rule state and the estimate) **in parallel with** the step's claim (one
    conditional PutItem that returns the existing record on conflict): one round trip;
 3. an earlier spawn of the step returns its first result (``duplicate``);
@@ -106,7 +106,12 @@ class Spawner:
     def _list_chain(self, call: SpawnCall) -> Future[None] | None:
         """A chain's first spawn adds it to its function's list of the day, in parallel with
         the decision (its three requests overlap the claim and the Invoke)."""
-        if self.chain_log is None or call.child.generation != 1 or self.config.dry_run:
+        if (
+            self.chain_log is None
+            or not self.config.chain_index
+            or call.child.generation != 1
+            or self.config.dry_run
+        ):
             return None
         return self._pool.submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
 
@@ -217,9 +222,23 @@ class Spawner:
             extra = self.chain_log.items(spawned) if self.chain_log is not None else None
             self.ledger.complete(call.key, call.info.request_id, token, spawned.to_dict(), child, extra)
         except StoreUnavailable as exc:
-            # The sibling exists; a retry of this execution may invoke the step again, and the
-            # siblings' own claim on start lets only one of them run it.
-            log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+            if claim is None:  # nothing was recorded to begin with (on_guard_error=allow)
+                log.warning("spawned, but the spawn record of %s was not saved: %s", call.key, exc)
+                return spawned
+            # The sibling runs, but neither its record nor its position was saved: say so, never
+            # report a plain success. The pending record stays, so a retry of this execution
+            # takes the step over, and the siblings' claim on start lets only one of them run it.
+            hint = "keep the work: a retry of this execution takes the step over"
+            failed = SpawnFailed(
+                call.info.function_name,
+                exc,
+                outcome.attempts,
+                maybe_spawned=True,
+                hint=hint,
+                request_id=outcome.request_id or "?",
+            )
+            self.decisions.record(call.result(Reason.FAILED, detail=str(failed)), call.started)
+            raise failed from exc
         return spawned
 
     def _kill_and_claim(

@@ -291,6 +291,51 @@ def test_dynamodb_partition_over_quota_gets_provisioned_throughput_exceeded(q: Q
     assert exc.response["ThrottlingReasons"][0]["reason"] == "TableWriteKeyRangeThroughputExceeded"
 
 
+def test_batch_write_over_a_partition_leaves_its_items_unprocessed(q: Quotaed) -> None:
+    ddb = make_table(q)
+    q.limit("dynamodb.partition", 3)  # one write unit per partition per (slow) refill
+    ddb.put_item(TableName="quota-table", Item={"pk": {"S": "hot"}})
+    put = lambda pk: {"PutRequest": {"Item": {"pk": {"S": pk}, "v": {"S": "new"}}}}  # noqa: E731
+
+    reply = ddb.batch_write_item(RequestItems={"quota-table": [put("hot"), put("a"), put("b")]})
+
+    # DynamoDB's shape: the request of the hot partition comes back, the others are written.
+    assert reply["UnprocessedItems"] == {"quota-table": [put("hot")]}
+    assert q.layer.unprocessed("dynamodb", "BatchWriteItem") == 1
+    assert q.layer.throttled("dynamodb", "BatchWriteItem") == 0
+    q.layer.enabled = False
+    stored = ddb.scan(TableName="quota-table")["Items"]
+    assert sorted((i["pk"]["S"], "v" in i) for i in stored) == [("a", True), ("b", True), ("hot", False)]
+    q.layer.enabled = True
+    # Nothing of the batch can be served: the whole call is throttled, as on DynamoDB.
+    exc = error_of(lambda: ddb.batch_write_item(RequestItems={"quota-table": [put("hot")]}))
+    assert exc.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert q.layer.throttled("dynamodb", "BatchWriteItem") == 1
+
+
+def test_batch_get_over_a_partition_leaves_its_keys_unprocessed(q: Quotaed) -> None:
+    ddb = make_table(q)
+    q.layer.enabled = False
+    for pk in ("hot", "x", "y"):
+        ddb.put_item(TableName="quota-table", Item={"pk": {"S": pk}})
+    q.layer.enabled = True
+    q.limit("dynamodb.partition", 3)
+    for _ in range(3):  # the hot partition's three read units
+        ddb.get_item(TableName="quota-table", Key={"pk": {"S": "hot"}}, ConsistentRead=True)
+    keys = [{"pk": {"S": pk}} for pk in ("hot", "x", "y")]
+
+    reply = ddb.batch_get_item(RequestItems={"quota-table": {"Keys": keys, "ConsistentRead": True}})
+
+    assert sorted(i["pk"]["S"] for i in reply["Responses"]["quota-table"]) == ["x", "y"]
+    assert reply["UnprocessedKeys"] == {
+        "quota-table": {"Keys": [{"pk": {"S": "hot"}}], "ConsistentRead": True}
+    }
+    assert q.layer.unprocessed("dynamodb", "BatchGetItem") == 1
+    # A batch of keys that all fit is served whole.
+    whole = ddb.batch_get_item(RequestItems={"quota-table": {"Keys": keys[1:2]}})
+    assert not whole.get("UnprocessedKeys") and len(whole["Responses"]["quota-table"]) == 1
+
+
 def test_dynamodb_control_plane_over_quota_gets_throttling_exception(q: Quotaed) -> None:
     ddb = make_table(q)
     q.limit("dynamodb.control-plane", 2)

@@ -78,17 +78,20 @@ def test_tiny_fleet_processes_every_record_exactly_once(
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_capacity_refusals_are_deferred_and_every_record_still_runs_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # max_concurrency 1 with 3 chains: spawns are refused for capacity, and deferred instead.
-    code, summary = simulate(capsys, "--chains", "3", "--max-concurrency", "1", "--defer")
+    # 150 records a chain: the chains outlive the metrics' publication delay, so the estimate
+    # the guard reads has caught up with the fleet (60 records end before any minute is out).
+    code, summary = simulate(
+        capsys, "--chains", "3", "--records", "150", "--max-concurrency", "1", "--defer"
+    )
     verification = summary["verification"]
     assert code == 0, verification["problems"]
     assert summary["spawns"]["deferred"] >= 1
     assert summary["spawns"]["deferred_for"].get("max_concurrency", 0) >= 1
-    assert verification["records"] == {"expected": 180, "exactly_once": 180, "missing": 0, "duplicated": 0}
+    assert verification["records"] == {"expected": 450, "exactly_once": 450, "missing": 0, "duplicated": 0}
     assert verification["spawns"]["lost"] == 0 and verification["steps"]["started_twice"] == 0
 
 
@@ -155,8 +158,11 @@ def test_both_windows_forced_invoke_steps_twice_and_start_them_once(
     assert code == 0, verification["problems"]
     assert verification["records"]["exactly_once"] == 180
     faults = summary["faults_injected"]
-    spawned = summary["spawns"]["spawned"]
+    # A parent whose record write dies with its process reports SpawnFailed(maybe_spawned=True)
+    # (its sibling runs, its record is lost), not "spawned": the only failures of this run.
+    spawned = summary["spawns"]["spawned"] + summary["spawns"]["failed"]
     assert spawned >= 3  # each chain needs more than one execution
+    assert summary["spawns"]["failed"] <= faults["crash_after_invoke"]
     assert faults["lost_invoke_reply"] >= 3 and faults["crash_after_invoke"] >= 3
     assert faults["invoke_throttle"] == faults["handler_crash"] == 0  # only the windows
     # Two Invokes for each step that lost a reply, and both executions ran...

@@ -8,7 +8,13 @@ from pynamodb.exceptions import GetError, PutError
 
 from estimator.breaker import Breaker, error_code, trips
 from estimator.clock import ManualClock
-from estimator.exceptions import StoreUnavailable
+from estimator.exceptions import (
+    StoreAccessDenied,
+    StoreThrottled,
+    StoreUnavailable,
+    TableMissing,
+    UnprocessedKeys,
+)
 
 
 def client_error(code: str, status: int = 400) -> ClientError:
@@ -94,3 +100,56 @@ def test_error_code_reads_through_the_wrappers() -> None:
     wrapped = StoreUnavailable("PutItem", PutError("x", cause=condition_failed))
     assert error_code(wrapped) == "ConditionalCheckFailedException"
     assert error_code(StoreUnavailable("GetItem", ValueError("no code"))) is None
+
+
+class DeniedTable(FlakyTable):
+    """Raises ``kind`` (a configuration error) while ``error`` is set."""
+
+    def __init__(self, kind: type[StoreUnavailable]) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.error is not None:
+            raise self.kind("UpdateItem", self.error, "AccessDeniedException")
+        return "ok"
+
+
+def test_access_denied_skips_that_operation_only_for_the_backoff_and_is_said_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = ManualClock()
+    table = DeniedTable(StoreAccessDenied)
+    table.error = client_error("AccessDeniedException")
+    breaker = Breaker("table 'denied-unit'", backoff_seconds=5.0, clock=clock)
+    for _ in range(3):
+        with pytest.raises(StoreAccessDenied):  # skipped calls keep the kind of what stopped them
+            breaker.call("UpdateItem", table)
+    assert table.calls == 1 and not breaker.is_open
+    assert breaker.call("GetItem", lambda: "read") == "read"  # other operations still run
+    clock.advance(5.0)
+    table.error = None
+    assert breaker.call("UpdateItem", table) == "ok"
+    said = [r for r in caplog.records if "denied-unit" in r.getMessage()]
+    assert len(said) == 1 and "dynamodb:UpdateItem" in said[0].getMessage()
+
+
+def test_a_missing_table_skips_every_operation_for_the_backoff() -> None:
+    clock = ManualClock()
+    table = DeniedTable(TableMissing)
+    table.error = client_error("ResourceNotFoundException")
+    breaker = Breaker("table 'missing-unit'", backoff_seconds=5.0, clock=clock)
+    with pytest.raises(TableMissing):
+        breaker.call("GetItem", table)
+    with pytest.raises(TableMissing):
+        breaker.call("PutItem", lambda: "never")
+    clock.advance(5.0)
+    assert breaker.call("PutItem", lambda: "put") == "put"
+
+
+def test_a_batch_that_read_some_keys_does_not_trip_one_that_read_none_does() -> None:
+    partial = UnprocessedKeys({"kill#fn": None}, ["rules#fn"], requests=5)
+    assert not trips(partial)
+    assert trips(UnprocessedKeys({}, ["kill#fn", "rules#fn"], requests=5))
+    assert trips(StoreThrottled("BatchWriteItem", RuntimeError("2 item(s) unprocessed")))

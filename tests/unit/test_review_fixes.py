@@ -82,7 +82,7 @@ class Table:
         self.item: Any = None
         self.fail = False
 
-    def get(self, key: str) -> Any:
+    def get(self, key: str, *, consistent: bool = True) -> Any:
         if self.fail:
             from estimator.exceptions import StoreUnavailable
 

@@ -25,7 +25,10 @@ class QuotaStatsClient:
         """Counts by ``(service, action)``."""
         return {
             (row["service"], row["action"]): CallStats(
-                calls=row["calls"], throttled=row["throttled"], retries=row["retries"]
+                calls=row["calls"],
+                throttled=row["throttled"],
+                retries=row["retries"],
+                unprocessed=row.get("unprocessed", 0),
             )
             for row in self.snapshot()["calls"]
         }

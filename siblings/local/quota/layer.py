@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from siblings.local.calls import Call, attempt, identify, read_body
+from siblings.local.quota.batches import BATCH_ACTIONS, batch_entries, forward_partial, regroup
 from siblings.local.quota.buckets import TokenBuckets
 from siblings.local.quota.costs import charges
 from siblings.local.quota.request import QuotaRequest
@@ -95,6 +96,10 @@ class QuotaLayer:
         """Calls answered with a throttling error."""
         return self._total("throttled", service, action)
 
+    def unprocessed(self, service: str | None = None, action: str | None = None) -> int:
+        """Batch items answered as unprocessed (``UnprocessedItems``/``UnprocessedKeys``)."""
+        return self._total("unprocessed", service, action)
+
     def retries(self, service: str | None = None, action: str | None = None) -> int:
         """Calls that were SDK retries."""
         return self._total("retries", service, action)
@@ -139,6 +144,8 @@ class QuotaLayer:
             if not call[0]:
                 return app(environ, start_response)
             request = QuotaRequest(environ, body, call)
+            if call[0] == "dynamodb" and call[1] in BATCH_ACTIONS and self._enabled:
+                return self._serve_batch(app, request, start_response)
             denied = self._admit(request)
             if denied is None:
                 if call == ("dynamodb", "CreateTable"):
@@ -163,6 +170,48 @@ class QuotaLayer:
             if denied is not None:
                 stats.throttled += 1
         return denied
+
+    def _serve_batch(
+        self, app: WsgiApp, request: QuotaRequest, start_response: Callable[..., Any]
+    ) -> Any:
+        """A batch is admitted item by item, as DynamoDB serves each item from its partition:
+        items over their partition's rate come back unprocessed (see :mod:`.batches`), and
+        only a batch of which nothing could be served is a throttling error."""
+        verdicts, denied = self._admit_items(request)
+        if denied is not None and not any(verdicts):
+            status, headers, payload = throttle_answer(request, *denied)
+            start_response(status, headers)
+            return [payload]
+        partial = forward_partial(
+            app, request.environ, start_response, request.action, request.json(), verdicts
+        )
+        return app(request.environ, start_response) if partial is None else partial
+
+    def _admit_items(self, request: QuotaRequest) -> tuple[list[bool], tuple[Quota, str] | None]:
+        """Count the call, take each item's tokens on its own; one flag per item, and the
+        first quota an item broke."""
+        body = request.json()
+        items = batch_entries(request.action, body)
+        retry = attempt(request.environ) > 1
+        now = self._clock()
+        verdicts: list[bool] = []
+        first: tuple[Quota, str] | None = None
+        with self._lock:
+            stats = self._stats.setdefault(request.call, CallStats())
+            stats.calls += 1
+            stats.retries += retry
+            for item in items:
+                single = json.dumps({**body, "RequestItems": regroup(request.action, body, [item])})
+                one = QuotaRequest(request.environ, single.encode(), request.call)
+                owed = list(charges(self._quotas, one, self._hash_keys))
+                denied = self._buckets.take(owed, now, self._scale, self._burst)
+                verdicts.append(denied is None)
+                first = first or denied
+            if items and not any(verdicts):
+                stats.throttled += 1
+            else:
+                stats.unprocessed += verdicts.count(False)
+        return verdicts, first
 
     def _learn_hash_key(self, request: QuotaRequest) -> None:
         body = request.json()

@@ -18,3 +18,6 @@ class CallStats:
     """Requests answered with a throttling error by this layer."""
     retries: int = 0
     """Requests that were SDK retries (attempt 2 or later)."""
+    unprocessed: int = 0
+    """Batch items (BatchGetItem keys, BatchWriteItem requests) answered as unprocessed
+    because their partition was over its rate, their batch otherwise served."""

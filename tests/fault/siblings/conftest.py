@@ -19,6 +19,13 @@ import pytest
 from siblings.local.calls import CallRecorder, identify, read_body
 from siblings.local.middleware import compose
 from siblings.local.quota import cbor_encode
+from siblings.local.quota.batches import (
+    BATCH_ACTIONS,
+    BatchEntry,
+    all_unprocessed,
+    batch_entries,
+    forward_partial,
+)
 from siblings.local.server import LocalAwsServer, WsgiApp
 from tests.integration.siblings.support import SiblingsEnv, build_env
 
@@ -37,6 +44,11 @@ class Fault:
     lose_reply: bool = False
     """Let the call reach the server, then answer the error instead of its reply (a reply
     lost on the way back, as after a timeout)."""
+    key_prefix: str | None = None
+    """Only DynamoDB calls touching a key (``pk``) that starts with this."""
+    unprocessed: bool = False
+    """A DynamoDB batch: answer 200 with the matching entries unprocessed (the others served)
+    instead of an error, as DynamoDB does for an internal processing failure."""
 
 
 class FaultInjector:
@@ -55,19 +67,34 @@ class FaultInjector:
         times: int | None = None,
         after: int = 0,
         lose_reply: bool = False,
+        key_prefix: str | None = None,
     ) -> None:
-        """Make matching calls fail (``action=None`` matches every action of ``service``)."""
+        """Make matching calls fail (``action=None`` matches every action of ``service``;
+        ``key_prefix`` narrows DynamoDB calls to those touching such a key)."""
+        fault = Fault(service, action, status, code, times, after, lose_reply, key_prefix)
         with self._lock:
-            self._faults.append(Fault(service, action, status, code, times, after, lose_reply))
+            self._faults.append(fault)
+
+    def unprocess(self, action: str, key_prefix: str | None = None, times: int | None = None) -> None:
+        """Answer ``times`` DynamoDB ``action`` batches (BatchGetItem / BatchWriteItem) that
+        touch a key starting with ``key_prefix`` (any key: ``None``) with those entries
+        unprocessed and the rest served."""
+        fault = Fault("dynamodb", action, 200, "", times, key_prefix=key_prefix, unprocessed=True)
+        with self._lock:
+            self._faults.append(fault)
 
     def clear(self) -> None:
         """Stop injecting."""
         with self._lock:
             self._faults.clear()
 
-    def _match(self, call: tuple[str, str]) -> Fault | None:
+    def _match(self, call: tuple[str, str], keys: list[str]) -> Fault | None:
         with self._lock:
             for fault in self._faults:
+                if fault.key_prefix is not None and not any(
+                    key.startswith(fault.key_prefix) for key in keys
+                ):
+                    continue
                 if fault.service == call[0] and fault.action in (None, call[1]):
                     if fault.after > 0:
                         fault.after -= 1
@@ -84,9 +111,12 @@ class FaultInjector:
 
         def inject(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             body = read_body(environ)
-            fault = self._match(identify(environ, body))
+            call = identify(environ, body)
+            fault = self._match(call, _dynamodb_keys(call, body))
             if fault is None:
                 return app(environ, start_response)
+            if fault.unprocessed:
+                return _unprocessed(app, environ, start_response, call[1], body, fault)
             if fault.lose_reply:
                 b"".join(app(environ, lambda *_: None))  # served, and the reply dropped
             headers, payload = _error(environ, fault)
@@ -95,6 +125,46 @@ class FaultInjector:
             return [payload]
 
         return inject
+
+
+def _dynamodb_keys(call: tuple[str, str], body: bytes) -> list[str]:
+    """The ``pk`` values a DynamoDB call touches (none for other services)."""
+    if call[0] != "dynamodb":
+        return []
+    try:
+        document = json.loads(body or b"{}")
+    except ValueError:
+        return []
+    if call[1] in BATCH_ACTIONS:
+        return [k for k in (e.key() for e in batch_entries(call[1], document)) if k is not None]
+    key = BatchEntry("", document.get("Key") or document.get("Item") or {}).key()
+    return [key] if key is not None else []
+
+
+def _unprocessed(
+    app: WsgiApp,
+    environ: dict[str, Any],
+    start_response: Callable[..., Any],
+    action: str,
+    body: bytes,
+    fault: Fault,
+) -> Any:
+    document = json.loads(body)
+    prefix = fault.key_prefix or ""
+    verdicts = [not (e.key() or "").startswith(prefix) for e in batch_entries(action, document)]
+    if any(verdicts):
+        partial = forward_partial(app, environ, start_response, action, document, verdicts)
+        return app(environ, start_response) if partial is None else partial
+    payload = json.dumps(all_unprocessed(action, document)).encode()
+    start_response(
+        "200 OK",
+        [
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("Content-Length", str(len(payload))),
+        ],
+    )
+    return [payload]
 
 
 def _error(environ: dict[str, Any], fault: Fault) -> tuple[list[tuple[str, str]], bytes]:

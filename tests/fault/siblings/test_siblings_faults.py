@@ -222,16 +222,20 @@ def test_dynamodb_failing_keeps_the_last_known_kill_switch(faulty: Faulty) -> No
     assert env.invoke_count() == 0
 
 
-def test_spawn_record_write_failing_after_invoke_still_returns_the_spawn(faulty: Faulty) -> None:
+def test_spawn_record_write_failing_after_invoke_is_spawn_failed_maybe_spawned(faulty: Faulty) -> None:
     env, faults = faulty
     env.rule("schedule")
     manager = env.manager()
     context = env.context()
     manager.any_events_rules_enabled(context)
-    # The claim (PutItem) passes; writing the "invoked" record (BatchWriteItem) fails.
+    # The claim (PutItem) passes; writing the "invoked" record (BatchWriteItem) fails: the
+    # sibling runs, but its record and position are lost, which is never a plain success.
     faults.fail("dynamodb", "BatchWriteItem", 500, "InternalServerError")
-    result = manager.spawn_sibling(context)
-    assert result and result.reason == "spawned"
+    with pytest.raises(SpawnFailed) as caught:
+        manager.spawn_sibling(context)
+    assert caught.value.maybe_spawned and caught.value.request_id
+    assert caught.value.request_id in str(caught.value)
+    assert manager.stats["failed"] == 1
     faults.clear()
     item = DynamoStore(env.config(), session=env.session).get(spawn_key(context.aws_request_id, 1))
     assert item is not None and item.value is not None and item.value["state"] == "pending"

@@ -36,7 +36,7 @@ def manager_arn(manager: SiblingsManager) -> str:
 
 def chain_of(env: SiblingsEnv, limit: int) -> tuple[str, list[SpawnResult], SiblingsManager]:
     """A chain run generation after generation until the generation limit refuses."""
-    manager = env.manager({"max_generations": limit})
+    manager = env.manager({"max_generations": limit, "chain_index": True})
     manager._arn = env.function_arn  # type: ignore[attr-defined]
     results = [step({}, manager)]
     while results[-1]:  # each sibling runs under its Invoke's request id, as on Lambda
@@ -115,6 +115,24 @@ def test_the_chain_log_costs_no_request_for_a_spawn_and_one_for_a_refusal(env: S
     assert on_spawn == off_spawn  # the step and head ride in the spawn's own BatchWriteItem
     assert on_refusal == {**off_refusal, ("dynamodb", "BatchWriteItem"): 1}
     assert ("dynamodb", "BatchWriteItem") not in off_refusal
+
+
+def test_the_day_list_is_opt_in_and_costs_a_root_three_requests(env: SiblingsEnv) -> None:
+    env.rule("schedule")
+    counts = {}
+    for indexed in (False, True):
+        manager = env.manager({"chain_index": indexed})
+        assert manager.spawn_sibling(env.context())  # warms the container's caches
+        env.recorder.reset()
+        assert manager.spawn_sibling(env.context())  # a warm root: a chain of its own
+        counts[indexed] = env.recorder.counts()
+        listed = recent_chains(manager.store, FUNCTION, time.time())
+        assert len(listed) == (2 if indexed else 0)
+    plain, indexed_counts = counts[False], counts[True]
+    extra = {key: indexed_counts[key] - plain.get(key, 0) for key in indexed_counts}
+    assert {key: n for key, n in extra.items() if n} == {
+        ("dynamodb", "GetItem"): 1, ("dynamodb", "PutItem"): 2,
+    }
 
 
 def test_an_unknown_chain_is_exit_status_1(env: SiblingsEnv, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
+from estimator.clock import ManualClock
+from estimator.shared_cache import TwoTierCache
+from estimator.store import DynamoStore
 from siblings import (
     METADATA_KEY,
     SiblingsManager,
@@ -115,6 +121,41 @@ def test_rule_state_is_cached_for_the_ttl(env: SiblingsEnv) -> None:
     assert lookups(env) == {"ListRuleNamesByTarget": 1, "DescribeRule": 1}
 
 
+def _manager_on(env: SiblingsEnv, clock: ManualClock) -> SiblingsManager:
+    config = env.config()
+    cache = TwoTierCache(config, DynamoStore(config, session=env.session, clock=clock), clock)
+    return env.manager(config=config, cache=cache)
+
+
+def test_rule_names_are_listed_once_an_hour_and_the_state_read_each_ttl(env: SiblingsEnv) -> None:
+    env.rule("schedule")
+    clock = ManualClock(time.time())
+    manager = _manager_on(env, clock)
+    assert manager.any_events_rules_enabled(env.context())
+    for _ in range(3):
+        clock.advance(301)  # past rules_cache_ttl_seconds (300)
+        assert manager.any_events_rules_enabled(env.context())
+    assert lookups(env) == {"ListRuleNamesByTarget": 1, "DescribeRule": 4}
+    clock.advance(3600)  # past rule_names_ttl_seconds too
+    assert manager.any_events_rules_enabled(env.context())
+    assert lookups(env) == {"ListRuleNamesByTarget": 2, "DescribeRule": 5}
+
+
+def test_a_cached_rule_name_that_is_gone_lists_the_names_again(env: SiblingsEnv) -> None:
+    env.rule("old")
+    clock = ManualClock(time.time())
+    manager = _manager_on(env, clock)
+    assert manager.any_events_rules_enabled(env.context())
+    events = env.client("events")
+    targets = events.list_targets_by_rule(Rule="old")["Targets"]
+    events.remove_targets(Rule="old", Ids=[t["Id"] for t in targets])
+    events.delete_rule(Name="old")
+    env.rule("new")
+    clock.advance(301)
+    assert manager.any_events_rules_enabled(env.context())  # "new" found, not an hour later
+    assert lookups(env) == {"ListRuleNamesByTarget": 2, "DescribeRule": 3}
+
+
 # --- kill switch ---
 
 
@@ -135,6 +176,28 @@ def test_kill_switch_refuses_even_forced_and_enable_restores(env: SiblingsEnv) -
     assert manager.spawn_sibling(env.context())
     assert not spawning_status(FUNCTION, config=config, session=env.session).kill.disabled
     assert manager.stats["refused_kill_switch"] == 2
+
+
+def test_kill_switch_reads_are_eventually_consistent_half_a_read_unit(env: SiblingsEnv) -> None:
+    # Read on every spawn, the switch is the fleet's hottest item: an eventually consistent
+    # read costs half a unit, and a flipped switch is seen within about a second.
+    env.rule("schedule")
+    reads: list[tuple[str, object]] = []
+
+    def listener(call: tuple[str, str], environ: dict[str, object], body: bytes) -> None:
+        if call[0] == "dynamodb" and call[1] in ("GetItem", "BatchGetItem") and b"kill#" in body:
+            request = json.loads(body)
+            consistent = request.get("ConsistentRead")
+            for table in (request.get("RequestItems") or {}).values():
+                consistent = table.get("ConsistentRead")
+            reads.append((call[1], consistent))
+
+    env.recorder.listeners.append(listener)
+    manager = env.manager()
+    assert manager.spawn_sibling(env.context())  # cold: kill + rules in one BatchGetItem
+    assert manager.spawn_sibling(env.context())  # warm: the switch alone
+    assert [action for action, _ in reads] == ["BatchGetItem", "GetItem"]
+    assert all(not consistent for _, consistent in reads)
 
 
 def test_kill_switch_covers_every_alias(env: SiblingsEnv) -> None:

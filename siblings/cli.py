@@ -6,12 +6,12 @@ import argparse
 import json
 import logging
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, __version__, ensure_table
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings import cli_errors
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
@@ -115,7 +115,7 @@ def _estimate_rows(estimates: dict[str, Estimate], limit: AccountLimit | None) -
 def cmd_estimate(args: argparse.Namespace) -> int:
     """``siblings estimate FN [FN ...] [--json | --watch]``."""
     config = _config(args)
-    estimator = ConcurrencyEstimator(config, session=_session(config))
+    estimator = ConcurrencyEstimator(config, session=_session(config), clock=args.clock)
     minutes = args.minutes_back or config.minutes_back
     title = f"Concurrency, last {minutes} min (account: concurrency / limit)"
     if args.watch:
@@ -140,20 +140,21 @@ def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str
         from rich.live import Live
     except ImportError:
         raise ValueError("--watch needs rich: pip install 'lambda-siblings[watch]'") from None
+    clock: Clock = args.clock
     shown = 0
     try:
         with Live(console=Console(), auto_refresh=False) as live:
             while True:
                 estimates, limit = _estimates(estimator, args)
                 columns, rows = _layout(args, _estimate_rows(estimates, limit))
-                live.update(_rich_table(f"{title}, {_when(time.time())}", columns, rows))
+                live.update(_rich_table(f"{title}, {_when(clock.now())}", columns, rows))
                 live.refresh()
                 shown += 1
                 if args.count and shown >= args.count:
                     return 0
                 # The next cache window: when the first value shown stops being fresh.
                 expiry = min(e.expires_at for e in estimates.values())
-                time.sleep(max(0.5, expiry - time.time()))
+                clock.sleep(max(0.5, expiry - clock.now()))
     except KeyboardInterrupt:
         return 0
 
@@ -224,7 +225,7 @@ def cmd_chains(args: argparse.Namespace) -> int:
     config = _config(args)
     name = parse_function(args.function).name
     store = DynamoStore(config, _session(config))
-    chains = recent_chains(store, name, time.time(), args.days, args.limit)
+    chains = recent_chains(store, name, args.clock.now(), args.days, args.limit)
     if args.json:
         print(json.dumps({"function": name, "chains": [asdict(c) for c in chains]}, indent=2))
     else:
@@ -396,10 +397,12 @@ def _needs_local_extra(args: argparse.Namespace) -> int:
     return 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``siblings`` console script."""
+def main(argv: Sequence[str] | None = None, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Entry point of the ``siblings`` console script; ``clock`` is the time the commands read
+    (tests pass a virtual one)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.clock = clock
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(levelname)s %(name)s: %(message)s",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -106,6 +106,25 @@ class WaitingThreadsClock(ManualClock):
         """Yield for at most 5 ms of real time; virtual time stands still."""
         if seconds > 0:
             time.sleep(min(seconds, 0.005))
+
+
+class QuietRuntimeClock(ManualClock):
+    """A manual clock for handlers in the local Lambda runtime that wait for one another: a
+    sleep moves virtual time only while at most one execution runs (the sleeper itself), so a
+    sibling waiting for the record its still-running parent is about to write keeps waiting
+    however slow the machine is, and a true root's wait runs out at once. Each sleep yields the
+    thread for at most 5 ms of real time so the others make progress."""
+
+    def __init__(self, running: Callable[[], int], start: float | None = None) -> None:
+        super().__init__(minute_clock().now() if start is None else start)
+        self._running = running
+
+    def sleep(self, seconds: float) -> None:
+        """Yield for at most 5 ms; advance by ``seconds`` when no other execution runs."""
+        if seconds > 0:
+            time.sleep(min(seconds, 0.005))
+            if self._running() <= 1:
+                super().sleep(seconds)
 
 
 def _stamps(count: int, margin_seconds: float, clock: Clock | None = None) -> list[datetime]:

@@ -14,18 +14,25 @@ from typing import Any
 from estimator import ensure_table
 from siblings import SiblingsManager
 from siblings.local.provision import create_schedule_rule
+from tests.helpers import QuietRuntimeClock
 from tests.integration.test_runtime import Local, local, server  # noqa: F401 (fixtures)
 
 
 def test_a_three_generation_limit_stops_an_import_only_handler(local: Local) -> None:  # noqa: F811
-    arn = local.function()
+    # A long Timeout: a spawn on a loaded machine must not time out (timeouts are not tested).
+    arn = local.function(timeout_seconds=60)
     endpoint = local.server.endpoint_url
     settings = {"endpoint_url": endpoint, "region_name": "us-east-1", "max_generations": 3}
     ensure_table(SiblingsManager(settings).config)
     create_schedule_rule(local.client("events"), "schedule", arn)
+    # A sibling may ask for its position before its parent, still running, has recorded it:
+    # on this clock its patience lasts until the parent is done however slow the machine, and
+    # the root's (nobody will record its position) runs out at once.
+    clock = QuietRuntimeClock(local.runtime.running)
 
     def container() -> Any:
-        siblings_client = SiblingsManager(custom_config=settings)  # what sosw's Processor builds
+        # What sosw's Processor builds (plus the clock, which sosw's signature leaves free).
+        siblings_client = SiblingsManager(custom_config=settings, clock=clock)
 
         def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
             cursor = (event or {}).get("cursor", 0)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 from estimator import ConcurrencyEstimator
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.cli import main
 from tests.conftest import Aws
-from tests.helpers import local_config, put_concurrency_metrics, put_lambda_metrics
+from tests.helpers import local_config, minute_clock, put_concurrency_metrics, put_lambda_metrics
 
 
 @pytest.fixture(autouse=True)
@@ -19,8 +19,13 @@ def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "200")
 
 
-def run(aws: Aws, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main([*argv[:1], "--endpoint-url", aws.endpoint_url, "--region", "us-east-1", *argv[1:]])
+def run(
+    aws: Aws, capsys: pytest.CaptureFixture[str], *argv: str, clock: Clock = SYSTEM_CLOCK
+) -> tuple[int, str, str]:
+    code = main(
+        [*argv[:1], "--endpoint-url", aws.endpoint_url, "--region", "us-east-1", *argv[1:]],
+        clock=clock,
+    )
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -69,21 +74,26 @@ def test_estimate_shows_observed_peak_and_the_account(
 def test_watch_reads_through_the_shared_cache(
     aws: Aws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One virtual clock for the fleet and the watcher: however slow the machine, the fleet's
+    # value is still fresh when the watcher reads it, and each window lasts exactly 1 s.
+    clock = minute_clock()
     run(aws, capsys, "create-table")
-    put_concurrency_metrics(aws.client("cloudwatch"), "worker", [3, 5])
+    put_concurrency_metrics(aws.client("cloudwatch"), "worker", [3, 5], clock=clock)
     # The fleet keeps the estimate fresh: the watcher costs it no extra GetMetricData.
-    fleet = ConcurrencyEstimator(local_config(aws.endpoint_url, cache_ttl_seconds=1.0), session=aws.session)
+    fleet = ConcurrencyEstimator(
+        local_config(aws.endpoint_url, cache_ttl_seconds=1.0), session=aws.session, clock=clock
+    )
     fleet.estimate("worker")
     aws.recorder.reset()
     monkeypatch.setenv("SIBLINGS_CACHE_TTL_SECONDS", "1")
-    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "1")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "1", clock=clock)
     assert code == 0 and "worker" in out and "observed_peak" in out
     assert aws.recorder.count("monitoring", "GetMetricData") == 0
+    assert clock.slept == 0  # one refresh shown: no wait for the next window
     # Three refreshes, one per cache window (1 s): at most one GetMetricData each.
-    started = time.monotonic()
-    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "3")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--watch", "--count", "3", clock=clock)
     assert code == 0 and out.count("worker") >= 1
-    assert 1.0 <= time.monotonic() - started < 10
+    assert 1.0 <= clock.slept <= 3.0  # two waits, each until the shown value expires (>= 0.5 s)
     assert 1 <= aws.recorder.count("monitoring", "GetMetricData") <= 3
 
 

@@ -14,12 +14,16 @@ from siblings.local.simulate import main
 from siblings.local.verify import verify
 from siblings.metadata import METADATA_KEY
 
+# The runtime keeps Lambda's deadlines on real time. 1 s of work per execution (60 records of
+# 0.02 s need two), and 3 s left for the commit, the guards and the hand-off: with only 1 s, a
+# loaded machine missed deadlines and guard lookups, the chains finished on retries and the
+# schedule, and nothing was spawned (``assert 0 >= 3``).
 TINY = [
     "--chains", "3",
     "--records", "60",
     "--record-seconds", "0.02",
-    "--invocation-seconds", "2",
-    "--shutdown-seconds", "1",
+    "--invocation-seconds", "4",
+    "--shutdown-seconds", "3",
     "--timeout", "60",
     "--json",
 ]
@@ -53,7 +57,7 @@ def test_tiny_fleet_processes_every_record_exactly_once(
     assert summary["spawns"]["refused"].get("max_generations", 0) >= 1
     assert verification["spawns"]["lost"] == 0
     # No faults injected: the only failures allowed are deadlines missed on a loaded machine
-    # (2 s invocations), and each is retried as Lambda would; the records stay exactly-once.
+    # (4 s invocations), and each is retried as Lambda would; the records stay exactly-once.
     executions = summary["executions"]
     assert executions["errors"] == executions["timeouts"]
     assert executions["retries"] == executions["timeouts"]

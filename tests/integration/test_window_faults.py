@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 import pytest
 
+from estimator.clock import Clock
 from estimator.estimator import ensure_table
 from siblings import Invocation, SiblingsManager
 from siblings.config import SiblingsConfig
@@ -30,6 +31,7 @@ from siblings.local.verify import Verification, verify
 from siblings.local.windows import WindowFaults
 from siblings.local.work_log import WorkLog
 from siblings.metadata import METADATA_KEY
+from tests.helpers import QuietRuntimeClock
 
 FUNCTION = "window-worker"
 
@@ -50,7 +52,7 @@ class Window:
     def start_chain(self) -> str:
         """Queue the root event, wait for everything to settle; the root's request id."""
         root = self.runtime.invoke_async(FUNCTION, {"start": True})
-        assert self.runtime.wait_idle(20)
+        assert self.runtime.wait_idle(60)  # bounds a hang only
         return root
 
     def verification(self) -> Verification:
@@ -72,9 +74,11 @@ class Window:
         ]
 
 
-def _container(window: Window, config: SiblingsConfig, session: boto3.Session) -> Any:
+def _container(
+    window: Window, config: SiblingsConfig, session: boto3.Session, clock: Clock
+) -> Any:
     """A cold start: a manager of its own, and the handler."""
-    manager = SiblingsManager(config=config, session=session)
+    manager = SiblingsManager(config=config, session=session, clock=clock)
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
         with window.lock:
@@ -119,8 +123,12 @@ def window(request: pytest.FixtureRequest) -> Iterator[Window]:
         lam = session.client("lambda", endpoint_url=server.endpoint_url)
         create_function(lam, session.client("iam", endpoint_url=server.endpoint_url), FUNCTION)
         env = Window(server, runtime, faults, recorder)
-        runtime.register(
-            FUNCTION, factory=lambda: _container(env, config, session), timeout_seconds=5
+        # The library's leases and back-offs on virtual time that stands still while two
+        # executions run: the sibling's claim cannot expire under the duplicate however slow
+        # the machine, and a retried parent's wait for its own stale record costs no wall time.
+        clock = QuietRuntimeClock(runtime.running)
+        runtime.register(  # a long Timeout: none is tested here, and the machine may be loaded
+            FUNCTION, factory=lambda: _container(env, config, session, clock), timeout_seconds=60
         )
         runtime.start()
         recorder.reset()

@@ -200,9 +200,11 @@ def _accuracy_table(accuracy: list[dict[str, Any]]) -> list[str]:
 
 
 SIGNAL_ADVICE = [
-    "Little's law averages the window: it lags both edges by up to the window, and under the "
-    "publication delay the window's newest minute is not yet published, so it counts as zero and a "
-    "steady load reads about (window - 1) / window of itself. The observed peak sees a rise one "
+    "Little's law averages the window: it lags both edges by up to the window. The window ends "
+    "`publication_delay_seconds` (60 s) before now, at the last minute Lambda has published, so "
+    "a steady load reads itself (the unpublished minute no longer counts as zero; before this "
+    "round a steady load read about (window - 1) / window of itself), at the price of one more "
+    "minute of lag after each change. The observed peak sees a rise one "
     "publication delay plus a minute after it happens and holds a fallen peak for the whole "
     "window; `max` is the higher of the two (the peak, whenever executions are shorter than a "
     "minute's worth of the window).",

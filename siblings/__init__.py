@@ -18,7 +18,7 @@ The package builds on :mod:`estimator` and never imports the simulator
 
 from estimator import __version__
 from siblings.config import GuardErrorPolicy, SiblingsConfig
-from siblings.defer import StepRelayed
+from siblings.defer import RelayFailed, StepRelayed
 from siblings.errors import (
     DuplicateSibling,
     EstimateUnavailable,
@@ -61,6 +61,7 @@ __all__ = [
     "PayloadTooLarge",
     "PayloadUnavailable",
     "Reason",
+    "RelayFailed",
     "SiblingsConfig",
     "SiblingsError",
     "SiblingsManager",

@@ -8,19 +8,22 @@ spawn is handed to an EventBridge Scheduler one-time schedule instead of being r
   in ``defer_schedule_group``; its target is the function (the ARN it was invoked with), through
   ``defer_role_arn`` (a role Scheduler assumes, allowed ``lambda:InvokeFunction``; the template
   creates it);
-* its input is a *relay* event, ``{"__siblings_deferred__": {"v": 1, "deferrals": n, "event":
-  <the sibling's event>}}``: when it fires, the function's ``load_payload`` sees it and decides
-  the spawn of that same chain step again, through every guard (the kill switch, the generation
-  limit and the chain budget apply when it fires), then raises :class:`StepRelayed` so that the
-  relaying execution does no work of its own;
+* its input is a *relay* event, ``{"__siblings_deferred__": {"v": 1, "deferrals": n, "forced":
+  <bool>, "event": <the sibling's event>}}``: when it fires, the function's ``load_payload``
+  sees it and decides the spawn of that same chain step again, through every guard (the kill
+  switch, the generation limit and the chain budget apply when it fires; a forced spawn stays
+  forced), then raises :class:`StepRelayed` so that the relaying execution does no work of its
+  own, or :class:`RelayFailed` when a guard could not be read (or the Invoke failed), so that
+  Lambda's retry of the async event decides it again instead of the step being lost;
 * the delay of the ``n``-th deferral of a step is ``defer_base_seconds x 2^(n-1)``, capped at
   ``defer_max_seconds``, jittered to between half and all of it (a fleet deferred together
   does not come back together); at most ``max_deferrals`` per step, then the capacity refusal
   stands.
 
 The chain keeps its position (the step's generation and chain start are unchanged), and the
-step's spawn claim still makes it spawn once: the deferral releases the claim, the relay (or a
-retried parent) takes it again, and the second of them finds it done. Scheduler delivers at
+step's spawn claim still makes it spawn once: the deferral releases the claim (no deferral,
+the refusal stands, when the release fails: the relay could not take the claim over), the
+relay (or a retried parent) takes it again, and the second of them finds it done. Scheduler delivers at
 least once; a second delivery is a duplicate like any other. The schedule name is derived from
 chain, step and deferral number, so a retried parent re-deferring gets ``ConflictException``:
 already scheduled. The result of a deferral is truthy, with ``deferred=True`` and
@@ -45,7 +48,7 @@ from botocore.exceptions import ClientError
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.config import SiblingsConfig
-from siblings.errors import DuplicateSibling
+from siblings.errors import DuplicateSibling, SiblingsError
 from siblings.metadata import METADATA_KEY, ChainMetadata, parse_metadata
 from siblings.payload import EncodedEvent, upload
 from siblings.result import DEFERRABLE, Reason, SpawnResult
@@ -75,6 +78,19 @@ class StepRelayed(DuplicateSibling):
         )
 
 
+class RelayFailed(SiblingsError):
+    """A deferral's relay could not decide its spawn (a guard could not be read): raised from
+    ``load_payload`` so that the execution fails and Lambda retries the event (the schedule's
+    step would be lost otherwise). :attr:`result` is the refusal."""
+
+    def __init__(self, metadata: ChainMetadata, result: SpawnResult) -> None:
+        self.result = result
+        super().__init__(
+            f"relay of chain {metadata.chain_id!r} step {metadata.generation} failed: "
+            f"{result.reason} ({result.detail}); failing the execution so that Lambda retries it"
+        )
+
+
 def defer_delay(deferral: int, config: SiblingsConfig, rand: Callable[[], float] = random.random) -> float:
     """Seconds until the ``deferral``-th deferral (1, 2...) of a step fires: exponential,
     capped, jittered between half and all of it."""
@@ -93,9 +109,9 @@ def at_expression(epoch: float) -> str:
     return "at(" + datetime.fromtimestamp(math.ceil(epoch), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S") + ")"
 
 
-def relay_of(event: Any) -> tuple[dict[str, Any], int] | None:
-    """``(sibling event, deferrals so far)`` of a relay event, ``None`` for any other event;
-    ``ValueError`` for a malformed one (an event is input)."""
+def relay_of(event: Any) -> tuple[dict[str, Any], int, bool] | None:
+    """``(sibling event, deferrals so far, forced)`` of a relay event, ``None`` for any other
+    event; ``ValueError`` for a malformed one (an event is input)."""
     if not isinstance(event, Mapping) or DEFERRED_KEY not in event:
         return None
     raw = event[DEFERRED_KEY]
@@ -104,24 +120,27 @@ def relay_of(event: Any) -> tuple[dict[str, Any], int] | None:
     deferrals, inner = raw.get("deferrals"), raw.get("event")
     if isinstance(deferrals, bool) or not isinstance(deferrals, int) or not 1 <= deferrals <= 100:
         raise ValueError(f"event[{DEFERRED_KEY!r}]['deferrals'] must be an int in 1..100")
+    forced = raw.get("forced", False)  # absent in relays scheduled before it was recorded
+    if not isinstance(forced, bool):  # a string such as "false" must not switch guards off
+        raise ValueError(f"event[{DEFERRED_KEY!r}]['forced'] must be a JSON boolean")
     if not isinstance(inner, Mapping) or METADATA_KEY not in inner:
         raise ValueError(f"event[{DEFERRED_KEY!r}]['event'] must be a sibling event")
     parse_metadata(inner[METADATA_KEY])
-    return dict(inner), deferrals
+    return dict(inner), deferrals, forced
 
 
 def relay_call(
-    call_info: Any, event: dict[str, Any], deferrals: int, now: float, started: float
+    call_info: Any, event: dict[str, Any], deferrals: int, now: float, started: float, forced: bool = False
 ) -> SpawnCall:
     """The spawn call a relay makes: the same step, spawned now (the chain budget counts the
-    wait), deferrable again."""
+    wait), forced as it was, deferrable again."""
     metadata = parse_metadata(event[METADATA_KEY])
     child = replace(metadata, spawned_at=now)
     body = json.dumps(
         {**event, METADATA_KEY: {**event[METADATA_KEY], **child.to_dict()}}, separators=(",", ":")
     ).encode()
     encoded = EncodedEvent(body=body, payload_bytes=len(body))
-    return SpawnCall(call_info, child, encoded, False, started, defer=True, deferrals=deferrals)
+    return SpawnCall(call_info, child, encoded, forced, started, defer=True, deferrals=deferrals)
 
 
 class Deferrer:
@@ -152,7 +171,8 @@ class Deferrer:
             log.warning("defer_when_busy needs defer_role_arn (the role Scheduler invokes with)")
             return None
         inner = json.loads(call.encoded.body)
-        relay = json.dumps({DEFERRED_KEY: {"v": 1, "deferrals": deferral, "event": inner}})
+        fields = {"v": 1, "deferrals": deferral, "forced": call.forced, "event": inner}
+        relay = json.dumps({DEFERRED_KEY: fields})
         if len(relay.encode()) > INPUT_LIMIT_BYTES:
             return None
         until = self.clock.now() + defer_delay(deferral, self.config, self.rand)

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from estimator.memory_store import MemoryStore
 from estimator.store import DynamoStore
@@ -24,6 +24,9 @@ from siblings.metadata import METADATA_KEY, ChainMetadata, check_id, metadata_of
 from siblings.payload import default_s3_client
 from siblings.pointer import check_pointer, read_pointer
 from siblings.runs import RunClaims
+
+if TYPE_CHECKING:
+    from siblings.manager import SiblingsManager
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +52,10 @@ def load_payload(
     (:mod:`siblings.runs`; ``claims`` defaults to the shared table of ``config``).
 
     Raises :class:`DuplicateSibling` when another execution already runs this chain step, and
-    its :class:`~siblings.defer.StepRelayed` when the event is a deferral's relay (decided by
-    the process's default manager; return from the handler: this one must do no work);
+    its :class:`~siblings.defer.StepRelayed` when the event is a deferral's relay (decided by a
+    manager of ``config``/``session``/``s3_client``, else the process's default manager; return
+    from the handler: this one must do no work), :class:`~siblings.defer.RelayFailed` when that
+    relay could not read a guard (let it fail: Lambda retries it);
     :class:`PayloadUnavailable` when an offloaded
     payload points anywhere but where this function writes it, cannot be read or does not match
     its digest; :class:`StoreUnavailable` when the step cannot be claimed and ``on_guard_error``
@@ -60,9 +65,7 @@ def load_payload(
     if not isinstance(event, Mapping):
         raise TypeError(f"event must be a dict, got {type(event).__name__}")
     if "__siblings_deferred__" in event:  # siblings.defer.DEFERRED_KEY: a deferral fired
-        from siblings.handler import default_manager  # only a manager can relay it
-
-        return default_manager().load_payload(event, lambda_context)
+        return _relay_manager(config, session, s3_client).load_payload(event, lambda_context)
     metadata = metadata_of(event)
     request_id = _request_id(lambda_context)
     data = {k: v for k, v in event.items() if k != METADATA_KEY}
@@ -115,6 +118,26 @@ def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
             store = DynamoStore(config, session=session) if config.use_dynamodb else MemoryStore()
             claims = _claims[key] = RunClaims(store, config)
         return claims
+
+
+_managers: dict[tuple[Any, ...], SiblingsManager] = {}
+
+
+def _relay_manager(config: SiblingsConfig | None, session: Any, s3_client: Any) -> SiblingsManager:
+    """The manager that decides a relay: one of the caller's config and clients (one per
+    config, session and client, so a warm container reuses its caches), else the default one."""
+    from siblings.handler import default_manager
+    from siblings.manager import SiblingsManager as Manager  # the manager imports this module
+
+    if config is None and session is None and s3_client is None:
+        return default_manager()
+    config = config or SiblingsConfig.from_env()
+    key = (id(session), id(s3_client), *(v for n, v in config.as_overrides().items() if n != "extra"))
+    with _claims_lock:
+        manager = _managers.get(key)
+        if manager is None:
+            manager = _managers[key] = Manager(config=config, session=session, s3_client=s3_client)
+        return manager
 
 
 def _reader_name(lambda_context: Any) -> str | None:

@@ -209,18 +209,22 @@ class SpawnLedger:
             items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
         self.store.put_many(items + (extra or []))
 
-    def release(self, key: str, token: str | None = None) -> None:
+    def release(self, key: str, token: str | None = None) -> bool:
         """Forget the claim ``token`` whose Invoke failed or was refused, so the step can be
         spawned later (best effort). Only that claim is removed: a stalled attempt whose
         record was taken over by a retry must not delete its successor's (``token=None``
-        removes whatever is there: for operators only)."""
+        removes whatever is there: for operators only). Returns whether the claim is gone
+        (a deferral needs it gone: its relay, another request id, could not take it over)."""
         try:
             if token is None:
                 self.store.delete(key)
             elif not self.store.delete(key, only_if={"token": token}):
                 log.info("spawn record %r is no longer claim %s: left alone", key, token)
+                return False
         except Exception as exc:  # the caller is already handling the Invoke's failure
             log.warning("could not release spawn record %r: %s", key, exc)
+            return False
+        return True
 
     def _keep_until(self, now: float) -> float:
         return now + self.config.spawn_record_ttl_seconds

@@ -50,9 +50,9 @@ from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
 from siblings.context import InvocationInfo, read_context
 from siblings.decisions import DecisionLog
-from siblings.defer import Deferrer, StepRelayed, relay_call, relay_of
+from siblings.defer import Deferrer, RelayFailed, StepRelayed, relay_call, relay_of
 from siblings.emf import make_emitter
-from siblings.errors import DuplicateSibling, StoreUnavailable
+from siblings.errors import DuplicateSibling, SiblingsError, StoreUnavailable
 from siblings.guards import Guards
 from siblings.inbound import load_payload
 from siblings.killswitch import KillSwitch
@@ -291,14 +291,18 @@ class SiblingsManager:
             claims=self.runs,
         )
 
-    def _relay(self, relay: tuple[dict[str, Any], int], lambda_context: Any) -> StepRelayed:
-        """Spawn the step a deferral scheduled, through every guard again."""
-        event, deferrals = relay
+    def _relay(self, relay: tuple[dict[str, Any], int, bool], lambda_context: Any) -> SiblingsError:
+        """Spawn the step a deferral scheduled, through every guard again: the
+        :class:`StepRelayed` to raise, or :class:`RelayFailed` when a guard could not be read
+        (a :class:`SpawnFailed` propagates): the execution fails and Lambda retries it."""
+        event, deferrals, forced = relay
         info = read_context(lambda_context)
         clock = self._deferrer.clock
-        call = relay_call(info, event, deferrals, clock.now(), clock.monotonic())
+        call = relay_call(info, event, deferrals, clock.now(), clock.monotonic(), forced)
         result = self.spawner.spawn(call)
         log.info("relayed deferral %d of %s: %s", deferrals, call.key, result.reason)
+        if result.reason is Reason.GUARD_ERROR:
+            return RelayFailed(call.child, result)
         return StepRelayed(call.child, info.request_id, result)
 
     # --- stats (sosw components expose get_stats / reset_stats) ---

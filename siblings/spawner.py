@@ -187,8 +187,8 @@ class Spawner:
             if refusal is None and stop is None:
                 refusal = self._cached_guards(call)
             if refusal is not None or stop is not None:
-                self._release(call, claim)  # a deferral's relay claims the step again
-                if refusal is not None and self.deferrer is not None:
+                released = self._release(call, claim)  # a deferral's relay claims the step again
+                if refusal is not None and self.deferrer is not None and released:
                     refusal = self.deferrer.defer(call, refusal) or refusal
                 return refusal if refusal is not None else stop  # type: ignore[return-value]
             outcome = self._invoke(call, "Event", deadline)
@@ -204,10 +204,12 @@ class Spawner:
             raise
         return self._record(call, claim, outcome)
 
-    def _release(self, call: SpawnCall, claim: Claim | None) -> None:
-        """Give back a claim this call made (never someone else's record)."""
+    def _release(self, call: SpawnCall, claim: Claim | None) -> bool:
+        """Give back a claim this call made (never someone else's record); whether no claim
+        of this call is left behind."""
         if claim is not None and claim.status is ClaimStatus.CLAIMED:
-            self.ledger.release(call.key, claim.token)
+            return self.ledger.release(call.key, claim.token)
+        return True
 
     def _record(self, call: SpawnCall, claim: Claim | None, outcome: InvokeOutcome) -> SpawnResult:
         spawned = call.result(

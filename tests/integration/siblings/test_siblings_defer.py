@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from estimator.clock import ManualClock
-from siblings import METADATA_KEY, Invocation, SiblingsManager, SpawnResult
+from siblings import METADATA_KEY, Invocation, SiblingsManager, SpawnResult, StepRelayed, StoreUnavailable
 from siblings.defer import DEFERRED_KEY, defer_delay, schedule_name
 from siblings.killswitch import disable_spawning
 from siblings.local.runtime.schedules import ScheduleFirer, due_at
+from tests.conftest import Aws
 from tests.helpers import put_concurrency_metrics, put_lambda_metrics
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 
@@ -183,4 +184,76 @@ def test_the_module_level_load_payload_relays_through_the_default_manager(
     monkeypatch.setattr(siblings.handler, "_default", None)
     with pytest.raises(StepRelayed) as relayed:
         load_payload(relay, FakeContext(busy.function_arn))
+    assert relayed.value.result.spawned and busy.invoke_count() == 1
+
+
+def relay_event(env: SiblingsEnv) -> dict[str, Any]:
+    """The input of the one deferral's schedule."""
+    (summary,) = env.client("scheduler").list_schedules()["Schedules"]
+    schedule = env.client("scheduler").get_schedule(Name=summary["Name"])
+    return dict(json.loads(schedule["Target"]["Input"]))
+
+
+def test_no_deferral_when_the_claim_cannot_be_released(
+    busy: SiblingsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = manager(busy, 5)
+
+    def fail(*args: Any, **kwargs: Any) -> bool:
+        raise StoreUnavailable("DeleteItem", ValueError("throttled"))
+
+    monkeypatch.setattr(parent.store, "delete", fail)
+    result = parent.spawn_sibling(busy.context())
+    # The relay would find this execution's pending record and call itself a duplicate.
+    assert not result and result.reason == "max_concurrency" and not result.deferred
+    assert busy.client("scheduler").list_schedules()["Schedules"] == []
+
+
+def test_a_guard_error_when_it_fires_fails_the_relay_so_lambda_retries(busy: SiblingsEnv) -> None:
+    from siblings import RelayFailed
+
+    manager(busy, 5).spawn_sibling(busy.context())
+    relay = relay_event(busy)
+    later = manager(busy, 10, on_guard_error="refuse")
+    broken = StoreUnavailable("GetItem", ValueError("throttled"))
+    later.guards.check_concurrency = lambda info: later.guards.on_error("concurrency", broken)  # type: ignore[method-assign]
+    context = FakeContext(busy.function_arn)
+    with pytest.raises(RelayFailed, match="guard_error") as failed:
+        later.load_payload(relay, context)
+    assert failed.value.result.reason == "guard_error" and busy.invoke_count() == 0
+    retried = manager(busy, 10)  # Lambda's retry: the same request id, the guard answers
+    with pytest.raises(StepRelayed) as relayed:
+        retried.load_payload(relay, context)
+    assert relayed.value.result.spawned and busy.invoke_count() == 1
+
+
+def test_a_forced_spawn_stays_forced_when_deferred(aws: Aws, busy: SiblingsEnv) -> None:
+    busy.client("events").disable_rule(Name="schedule")  # force is what lets it spawn
+    aws.server.account_settings.concurrency_limit = 50  # the account at 45: headroom 5
+    deferred = manager(busy, 5, min_account_headroom=5).spawn_sibling(busy.context(), force=True)
+    assert deferred.deferred and deferred.deferred_for == "account_headroom"
+    relay = relay_event(busy)
+    assert relay[DEFERRED_KEY]["forced"] is True
+    later = manager(busy, 5, min_account_headroom=4)  # headroom enough when it fires
+    with pytest.raises(StepRelayed) as relayed:
+        later.load_payload(relay, FakeContext(busy.function_arn))
+    assert relayed.value.result.spawned and relayed.value.result.forced, relayed.value.result
+    relay[DEFERRED_KEY]["forced"] = "true"  # input: only a JSON boolean switches guards off
+    with pytest.raises(ValueError, match="forced"):
+        later.load_payload(relay, FakeContext(busy.function_arn))
+
+
+def test_the_module_level_load_payload_relays_with_the_config_it_is_given(
+    busy: SiblingsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import siblings.handler
+    from siblings import load_payload
+
+    manager(busy, 5).spawn_sibling(busy.context())
+    relay = relay_event(busy)
+    # The environment's manager is still busy: the relay must not be decided against it.
+    monkeypatch.setattr(siblings.handler, "_default", manager(busy, 5, max_deferrals=1))
+    config = busy.config(max_concurrency=10, concurrency_signal="observed_peak")
+    with pytest.raises(StepRelayed) as relayed:
+        load_payload(relay, FakeContext(busy.function_arn), config=config, session=busy.session)
     assert relayed.value.result.spawned and busy.invoke_count() == 1

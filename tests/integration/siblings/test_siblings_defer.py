@@ -257,3 +257,20 @@ def test_the_module_level_load_payload_relays_with_the_config_it_is_given(
     with pytest.raises(StepRelayed) as relayed:
         load_payload(relay, FakeContext(busy.function_arn), config=config, session=busy.session)
     assert relayed.value.result.spawned and busy.invoke_count() == 1
+
+
+def test_an_invoke_failure_when_it_fires_fails_the_relay_too(busy: SiblingsEnv) -> None:
+    from siblings import SpawnFailed
+    from tests.integration.siblings.test_siblings_invoke_errors import FailingInvoke
+
+    manager(busy, 5).spawn_sibling(busy.context())
+    relay, context = relay_event(busy), FakeContext(busy.function_arn)
+    failing = FailingInvoke(busy.client("lambda"), "KMSAccessDeniedException", 502)
+    with pytest.raises(SpawnFailed):
+        busy.manager(manager(busy, 10).config.as_overrides(), lambda_client=failing).load_payload(
+            relay, context
+        )
+    assert failing.invokes == 1
+    with pytest.raises(StepRelayed) as relayed:  # Lambda's retry
+        manager(busy, 10).load_payload(relay, context)
+    assert relayed.value.result.spawned and busy.invoke_count() == 1

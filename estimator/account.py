@@ -28,13 +28,16 @@ from contextlib import suppress
 from typing import Any
 
 from estimator.exceptions import StoreUnavailable
-from estimator.items import StoredItem
+from estimator.items import StoredItem, believable_time
 from estimator.keys import account_key
 from estimator.polling import Backoff
 from estimator.shared_cache import TwoTierCache
 from estimator.validation import FunctionRef, parse_function
 
 KEEP_SECONDS = 3600.0
+MAX_LISTED = 1000
+"""Functions an account item lists at most (the most recent askers): about six GetMetricData
+calls for one refresh, however large a corrupt or foreign item claims the list to be."""
 """How long a function stays listed after it last asked (listed idle functions only cost
 their three metrics in the shared call)."""
 
@@ -70,7 +73,7 @@ class AccountRefresher:
         config, key = self.cache.config, account_key(minutes)
         now = self.cache.clock.now()
         item = store.get(key)
-        listed = _listed(item, now)
+        listed = _listed(item, now, config.max_clock_skew_seconds)
         window = self.ttl * config.refresh_ahead_fraction
         if store.try_lease(key, self.cache.owner, now, config.lease_seconds,
                            skew=config.max_clock_skew_seconds, due_by=now + window):
@@ -111,8 +114,9 @@ class AccountRefresher:
         store = self.cache.store
         assert store is not None
         found: dict[str, dict[str, Any]] = {}
+        now, skew = self.cache.clock.now(), self.cache.config.max_clock_skew_seconds
         for key in refs:
-            value = _value_written_after(store.get(key), since)
+            value = _value_written_after(store.get(key), since, now, skew)
             if value is not None and self.validate(value):
                 found[key] = value
         return found
@@ -138,22 +142,39 @@ class AccountRefresher:
             store.put(key, {"functions": kept}, fresh_until=fresh_until, keep_until=now + KEEP_SECONDS)
 
 
-def _listed(item: StoredItem | None, now: float) -> dict[str, float]:
-    """The functions an account item lists, with when each last asked (junk lists none)."""
-    if item is None or item.value is None or item.is_gone(now):
+def _listed(item: StoredItem | None, now: float, skew: float) -> dict[str, float]:
+    """The functions an account item lists, with when each last asked: only names that parse as
+    functions and believable times (any writer may have written the item), the most recent
+    :data:`MAX_LISTED` of them."""
+    if item is None or item.corrupt or item.value is None or item.is_gone(now):
         return {}
     functions = item.value.get("functions")
     if not isinstance(functions, dict):
         return {}
-    return {str(name): float(at) for name, at in functions.items()
-            if isinstance(at, int | float) and not isinstance(at, bool)}
+    kept: dict[str, float] = {}
+    for name, at in functions.items():
+        if isinstance(name, str) and believable_time(at, now, skew) and _parses(name):
+            kept[name] = float(at)
+    newest = sorted(kept.items(), key=lambda entry: entry[1], reverse=True)[:MAX_LISTED]
+    return dict(newest)
 
 
-def _value_written_after(item: StoredItem | None, since: float) -> dict[str, Any] | None:
-    """The value of a function's item if it was fetched after ``since``."""
-    if item is None or item.value is None:
+def _parses(name: str) -> bool:
+    """``name`` is a function name or ARN (a listed name that is not would fail every refresh)."""
+    try:
+        parse_function(name)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _value_written_after(
+    item: StoredItem | None, since: float, now: float, skew: float
+) -> dict[str, Any] | None:
+    """The value of a function's item if it was fetched after ``since`` (and by ``now``)."""
+    if item is None or item.corrupt or item.value is None or item.is_gone(now):
         return None
     value, fetched_at = item.value.get("value"), item.value.get("fetched_at")
-    if not isinstance(value, dict) or not isinstance(fetched_at, int | float) or fetched_at <= since:
+    if not isinstance(value, dict) or not believable_time(fetched_at, now, skew) or fetched_at <= since:
         return None
     return value

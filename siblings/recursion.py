@@ -55,9 +55,20 @@ class RecursionConfig:
     stale: bool = False
 
 
+def loop_setting(value: Any) -> RecursiveLoop | None:
+    """``value`` as a ``RecursiveLoop`` member, ``None`` unless it is exactly one of its strings
+    (table items and AWS answers are untrusted: a list or dict is no setting, and no crash)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return RecursiveLoop(value)
+    except ValueError:
+        return None
+
+
 def valid_recursion(value: dict[str, Any]) -> bool:
     """A cached setting as :class:`RecursionLookup` writes it."""
-    return value.get("recursive_loop") in {member.value for member in RecursiveLoop}
+    return loop_setting(value.get("recursive_loop")) is not None
 
 
 class RecursionLookup:
@@ -97,7 +108,7 @@ class RecursionLookup:
     def _fetch(self, ref: FunctionRef) -> dict[str, Any]:
         answer = self._clients.get("lambda").get_function_recursion_config(FunctionName=ref.name)
         value = answer.get("RecursiveLoop")
-        if value not in {member.value for member in RecursiveLoop}:
+        if loop_setting(value) is None:
             # Guessing either way would be wrong: Allow loses work, Terminate blocks every spawn.
             raise ValueError(f"GetFunctionRecursionConfig gave RecursiveLoop={value!r}")
         return {"recursive_loop": value}

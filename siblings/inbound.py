@@ -11,9 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from cachetools import LRUCache
+
+from estimator.estimator import DEFAULT_ESTIMATORS_MAX
 from estimator.memory_store import MemoryStore
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
@@ -106,7 +109,9 @@ def _claim_step(claims: RunClaims, metadata: ChainMetadata, request_id: str) -> 
 
 
 _claims_lock = threading.Lock()
-_claims: dict[tuple[Any, ...], RunClaims] = {}
+# Bounded like estimate_concurrency's own reuse: callers passing ever-new sessions or configs
+# must not grow the process (the least recently used is dropped).
+_claims: MutableMapping[tuple[Any, ...], RunClaims] = LRUCache(maxsize=DEFAULT_ESTIMATORS_MAX)
 
 
 def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
@@ -120,7 +125,7 @@ def _default_claims(config: SiblingsConfig, session: Any) -> RunClaims:
         return claims
 
 
-_managers: dict[tuple[Any, ...], SiblingsManager] = {}
+_managers: MutableMapping[tuple[Any, ...], SiblingsManager] = LRUCache(maxsize=DEFAULT_ESTIMATORS_MAX)
 
 
 def _relay_manager(config: SiblingsConfig | None, session: Any, s3_client: Any) -> SiblingsManager:

@@ -32,10 +32,11 @@ typecheck: $(VENV)/.test-installed
 docs: $(VENV)/.test-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-# The whole suite (slow tests included), in a random order (the header shows the seed).
-# Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N"; file order with
-# PYTEST_FLAGS="-p no:randomly".
-PYTEST_FLAGS ?= -p randomly
+# The whole suite (slow tests included), in a random order (the header shows the seed), in two
+# worker processes (pytest-xdist; each starts its own moto server on a free port).
+# Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N -n 2"; one process in file
+# order with PYTEST_FLAGS="-p no:randomly -n 0".
+PYTEST_FLAGS ?= -p randomly -n 2
 
 test: lint typecheck docs
 	$(BIN)/pytest $(PYTEST_FLAGS)

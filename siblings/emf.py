@@ -34,11 +34,11 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings.config import SiblingsConfig
 
 COUNT = "Count"
@@ -82,8 +82,9 @@ def emf_fields(
     namespace: str, function_name: str, metrics: Sequence[Metric], timestamp_ms: int | None = None
 ) -> dict[str, Any]:
     """The EMF members of a document: ``_aws`` metadata, the dimension and each metric's value
-    at the top level (the EMF specification's "target members")."""
-    stamp = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    at the top level (the EMF specification's "target members"). ``timestamp_ms`` is the
+    caller's clock (the real one when ``None``)."""
+    stamp = int(SYSTEM_CLOCK.now() * 1000) if timestamp_ms is None else timestamp_ms
     fields: dict[str, Any] = {
         "_aws": {
             "Timestamp": stamp,
@@ -160,13 +161,15 @@ class StdoutDocuments(_Elsewhere):
     """One EMF document per decision, written by us to stdout as one line (Lambda, no
     Powertools): the log event is the document in either of Lambda's log formats."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.namespace = namespace
+        self.clock = clock
         self._lock = threading.Lock()
 
     def emit(self, function_name: str, metrics: Sequence[Metric]) -> None:
         """Write the document and flush, so a frozen or timed-out sandbox cannot keep it."""
-        line = json.dumps(emf_fields(self.namespace, function_name, metrics), separators=(",", ":"))
+        stamp = int(self.clock.now() * 1000)
+        line = json.dumps(emf_fields(self.namespace, function_name, metrics, stamp), separators=(",", ":"))
         with self._lock:  # one document per line, never interleaved
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -175,15 +178,16 @@ class StdoutDocuments(_Elsewhere):
 class LogLine:
     """The decision's JSON log line carries the metrics (see :func:`emf_fields`)."""
 
-    def __init__(self, namespace: str) -> None:
+    def __init__(self, namespace: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.namespace = namespace
+        self.clock = clock
 
     def emit(self, function_name: str, metrics: Sequence[Metric]) -> None:
         """Nothing to do here: :class:`~siblings.decisions.DecisionLog` writes the line."""
 
     def line_fields(self, function_name: str, metrics: Sequence[Metric]) -> dict[str, Any]:
         """The EMF members that make the log line a metrics document."""
-        return emf_fields(self.namespace, function_name, metrics)
+        return emf_fields(self.namespace, function_name, metrics, int(self.clock.now() * 1000))
 
 
 def powertools_provider() -> Any:
@@ -204,19 +208,22 @@ def on_lambda() -> bool:
     return os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
 
 
-def make_emitter(config: SiblingsConfig, metrics: Any = None) -> Emitter | None:
+def make_emitter(
+    config: SiblingsConfig, metrics: Any = None, clock: Clock = SYSTEM_CLOCK
+) -> Emitter | None:
     """The emitter for ``config`` (``None`` with ``metrics_enabled`` off); ``metrics`` is a
-    Powertools ``Metrics`` object of the caller's, or ``None``."""
+    Powertools ``Metrics`` object of the caller's, or ``None``; the documents we write are
+    stamped by ``clock`` (Powertools stamps its own)."""
     if not config.metrics_enabled:
         return None
     if metrics is not None:
         return CallerMetrics(metrics)
     if not on_lambda():
-        return LogLine(config.metrics_namespace)
+        return LogLine(config.metrics_namespace, clock)
     provider = powertools_provider()
     if provider is not None:
         return PowertoolsDocuments(config.metrics_namespace, provider)
-    return StdoutDocuments(config.metrics_namespace)
+    return StdoutDocuments(config.metrics_namespace, clock)
 
 
 def emf_path(emitter: Emitter | None) -> str:

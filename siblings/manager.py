@@ -143,7 +143,7 @@ class SiblingsManager:
             recursion=lambda: RecursionLookup(self.config, self.cache, self._clients),
             schedule_lookup=lambda: ScheduleLookup(self._clients.get("scheduler")),
         )
-        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics")), clock)
+        self._decisions = DecisionLog(make_emitter(self.config, kwargs.get("metrics"), clock), clock)
         self.runs = RunClaims(store, self.config, clock)
         self._deferrer = Deferrer(self._clients, self.config, clock)
         chain_log = ChainLog(store, self.config, clock) if self.config.chain_log else None

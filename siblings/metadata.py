@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -60,9 +59,9 @@ class ChainMetadata:
     counts from it (:mod:`siblings.budget`). ``None`` for a root, and in events of versions
     that did not carry it."""
 
-    def child(self, parent_request_id: str | None, now: float | None = None) -> ChainMetadata:
-        """The metadata of a sibling spawned by this execution."""
-        spawned_at = time.time() if now is None else now
+    def child(self, parent_request_id: str | None, now: float) -> ChainMetadata:
+        """The metadata of a sibling spawned by this execution at ``now`` (the caller's clock)."""
+        spawned_at = now
         # An event of an older version carries no chain start: its own spawn stands in (later
         # than the true start, so its budget is never shorter than configured).
         started = self.chain_started_at if self.chain_started_at is not None else self.spawned_at

@@ -20,7 +20,7 @@ def put_lambda_metrics(
     buckets: list[tuple[float, float]],
     *,
     qualifier: str | None = None,
-    margin_seconds: float = 12.0,
+    margin_seconds: float = 5.0,
     clock: Clock | None = None,
 ) -> None:
     """Publish per-minute (invocations, avg duration ms) buckets ending at the last published minute.
@@ -28,8 +28,10 @@ def put_lambda_metrics(
     Each bucket lands in the middle of a whole minute inside the estimator's aligned window.
     The window moves at each minute boundary. On the real clock this first waits until at
     least ``margin_seconds`` remain in the current minute, so the test's estimates see the
-    window the data was written for; with ``clock`` (a :func:`minute_clock` the estimators
-    read too) the minute is the clock's and nothing waits.
+    window the data was written for (5 s: the in-process callers read their estimates within
+    a second; the wait costs m²/120 s on average, 0.2 s, where 12 s cost 1.2 s); with ``clock``
+    (a :func:`minute_clock` the estimators read too) the minute is the clock's and nothing
+    waits.
     """
     dimensions = _dimensions(function_name, qualifier)
     data = []
@@ -53,7 +55,7 @@ def put_concurrency_metrics(
     peaks: list[float],
     *,
     qualifier: str | None = None,
-    margin_seconds: float = 12.0,
+    margin_seconds: float = 5.0,
     clock: Clock | None = None,
     metric: str = "ConcurrentExecutions",
 ) -> None:

@@ -222,7 +222,7 @@ class Fleet:
             RoleName="siblings-defer", AssumeRolePolicyDocument=json.dumps(trust)
         )["Role"]["Arn"]
         return {"defer_when_busy": True, "defer_role_arn": role, "defer_base_seconds": 1.0,
-                "defer_max_seconds": 4.0, "max_deferrals": 20}
+                "defer_max_seconds": 1.0, "max_deferrals": 20}
 
     def _shared_resources(self) -> tuple[str, str]:
         """The shared table and payload bucket: the template's stack's, or the fleet's own."""
@@ -306,6 +306,8 @@ class Fleet:
         self.schedules_fired = len(firer.fired)
         self._stop_schedule.set()
         schedule.join(timeout=5)
+        if not self.completed:
+            self.runtime.hold()
         self.runtime.wait_idle(timeout=settings.invocation_seconds * 3 + sum(settings.retry_delays))
         self.finished_at = time.monotonic()
         self.runtime.stop()

@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="CloudWatch time runs this many times faster than the wall clock, so "
                           "one-minute metrics fit in a short demo (default %(default)s)")
     run.add_argument("--timeout", type=float, default=_DEFAULTS.timeout_seconds,
-                     help="give up after this many seconds (default %(default)s)")
+                     help="give up after this many seconds: running executions finish, "
+                          "queued ones are not started (default %(default)s)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--plot", type=Path, metavar="FILE",
                      help="write a PNG timeline: true vs estimated concurrency, spawns")

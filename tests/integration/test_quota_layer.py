@@ -14,6 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.retries.standard import RetryContext, ThrottledRetryableChecker
 
+from estimator.clock import ManualClock
 from siblings.local.quota import (
     DEFAULT_QUOTAS,
     QuotaLayer,
@@ -389,8 +390,10 @@ def _throttled_call(q: Quotaed, service: str, config: Config) -> Callable[[], An
 @pytest.mark.parametrize("mode", ["standard", "legacy"])
 @pytest.mark.parametrize("service", ["cloudwatch", "events", "lambda", "dynamodb", "s3"])
 def test_botocore_classifies_the_answer_as_throttling_and_retries(
-    q: Quotaed, service: str, mode: str
+    q: Quotaed, service: str, mode: str, sdk_sleeps_on_clock: ManualClock
 ) -> None:
+    # The retry's back-off passes on a virtual clock: the bucket (on the real one) cannot
+    # refill during it, so the retry is throttled whatever the machine's speed.
     config = Config(retries={"total_max_attempts": 2, "mode": mode})
     call = _throttled_call(q, service, config)
     q.layer.reset()  # count from here, with a full bucket of one call

@@ -200,21 +200,23 @@ def test_a_retry_that_succeeds_ends_the_invocation(local: Local) -> None:
 def test_an_attempt_past_its_deadline_times_out_and_is_retried(local: Local) -> None:
     local.function()
     started: list[float] = []
+    release = threading.Event()
 
     def handler(event: Any, context: LambdaContext) -> str:
         started.append(time.monotonic())
         if len(started) == 1:
-            time.sleep(3.0)  # overruns the 0.3 s deadline
+            release.wait(5)  # overruns the 0.3 s deadline, until the test has seen the retry
         return "done"
 
     local.runtime.register("worker", handler, timeout_seconds=0.3)
     local.client("lambda").invoke(FunctionName="worker", InvocationType="Event", Payload=b"{}")
     assert local.runtime.wait_idle(5)
+    release.set()
 
     [invocation] = local.runtime.invocations()
     assert [a.outcome for a in invocation.attempts] == ["timed_out", "succeeded"]
     assert "timed out" in (invocation.attempts[0].error or "")
-    assert 250 <= invocation.attempts[0].duration_ms < 2000  # ended at the deadline, not at 3 s
+    assert 250 <= invocation.attempts[0].duration_ms < 2000  # ended at the deadline, not released
 
 
 def test_dry_run_answers_204_and_runs_nothing(local: Local) -> None:
@@ -335,6 +337,33 @@ def test_finished_invocations_are_published_to_cloudwatch_in_batches(local: Loca
     assert 1 <= put_calls < 15  # batched, not one call per invocation
 
 
+def test_a_held_runtime_finishes_what_runs_and_launches_nothing_more(local: Local) -> None:
+    # What a run cut by its timeout does: the queue is not drained (its chains would keep
+    # spawning), the running execution ends, and wait_idle returns once it has.
+    local.function()
+    local.client("lambda").put_function_concurrency(
+        FunctionName="worker", ReservedConcurrentExecutions=1
+    )
+    inside, release = threading.Event(), threading.Event()
+
+    def handler(event: Any, context: LambdaContext) -> int:
+        inside.set()
+        release.wait(5)
+        return int(event["n"])
+
+    local.runtime.register("worker", handler, timeout_seconds=8)
+    for n in range(3):
+        local.runtime.invoke_async("worker", {"n": n})
+    assert inside.wait(5)
+    local.runtime.hold()
+    assert not local.runtime.wait_idle(0.05)  # one still runs
+    release.set()
+
+    assert local.runtime.wait_idle(5)
+    assert local.runtime.stats().succeeded == 1
+    assert local.runtime.stats().queued == 2  # never launched, and said so
+
+
 def test_reserved_concurrency_queues_async_events_and_refuses_sync_calls(local: Local) -> None:
     local.function()
     lam = local.client("lambda", NO_RETRIES)
@@ -450,7 +479,7 @@ def test_each_concurrent_execution_gets_its_own_container_reused_when_warm(local
     release = threading.Event()
 
     def factory() -> Any:
-        time.sleep(0.3)  # the init phase: not part of the handler's deadline
+        time.sleep(0.2)  # the init phase: not part of the handler's deadline (a real wait: init_ms)
         container = len(built)
         built.append(container)
 
@@ -479,25 +508,27 @@ def test_each_concurrent_execution_gets_its_own_container_reused_when_warm(local
     assert local.runtime.stats().cold_starts == 2
     assert all(remaining > 500 for _, remaining in results[2:])  # warm: no init to pay
     [first] = [inv for inv in local.runtime.invocations() if inv.result[0] == 0][:1]
-    assert first.attempts[0].init_ms >= 250
+    assert first.attempts[0].init_ms >= 150
 
 
 def test_a_timed_out_container_is_not_reused(local: Local) -> None:
     local.function()
     built: list[int] = []
+    release = threading.Event()
 
     def factory() -> Any:
         built.append(1)
 
         def handler(event: Any, context: LambdaContext) -> None:
             if len(built) == 1:
-                time.sleep(0.6)  # the first container overruns its 0.2 s deadline
+                release.wait(5)  # the first container overruns its 0.2 s deadline
 
         return handler
 
     local.runtime.register("worker", factory=factory, timeout_seconds=0.2)
     local.client("lambda").invoke(FunctionName="worker", InvocationType="Event", Payload=b"{}")
     assert local.runtime.wait_idle(5)
+    release.set()
 
     [invocation] = local.runtime.invocations()
     assert [a.outcome for a in invocation.attempts] == ["timed_out", "succeeded"]

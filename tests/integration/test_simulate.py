@@ -15,15 +15,17 @@ from siblings.local.verify import verify
 from siblings.metadata import METADATA_KEY
 
 # The runtime keeps Lambda's deadlines on real time. 1 s of work per execution (60 records of
-# 0.02 s need two), and 3 s left for the commit, the guards and the hand-off: with only 1 s, a
+# 0.02 s need two), and 5 s left for the commit, the guards and the hand-off: with only 1 s, a
 # loaded machine missed deadlines and guard lookups, the chains finished on retries and the
-# schedule, and nothing was spawned (``assert 0 >= 3``).
+# schedule, and nothing was spawned (``assert 0 >= 3``); with 3 s, both CPUs taken by other
+# work still left one run with a single spawn. The margin costs no time: an execution ends
+# when its work is handed off, not at its deadline.
 TINY = [
     "--chains", "3",
     "--records", "60",
     "--record-seconds", "0.02",
-    "--invocation-seconds", "4",
-    "--shutdown-seconds", "3",
+    "--invocation-seconds", "6",
+    "--shutdown-seconds", "5",
     "--timeout", "60",
     "--json",
 ]
@@ -42,8 +44,11 @@ def test_tiny_fleet_processes_every_record_exactly_once(
     plot = tmp_path / "timeline.png"
     # max_generations 1: every chain hits the generation limit, parks and is resumed by the
     # schedule, so that path is verified too.
+    # (240 times the wall clock's CloudWatch time: the schedule that resumes them runs every
+    # 0.25 s, not every second.)
     code, summary = simulate(
-        capsys, "--records", "100", "--max-generations", "1", "--plot", str(plot)
+        capsys, "--records", "100", "--max-generations", "1", "--plot", str(plot),
+        "--time-scale", "240",
     )
 
     verification = summary["verification"]
@@ -81,17 +86,19 @@ def test_tiny_fleet_processes_every_record_exactly_once(
 def test_capacity_refusals_are_deferred_and_every_record_still_runs_once(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # max_concurrency 1 with 3 chains: spawns are refused for capacity, and deferred instead.
-    # 150 records a chain: the chains outlive the metrics' publication delay, so the estimate
+    # max_concurrency 2 with 3 chains: spawns are refused for capacity, and deferred instead.
+    # 240 records a chain: the chains outlive the metrics' publication delay, so the estimate
     # the guard reads has caught up with the fleet (60 records end before any minute is out).
+    # With max_concurrency 1 a chain could only move on after a whole idle metric minute (the
+    # estimate counts the chain itself): 25-45 s of deferral ping-pong instead of about 15.
     code, summary = simulate(
-        capsys, "--chains", "3", "--records", "150", "--max-concurrency", "1", "--defer"
+        capsys, "--chains", "3", "--records", "240", "--max-concurrency", "2", "--defer"
     )
     verification = summary["verification"]
     assert code == 0, verification["problems"]
     assert summary["spawns"]["deferred"] >= 1
     assert summary["spawns"]["deferred_for"].get("max_concurrency", 0) >= 1
-    assert verification["records"] == {"expected": 450, "exactly_once": 450, "missing": 0, "duplicated": 0}
+    assert verification["records"] == {"expected": 720, "exactly_once": 720, "missing": 0, "duplicated": 0}
     assert verification["spawns"]["lost"] == 0 and verification["steps"]["started_twice"] == 0
 
 
@@ -113,7 +120,11 @@ def test_verification_still_passes_with_injected_faults(capsys: pytest.CaptureFi
 def test_a_function_left_at_terminate_refuses_every_spawn_and_loses_nothing(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, summary = simulate(capsys, "--records", "120", "--recursive-loop", "terminate")
+    # CloudWatch's time (and the schedule that resumes parked chains, once a metric minute) 240
+    # times the wall clock's: the chains wait 0.25 s, not 1 s, for each resumption.
+    code, summary = simulate(
+        capsys, "--records", "120", "--recursive-loop", "terminate", "--time-scale", "240"
+    )
 
     verification = summary["verification"]
     assert code == 0, verification["problems"]

@@ -127,6 +127,9 @@ def test_local_serves_until_ctrl_c(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background by a shell inherits SIGINT ignored, and so would the
+        # child (an ignored signal survives exec): Ctrl-C is what this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert process.stdout is not None

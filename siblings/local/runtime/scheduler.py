@@ -80,6 +80,7 @@ class Scheduler:
         self._timeline: list[tuple[float, int]] = [(0.0, 0)]
         self._dispatcher: threading.Thread | None = None
         self._stopping = False
+        self._holding = False
         self.logs = LogCapture()
         """The log streams of functions registered with a ``log_format``."""
 
@@ -190,6 +191,16 @@ class Scheduler:
             self._dispatcher.join(timeout=10)
             self._dispatcher = None
 
+    def hold(self) -> None:
+        """Launch nothing more (queued invocations stay unrun); running ones keep their deadlines.
+
+        A run cut by its timeout ends here: waiting for the queue to empty would wait for chains
+        that keep spawning.
+        """
+        with self._cond:
+            self._holding = True
+            self._cond.notify_all()
+
     # --- observing -------------------------------------------------------------------------
 
     def stats(self) -> RuntimeStats:
@@ -249,9 +260,14 @@ class Scheduler:
         return self._clock() - self._started_at
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until nothing is queued or running; ``False`` if ``timeout`` ran out first."""
+        """Block until nothing is queued or running; ``False`` if ``timeout`` ran out first.
+
+        After :meth:`hold`, the queue is never run: only the running executions are waited for.
+        """
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._running, timeout)
+            return self._cond.wait_for(
+                lambda: not self._running and (self._holding or not self._queue), timeout
+            )
 
     # --- queue and dispatch (lock held unless said otherwise) --------------------------------
 
@@ -302,6 +318,8 @@ class Scheduler:
                 self._cond.wait(timeout=self._next_wake(now))
 
     def _launch_ready(self, now: float) -> None:
+        if self._holding:
+            return
         for invocation in sorted(self._queue, key=lambda inv: inv.ready_at):
             if invocation.ready_at > now:
                 continue

@@ -165,7 +165,7 @@ def test_idle_reserved_concurrency_of_another_function_is_not_headroom(
     create_function(lam, bursty.client("iam"), "idle-reserved")
     lam.put_function_concurrency(FunctionName="idle-reserved", ReservedConcurrentExecutions=400)
     put_concurrency_metrics(bursty.client("cloudwatch"), None, [445] * 5,
-                            metric="ClaimedAccountConcurrency")
+                            metric="ClaimedAccountConcurrency", clock=bursty.clock)
     refused = bursty.manager({"min_account_headroom": 100}).spawn_sibling(bursty.context())
     assert refused.reason == "account_headroom", refused
     seen = refused.guards["account_headroom"]

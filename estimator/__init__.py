@@ -10,7 +10,8 @@ shared table build on these modules, the documented extension points:
 :mod:`estimator.shared_cache` (the two tiers with a fleet-wide single flight),
 :mod:`estimator.memory` (tier 1), :mod:`estimator.config` and :mod:`estimator.settings` (a
 config to extend, and its one parser), :mod:`estimator.aws` (the client factory),
-:mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`.
+:mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`,
+:mod:`estimator.deadline` (a scope whose calls time out before a deadline).
 
 Signals, all from one GetMetricData call per refresh (:mod:`estimator.metrics`): Little's law
 (``Estimate.value``), the function's observed peak (``Estimate.observed_peak``) and the

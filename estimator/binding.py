@@ -36,6 +36,10 @@ class CacheItem(Model):
     last_error = UnicodeAttribute(null=True)
 
 
+DYNAMODB_RETRIES = 2
+"""Retries after a DynamoDB call's first attempt: few and fast, since a throttled or failing
+table degrades to tier 1 + CloudWatch."""
+
 _models: dict[tuple[Any, ...], type[CacheItem]] = {}
 _models_lock = threading.Lock()
 
@@ -98,8 +102,7 @@ def meta_attributes(config: Config, session: Any) -> dict[str, Any]:
         "table_name": config.table_name,
         "connect_timeout_seconds": config.dynamodb_timeout_seconds,
         "read_timeout_seconds": config.dynamodb_timeout_seconds,
-        # Few, fast retries: a throttled or failing table degrades to tier 1 + CloudWatch.
-        "max_retry_attempts": 2,
+        "max_retry_attempts": DYNAMODB_RETRIES,
         "billing_mode": "PAY_PER_REQUEST",
         "region": resolve_region(config, session),
     }

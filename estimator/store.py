@@ -28,10 +28,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import PynamoDBException
 
 from estimator.batch_retry import BatchBackoff, read_all, write_all
-from estimator.binding import CacheItem, item_model, low_level
+from estimator.binding import DYNAMODB_RETRIES, CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
+from estimator.deadline import call_timeout
 from estimator.exceptions import (
     StoreAccessDenied,
     StoreThrottled,
@@ -140,6 +141,8 @@ class DynamoStore:
         self.config = config
         self.session = session
         self._model = model
+        self._injected_model = model is not None
+        self._bounded: dict[float, type[CacheItem]] = {}
         self._low = low
         self._lock = threading.RLock()  # ``low`` builds ``model`` under it
         self.clock = clock
@@ -150,22 +153,35 @@ class DynamoStore:
 
     @property
     def model(self) -> type[CacheItem]:
-        """The bound pynamodb model, made on first use."""
+        """The bound pynamodb model, made on first use; inside a
+        :func:`~estimator.deadline.calls_within` scope with less time left than the configured
+        timeout allows, one bound with shorter timeouts (one model per timeout step)."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
                     self._model = item_model(self.config, self.session)
-        return self._model
+        if self._injected_model:
+            return self._model
+        timeout = call_timeout(1 + DYNAMODB_RETRIES)
+        if timeout is None or timeout >= self.config.dynamodb_timeout_seconds:
+            return self._model
+        bounded = self._bounded.get(timeout)
+        if bounded is None:
+            with self._lock:
+                bounded = self._bounded.get(timeout)
+                if bounded is None:
+                    shorter = self.config.replace(dynamodb_timeout_seconds=timeout)
+                    bounded = self._bounded[timeout] = item_model(shorter, self.session)
+        return bounded
 
     @property
     def low(self) -> LowLevel:
         """The few calls pynamodb's public API lacks (:mod:`estimator.lowlevel`), one per bound
-        model: its client is costly to make and shared by every store of that table."""
-        if self._low is None:
-            with self._lock:
-                if self._low is None:
-                    self._low = low_level(self.model)
-        return self._low
+        model (:attr:`model`, so the same timeouts): its client is costly to make and shared
+        by every store of that table."""
+        if self._low is not None:
+            return self._low
+        return low_level(self.model)
 
     def _run(self, operation: str, action: Callable[[], T]) -> T:
         """Run one DynamoDB call through the breaker, translating its errors."""

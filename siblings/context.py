@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from estimator.clock import Clock
 from estimator.validation import FunctionRef, parse_function
 from siblings.metadata import check_id
 
@@ -102,6 +103,22 @@ def context_attribute(lambda_context: Any, name: str) -> Any:
     if mock is not None and isinstance(value, mock.NonCallableMock):
         return None
     return value
+
+
+DEADLINE_MARGIN_S = 1.0
+"""Kept back from the execution's remaining time, so the last call of a spawn (a retried
+Invoke, the record after it) cannot outlive the execution."""
+
+
+def spawn_deadline(info: InvocationInfo, clock: Clock) -> float | None:
+    """The ``clock.monotonic()`` value by which a spawn's calls must be done: the remaining
+    time less :data:`DEADLINE_MARGIN_S` (a quarter of it when that is less); ``None`` when the
+    context cannot tell."""
+    remaining = remaining_seconds(info)
+    if remaining is None:
+        return None
+    margin = min(DEADLINE_MARGIN_S, remaining / 4)
+    return clock.monotonic() + max(remaining - margin, 0.0)
 
 
 def remaining_seconds(info: InvocationInfo) -> float | None:

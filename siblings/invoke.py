@@ -23,7 +23,9 @@ keeps its work. https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#AP
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
+from types import FunctionType
 from typing import Any
 
 from botocore.exceptions import (
@@ -36,6 +38,7 @@ from botocore.exceptions import (
 )
 
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.deadline import TIMEOUT_STEPS
 from estimator.validation import parse_function
 from siblings.errors import SpawnFailed
 
@@ -130,10 +133,16 @@ def describe_failure(exc: BaseException | None) -> str:
     return ""
 
 
+_MIN_ATTEMPT_S = 2 * TIMEOUT_STEPS[0]
+"""The time a retried attempt needs at least: the shortest timeout to connect, and to read."""
+
+
 class Invoker:
     """Sends a sibling's event with ``lambda:Invoke``, retrying transient failures.
 
-    ``clock`` (its ``sleep`` and ``monotonic``) and ``rng`` are injectable so tests need not wait.
+    ``lambda_client`` is a Lambda client, or a function returning one, called before each
+    attempt. ``clock`` (its ``sleep`` and ``monotonic``) and ``rng`` are injectable so tests
+    need not wait.
     """
 
     def __init__(
@@ -146,7 +155,11 @@ class Invoker:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
-        self._client = lambda_client
+        # A callable is asked for the client before each attempt (the spawner's hands out one
+        # whose timeouts fit the time left); anything else is the client.
+        self._client_of: Callable[[], Any] = (
+            lambda_client if isinstance(lambda_client, FunctionType) else lambda: lambda_client
+        )
         self._max_attempts = max(1, max_attempts)
         self._base = backoff_seconds
         self._cap = max_backoff_seconds
@@ -172,9 +185,11 @@ class Invoker:
         maybe_sent = False
         attempt = 0
         while attempt < self._max_attempts:
+            if attempt and deadline is not None and deadline - self._clock.monotonic() < _MIN_ATTEMPT_S:
+                break  # no time left to connect and read once more
             attempt += 1
             try:
-                response = self._client.invoke(
+                response = self._client_of().invoke(
                     FunctionName=function_arn, InvocationType=invocation_type, Payload=body
                 )
             except (ClientError, BotoCoreError) as exc:

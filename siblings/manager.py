@@ -43,12 +43,13 @@ from typing import Any
 from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.deadline import calls_within
 from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore, Store
 from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
-from siblings.context import InvocationInfo, read_context
+from siblings.context import InvocationInfo, read_context, spawn_deadline
 from siblings.decisions import DecisionLog
 from siblings.defer import Deferrer, RelayFailed, StepRelayed, relay_call, relay_of
 from siblings.emf import make_emitter
@@ -211,16 +212,20 @@ class SiblingsManager:
         data, embedded = normalize_payload(payload)
         forced = _check_force(force)
         self._last_function = info.function_name
-        try:
-            parent = chain_position(info, event, embedded, self.runs)
-        except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
-            return self._refuse_unknown_position(info, exc, forced, started)
-        if parent is None:
-            parent = root_metadata(info.request_id or uuid.uuid4().hex)
-        child = parent.child(info.request_id, self.clock.now())
-        encoded = build_event(data, child, function_name=info.function_name, config=self.config)
         deferrable = self.config.defer_when_busy if defer is None else _check_flag("defer", defer)
-        return self.spawner.spawn(SpawnCall(info, child, encoded, forced, started, defer=deferrable))
+        # From here on every AWS call times out before the execution ends (estimator.deadline).
+        deadline = spawn_deadline(info, self.clock)
+        with calls_within(deadline, self.clock):
+            try:
+                parent = chain_position(info, event, embedded, self.runs)
+            except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
+                return self._refuse_unknown_position(info, exc, forced, started)
+            if parent is None:
+                parent = root_metadata(info.request_id or uuid.uuid4().hex)
+            child = parent.child(info.request_id, self.clock.now())
+            encoded = build_event(data, child, function_name=info.function_name, config=self.config)
+            call = SpawnCall(info, child, encoded, forced, started, defer=deferrable, deadline=deadline)
+            return self.spawner.spawn(call)
 
     def _refuse_unknown_position(
         self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float

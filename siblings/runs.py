@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.deadline import time_left
 from estimator.items import believable_time
 from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
@@ -44,9 +45,11 @@ def lookup_patience(info: InvocationInfo, config: SiblingsConfig) -> float:
     says is left), else :data:`LOOKUP_PATIENCE_S`."""
     remaining = remaining_seconds(info)
     timeout = config.function_timeout_seconds
-    if timeout is None or remaining is None:
-        return LOOKUP_PATIENCE_S
-    return 0.0 if timeout - remaining >= SETTLED_AFTER_S else LOOKUP_PATIENCE_S
+    if timeout is not None and remaining is not None and timeout - remaining >= SETTLED_AFTER_S:
+        return 0.0
+    # Never more than a quarter of the spawn's time left: the rest is the spawn's own.
+    left = time_left()
+    return LOOKUP_PATIENCE_S if left is None else min(LOOKUP_PATIENCE_S, left / 4)
 
 
 class RunClaims:

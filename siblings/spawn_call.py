@@ -30,6 +30,10 @@ class SpawnCall:
     """A capacity refusal is deferred instead (:mod:`siblings.defer`)."""
     deferrals: int = 0
     """How often this step was deferred before (a relay of a deferral carries the count)."""
+    deadline: float | None = None
+    """The ``clock.monotonic()`` value by which the call's AWS calls must be done
+    (:func:`~siblings.context.spawn_deadline`, taken when the call began); ``None``: taken
+    when the decision starts."""
 
     @property
     def key(self) -> str:

@@ -19,18 +19,22 @@ round trip of them before the Invoke.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
+from typing import Any, TypeVar
 
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.deadline import calls_within
 from siblings.budget import check_chain_budget
 from siblings.chain_log import ChainLog
 from siblings.config import SiblingsConfig
-from siblings.context import InvocationInfo, remaining_seconds
+from siblings.context import spawn_deadline
 from siblings.decisions import DecisionLog
 from siblings.defer import Deferrer
 from siblings.errors import SpawnFailed, StoreUnavailable
@@ -42,9 +46,7 @@ from siblings.result import Reason, SpawnResult, duplicate_of
 from siblings.spawn_call import SpawnCall
 
 log = logging.getLogger(__name__)
-
-# Kept back from the execution's remaining time so a retried Invoke cannot outlive it.
-_DEADLINE_MARGIN_S = 1.0
+T = TypeVar("T")
 
 
 class Spawner:
@@ -96,12 +98,19 @@ class Spawner:
                 self._inflight.pop(call.key, None)
 
     def _decide(self, call: SpawnCall) -> SpawnResult:
-        listing = self._list_chain(call)
-        try:
-            return self._decide_step(call)
-        finally:
-            if listing is not None:
-                listing.result()  # never raises: the chain log's writes are best effort
+        deadline = call.deadline if call.deadline is not None else spawn_deadline(call.info, self.clock)
+        # Every AWS call of the decision, here and on the pool, times out before the deadline.
+        with calls_within(deadline, self.clock):
+            listing = self._list_chain(call)
+            try:
+                return self._decide_step(call, deadline)
+            finally:
+                if listing is not None:
+                    listing.result()  # never raises: the chain log's writes are best effort
+
+    def _submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """Run ``fn`` on the pool in this thread's context (its call deadline included)."""
+        return self._pool.submit(contextvars.copy_context().run, fn, *args)
 
     def _list_chain(self, call: SpawnCall) -> Future[None] | None:
         """A chain's first spawn adds it to its function's list of the day, in parallel with
@@ -113,14 +122,13 @@ class Spawner:
             or self.config.dry_run
         ):
             return None
-        return self._pool.submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
+        return self._submit(self.chain_log.list_chain, call.child.chain_id, call.info.function_arn)
 
-    def _decide_step(self, call: SpawnCall) -> SpawnResult:
+    def _decide_step(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
         stop = self._verdict(call, "generation", self.guards.check_generation(call.child.generation))
         if stop is None:  # not ``or``: a refusal is a falsy SpawnResult
             stop = self._verdict(call, "chain_budget", check_chain_budget(call.child, self.config))
         if stop is None:
-            deadline = self._deadline(call.info)
             stop = self._dry_run(call, deadline) if self.config.dry_run else self._spawn(call, deadline)
         if call.guard_ms is None:  # stopped before the cached guards: it all was guard time
             call.guard_ms = (self.clock.monotonic() - call.started) * 1000.0
@@ -247,7 +255,7 @@ class Spawner:
         self, call: SpawnCall, deadline: float | None
     ) -> tuple[Verdict, Claim | StoreUnavailable]:
         """Read the kill switch and claim the step at the same time: one round trip, not two."""
-        pending = self._pool.submit(self.guards.check_kill_switch, call.info, call.forced)
+        pending = self._submit(self.guards.check_kill_switch, call.info, call.forced)
         claimed: Claim | StoreUnavailable
         try:
             claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
@@ -275,7 +283,7 @@ class Spawner:
     def _invoke(self, call: SpawnCall, invocation_type: str, deadline: float | None) -> InvokeOutcome:
         """Offload (for a real spawn) and Invoke; a failure is counted, logged and raised."""
         invoker = Invoker(
-            self.clients.get("lambda"),
+            lambda: self.clients.get("lambda"),  # per attempt: its timeouts fit the time left
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,
@@ -292,14 +300,6 @@ class Spawner:
             if error_code(exc.cause) != RECURSIVE_INVOCATION:  # that one is a refusal
                 self.decisions.record(call.result(Reason.FAILED, detail=str(exc)), call.started)
             raise
-
-    def _deadline(self, info: InvocationInfo) -> float | None:
-        remaining = remaining_seconds(info)
-        if remaining is None:
-            return None
-        # Short executions keep back a quarter of what is left, so Invoke retries still fit.
-        margin = min(_DEADLINE_MARGIN_S, remaining / 4)
-        return self.clock.monotonic() + max(remaining - margin, 0.0)
 
     def _await_winner(self, running: Future[SpawnResult], call: SpawnCall) -> SpawnResult:
         """Another thread of this process is spawning the same step: share its result."""

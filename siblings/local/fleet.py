@@ -309,6 +309,8 @@ class Fleet:
         if not self.completed:
             self.runtime.hold()
         self.runtime.wait_idle(timeout=settings.invocation_seconds * 3 + sum(settings.retry_delays))
+        # The threads of crashed executions finish their spawn (and count it) a moment later.
+        self.runtime.wait_handlers(timeout=settings.invocation_seconds)
         self.finished_at = time.monotonic()
         self.runtime.stop()
         self._sample(self._estimate())

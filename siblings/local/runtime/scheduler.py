@@ -19,13 +19,13 @@ from typing import Any
 from siblings.local.metrics import MetricsPublisher
 from siblings.local.runtime.lineage import Trace
 from siblings.local.runtime.logs import LogCapture
+from siblings.local.runtime.observing import Observing
 from siblings.local.runtime.records import (
     Attempt,
     AttemptOutcome,
     FunctionConfig,
     InvocationRecord,
     InvocationStatus,
-    RuntimeStats,
 )
 from siblings.local.runtime.sandbox import (
     INIT_LIMIT_SECONDS,
@@ -44,7 +44,7 @@ class CapacityExceeded(Exception):
         self.reason = reason
 
 
-class Scheduler:
+class Scheduler(Observing):
     """Runs invocations of registered functions as Lambda would; thread-safe.
 
     ``clock`` times deadlines and retries; ``metrics_clock`` (epoch seconds) stamps published
@@ -81,6 +81,7 @@ class Scheduler:
         self._dispatcher: threading.Thread | None = None
         self._stopping = False
         self._holding = False
+        self._threads = 0  # handler threads alive, those of crashed and timed-out attempts too
         self.logs = LogCapture()
         """The log streams of functions registered with a ``log_format``."""
 
@@ -201,74 +202,6 @@ class Scheduler:
             self._holding = True
             self._cond.notify_all()
 
-    # --- observing -------------------------------------------------------------------------
-
-    def stats(self) -> RuntimeStats:
-        """Counters now."""
-        with self._cond:
-            statuses = Counter(inv.status for inv in self._invocations.values())
-            counters = self._counters
-            return RuntimeStats(
-                accepted=len(self._invocations),
-                queued=len(self._queue),
-                running=len(self._running),
-                succeeded=statuses[InvocationStatus.SUCCEEDED],
-                failed=statuses[InvocationStatus.FAILED],
-                attempts=counters["attempts"],
-                errors=counters["errors"],
-                timeouts=counters["timeouts"],
-                retries=counters["retries"],
-                throttled=counters["throttled"],
-                sync_throttled=counters["sync_throttled"],
-                dry_runs=counters["dry_runs"],
-                peak_concurrency=self._peak,
-                cold_starts=counters["cold_starts"],
-                late_finishes=counters["late_finishes"],
-                crashes=counters["crashes"],
-                recursion_dropped=counters["recursion_dropped"],
-            )
-
-    def invocations(self) -> list[InvocationRecord]:
-        """Every invocation accepted so far, oldest first."""
-        with self._cond:
-            return sorted(self._invocations.values(), key=lambda inv: inv.accepted_at)
-
-    def invocation(self, request_id: str) -> InvocationRecord | None:
-        """The invocation with this request id, if this runtime accepted it."""
-        with self._cond:
-            return self._invocations.get(request_id)
-
-    def running(self, function_name: str | None = None) -> int:
-        """Executions running now (the true ``ConcurrentExecutions``)."""
-        with self._cond:
-            if function_name is None:
-                return len(self._running)
-            return self._running_by_fn[function_name]
-
-    def timeline(self) -> list[tuple[float, int]]:
-        """``(seconds since the runtime was created, executions running)`` at every change."""
-        with self._cond:
-            return list(self._timeline)
-
-    @property
-    def started_at(self) -> float:
-        """The runtime clock's value at creation: time zero of :meth:`timeline`."""
-        return self._started_at
-
-    def elapsed(self) -> float:
-        """Seconds since the runtime was created (the time axis of :meth:`timeline`)."""
-        return self._clock() - self._started_at
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until nothing is queued or running; ``False`` if ``timeout`` ran out first.
-
-        After :meth:`hold`, the queue is never run: only the running executions are waited for.
-        """
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._running and (self._holding or not self._queue), timeout
-            )
-
     # --- queue and dispatch (lock held unless said otherwise) --------------------------------
 
     def _new_invocation(
@@ -359,6 +292,7 @@ class Scheduler:
                 at=datetime.fromtimestamp(self._metrics_clock(), UTC),
                 claimed=self._claimed(),
             )
+        self._threads += 1
         threading.Thread(
             target=self.logs.bound(
                 self._execute, invocation.function_name, invocation.request_id,
@@ -372,6 +306,14 @@ class Scheduler:
 
     def _execute(self, registration: Registration, run: Run) -> None:
         """An attempt's thread (takes the lock around bookkeeping, not around the handler)."""
+        try:
+            self._attempt(registration, run)
+        finally:
+            with self._cond:
+                self._threads -= 1
+                self._cond.notify_all()
+
+    def _attempt(self, registration: Registration, run: Run) -> None:
         error: str | None = None
         if run.container is None:
             self.count("cold_starts")

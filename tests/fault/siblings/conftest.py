@@ -49,6 +49,8 @@ class Fault:
     unprocessed: bool = False
     """A DynamoDB batch: answer 200 with the matching entries unprocessed (the others served)
     instead of an error, as DynamoDB does for an internal processing failure."""
+    stall: threading.Event | None = None
+    """Hold the call until this is set (10 s at most), then serve it: a service that stalls."""
 
 
 class FaultInjector:
@@ -83,6 +85,13 @@ class FaultInjector:
         with self._lock:
             self._faults.append(fault)
 
+    def stall(self, service: str, action: str, release: threading.Event, times: int | None = None) -> None:
+        """Hold ``times`` matching calls (``None``: all) until ``release`` is set, then serve
+        them: the client sees no reply for as long as the test keeps ``release`` clear."""
+        fault = Fault(service, action, 200, "", times, stall=release)
+        with self._lock:
+            self._faults.append(fault)
+
     def clear(self) -> None:
         """Stop injecting."""
         with self._lock:
@@ -114,6 +123,9 @@ class FaultInjector:
             call = identify(environ, body)
             fault = self._match(call, _dynamodb_keys(call, body))
             if fault is None:
+                return app(environ, start_response)
+            if fault.stall is not None:
+                fault.stall.wait(10)
                 return app(environ, start_response)
             if fault.unprocessed:
                 return _unprocessed(app, environ, start_response, call[1], body, fault)

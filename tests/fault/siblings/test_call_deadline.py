@@ -1,0 +1,79 @@
+"""No call on the spawn path outlives the execution: timeouts come from the time left.
+
+botocore's default timeouts are 60 s. A Lambda client keeping them lets an Invoke that stalls
+hold ``spawn_sibling`` past the execution's end, and Lambda kills the parent mid-call. These
+tests stall the service for real (a socket timeout is real time), so the managers run on the
+real clock: the deadline the library derives from the context is then real too.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from estimator.clock import SYSTEM_CLOCK
+from estimator.deadline import TIMEOUT_STEPS, call_timeout, calls_within, time_left
+from siblings import SpawnFailed
+from tests.fault.siblings.conftest import FaultInjector
+from tests.integration.siblings.support import SiblingsEnv
+
+LEFT_MS = 4_000  # what the context says is left (1 s of it kept back); the service stalls 10 s
+
+
+def test_an_invoke_that_stalls_ends_before_the_execution_does(
+    faulty: tuple[SiblingsEnv, FaultInjector],
+) -> None:
+    env, faults = faulty
+    env.rule("schedule")
+    release = threading.Event()
+    faults.stall("lambda", "Invoke", release)
+    manager = env.manager(clock=SYSTEM_CLOCK)
+    started = time.monotonic()
+    try:
+        with pytest.raises(SpawnFailed) as failed:
+            manager.spawn_sibling(env.context(remaining_ms=LEFT_MS), {"cursor": 1})
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    # Before: the Invoke waited out the stall (botocore's 60 s read timeout) and the spawn
+    # returned long after the execution's end.
+    assert elapsed < LEFT_MS / 1000, elapsed
+    assert failed.value.maybe_spawned  # sent, no reply: the record is kept, not released
+
+
+def test_a_stalled_table_read_ends_before_the_execution_does(
+    faulty: tuple[SiblingsEnv, FaultInjector],
+) -> None:
+    env, faults = faulty
+    env.rule("schedule")
+    release = threading.Event()
+    faults.stall("dynamodb", None, release)  # every table call of the spawn stalls
+    manager = env.manager({"on_guard_error": "refuse"}, clock=SYSTEM_CLOCK)
+    started = time.monotonic()
+    try:
+        result = manager.spawn_sibling(env.context(remaining_ms=LEFT_MS), {"cursor": 1})
+        elapsed = time.monotonic() - started
+    finally:
+        release.set()
+    # Before: 2 s per attempt, three attempts, for each of the spawn's table calls.
+    assert elapsed < LEFT_MS / 1000, elapsed
+    assert not result.spawned and result.reason == "guard_error", result
+
+
+def test_timeouts_fit_the_time_left_in_steps() -> None:
+    clock = SYSTEM_CLOCK
+    assert time_left() is None and call_timeout() is None  # no scope: as configured
+    with calls_within(clock.monotonic() + 1.2, clock):
+        left = time_left()
+        assert left is not None and 1.0 < left <= 1.2
+        assert call_timeout() == 0.5  # to connect, then to read: both within 1.2 s
+        assert call_timeout(attempts=3) == 0.1  # 0.2 s each to connect and to read
+        with calls_within(clock.monotonic() + 0.01, clock):
+            assert call_timeout() == TIMEOUT_STEPS[0]  # the floor, never zero
+        assert call_timeout() == 0.5  # the inner scope ended
+    with calls_within(clock.monotonic() + 600, clock):
+        assert call_timeout() is None  # botocore's own 60 s fit
+    with calls_within(None, clock):
+        assert time_left() is None

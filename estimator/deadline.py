@@ -53,13 +53,18 @@ def time_left() -> float | None:
 
 def call_timeout(attempts: int = 1) -> float | None:
     """The connect and read timeout for a call made now that may take ``attempts`` attempts:
-    the largest of :data:`TIMEOUT_STEPS` such that each attempt can wait that long to connect
-    and as long again for its reply within the time left (the smallest step when even that
-    does not fit). ``None`` outside a scope, and when the time left allows botocore's own 60 s."""
+    the largest of :data:`TIMEOUT_STEPS` with ``attempts`` of it within the time left (the
+    smallest step when even that does not fit). ``None`` outside a scope, and when the time
+    left allows botocore's own 60 s.
+
+    A reply that never comes is then given up in time. An attempt that stalls twice, on its
+    connect and then on its reply, could take two steps: the spawn's deadline keeps a margin
+    back from the execution's end for that, and halving every timeout for it instead made
+    calls to a slow but healthy endpoint fail."""
     left = time_left()
     if left is None:
         return None
-    share = left / (2 * max(1, attempts))
+    share = left / max(1, attempts)
     fitting = [step for step in TIMEOUT_STEPS if step <= share]
     step = fitting[-1] if fitting else TIMEOUT_STEPS[0]
     return None if step >= TIMEOUT_STEPS[-1] else step

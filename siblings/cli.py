@@ -7,12 +7,12 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from estimator import AccountLimit, ConcurrencyEstimator, Estimate, LookupFailed, __version__, ensure_table
 from estimator.clock import SYSTEM_CLOCK, Clock
 from siblings import cli_errors
+from siblings.cli_tables import estimate_layout, estimate_rows, print_table, rich_table, when
 from siblings.config import SiblingsConfig
 from siblings.errors import SiblingsError
 
@@ -32,52 +32,6 @@ def _session(config: SiblingsConfig) -> Any:
     return boto3.Session(region_name=config.region_name) if config.region_name else boto3.Session()
 
 
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _rich_table(title: str, columns: list[str], rows: list[list[str]]) -> Any:
-    """The rows as a ``rich`` table (rich must be installed)."""
-    from rich.table import Table
-
-    table = Table(title=title)
-    for index, column in enumerate(columns):
-        table.add_column(column, justify="right" if index else "left")
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    """A rich table when rich is installed, aligned plain text otherwise."""
-    try:
-        from rich.console import Console
-    except ImportError:
-        widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c)
-                  for i, c in enumerate(columns)]
-        print(title)
-        print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
-        for row in rows:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-        return
-    Console().print(_rich_table(title, columns, rows))
-
-
-_ESTIMATE_COLUMNS = [
-    "function", "littles_law", "observed_peak", "account", "source", "invocations", "avg ms", "fetched",
-]
-# The first five fit 80 columns with a function name of ~20 characters; --wide shows them all.
-_NARROW = 5
-
-
-def _layout(args: argparse.Namespace, rows: list[list[str]]) -> tuple[list[str], list[list[str]]]:
-    """The estimate table's columns and rows, narrow unless ``--wide``."""
-    width = len(_ESTIMATE_COLUMNS) if args.wide else _NARROW
-    return _ESTIMATE_COLUMNS[:width], [row[:width] for row in rows]
-
-
 def _estimates(
     estimator: ConcurrencyEstimator, args: argparse.Namespace
 ) -> tuple[dict[str, Estimate], AccountLimit | None]:
@@ -90,26 +44,6 @@ def _estimates(
         print(f"siblings estimate: account limit unavailable: {reason}", file=sys.stderr)
         limit = None
     return estimates, limit
-
-
-def _estimate_rows(estimates: dict[str, Estimate], limit: AccountLimit | None) -> list[list[str]]:
-    def maybe(value: int | None) -> str:
-        return "-" if value is None else str(value)
-
-    ceiling = "-" if limit is None else str(limit.concurrent_executions)
-    return [
-        [
-            name,
-            str(e.value),
-            maybe(e.observed_peak),
-            f"{maybe(e.account_concurrency)} / {ceiling}",
-            e.source + (" (stale)" if e.stale else ""),
-            f"{e.invocations:g}",
-            "-" if e.avg_duration_ms is None else f"{e.avg_duration_ms:.1f}",
-            _when(e.fetched_at),
-        ]
-        for name, e in estimates.items()
-    ]
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
@@ -126,7 +60,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         document = {name: {**e.to_dict(), "account_limit": account_limit} for name, e in estimates.items()}
         print(json.dumps(document, indent=2))
         return 0
-    _print_table(title, *_layout(args, _estimate_rows(estimates, limit)))
+    print_table(title, *estimate_layout(args.wide, estimate_rows(estimates, limit)))
     return 0
 
 
@@ -146,8 +80,8 @@ def _watch(estimator: ConcurrencyEstimator, args: argparse.Namespace, title: str
         with Live(console=Console(), auto_refresh=False) as live:
             while True:
                 estimates, limit = _estimates(estimator, args)
-                columns, rows = _layout(args, _estimate_rows(estimates, limit))
-                live.update(_rich_table(f"{title}, {_when(clock.now())}", columns, rows))
+                columns, rows = estimate_layout(args.wide, estimate_rows(estimates, limit))
+                live.update(rich_table(f"{title}, {when(clock.now())}", columns, rows))
                 live.refresh()
                 shown += 1
                 if args.count and shown >= args.count:
@@ -185,11 +119,11 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
             state = "CORRUPT (treated as disabled): rewrite it with `siblings enable` or `disable`"
         print(f"spawning of {kill.function_name}: {state}")
         if kill.changed_at is not None:
-            print(f"  changed {_when(kill.changed_at)} by {kill.changed_by}: {kill.reason or '-'}")
+            print(f"  changed {when(kill.changed_at)} by {kill.changed_by}: {kill.reason or '-'}")
         if status.rules is None:
             print("  EventBridge rule state: not cached")
         else:
-            print(f"  EventBridge rule state (fresh until {_when(status.rules_fresh_until)}): "
+            print(f"  EventBridge rule state (fresh until {when(status.rules_fresh_until)}): "
                   f"{json.dumps(status.rules)}")
         return 0
     change = disable_spawning if args.command == "disable" else enable_spawning

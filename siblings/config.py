@@ -138,3 +138,13 @@ class SiblingsConfig(Config):
                 "retry of a parent may spawn its step again",
                 self.spawn_record_ttl_seconds,
             )
+        deferred_for = self.max_deferrals * self.defer_max_seconds
+        if self.defer_when_busy and self.spawn_record_ttl_seconds < deferred_for:
+            # A step deferred that long outlives its records: a late retry of its parent, or a
+            # second delivery of its schedule, is no longer recognised as the same step.
+            log.warning(
+                "spawn_record_ttl_seconds=%s is shorter than the longest a step can stay deferred "
+                "(max_deferrals x defer_max_seconds = %s s): raise it or defer less",
+                self.spawn_record_ttl_seconds,
+                deferred_for,
+            )

@@ -135,7 +135,7 @@ def test_c20_force_keeps_the_account_headroom_guard(aws: Aws, env: SiblingsEnv) 
     under ``force`` is what that guard protects the account's other functions from. The
     EventBridge and concurrency guards are skipped."""
     aws.server.account_settings.concurrency_limit = 50
-    put_concurrency_metrics(env.client("cloudwatch"), None, [45] * 5)
+    put_concurrency_metrics(env.client("cloudwatch"), None, [45] * 5, clock=env.clock)
     manager = env.manager({"min_account_headroom": 5, "max_concurrency": 1})
     refused = manager.spawn_sibling(env.context(), force=True)
     assert not refused and refused.reason == "account_headroom", refused

@@ -32,12 +32,13 @@ def said(caplog: pytest.LogCaptureFixture, *words: str) -> list[logging.LogRecor
 
 
 def test_a_missing_table_is_said_once_with_the_fix_and_not_asked_again(
-    aws: Aws, caplog: pytest.LogCaptureFixture
+    aws: Aws, caplog: pytest.LogCaptureFixture, clock: ManualClock
 ) -> None:
     table = f"missing-{uuid.uuid4().hex[:8]}"
     for name in FUNCTIONS:
-        put_lambda_metrics(aws.client("cloudwatch"), name, [(600, 1000)] * 5)
-    estimator = ConcurrencyEstimator(local_config(aws.endpoint_url, table_name=table), session=aws.session)
+        put_lambda_metrics(aws.client("cloudwatch"), name, [(600, 1000)] * 5, clock=clock)
+    config = local_config(aws.endpoint_url, table_name=table)
+    estimator = ConcurrencyEstimator(config, session=aws.session, clock=clock)
     with caplog.at_level(logging.WARNING):
         assert estimator.estimate("fn-a").source == "cloudwatch"
         aws.recorder.reset()
@@ -59,18 +60,20 @@ def denied() -> Iterator[tuple[LocalAwsServer, CallRecorder, FaultInjector]]:
 
 
 def test_a_denied_update_item_is_said_once_per_process_with_the_fix(
-    denied: tuple[LocalAwsServer, CallRecorder, FaultInjector], caplog: pytest.LogCaptureFixture
+    denied: tuple[LocalAwsServer, CallRecorder, FaultInjector],
+    caplog: pytest.LogCaptureFixture,
+    clock: ManualClock,
 ) -> None:
     server, recorder, faults = denied
     aws = Aws(server, recorder, boto3.Session(region_name=LOCAL_REGION, **LOCAL_CREDENTIALS))
     config = local_config(server.endpoint_url, table_name=f"denied-{uuid.uuid4().hex[:8]}")
     ensure_table(config, aws.session)
     for name in FUNCTIONS:
-        put_lambda_metrics(aws.client("cloudwatch"), name, [(600, 1000)] * 5)
+        put_lambda_metrics(aws.client("cloudwatch"), name, [(600, 1000)] * 5, clock=clock)
     faults.fail("dynamodb", "UpdateItem", 400, "AccessDeniedException")
     with caplog.at_level(logging.WARNING):
         # Twenty containers, each losing the fleet's single flight: said, not quietly.
-        fleet = [ConcurrencyEstimator(config, session=aws.session) for _ in range(20)]
+        fleet = [ConcurrencyEstimator(config, session=aws.session, clock=clock) for _ in range(20)]
         assert {e.estimate("fn-a").value for e in fleet} == {10}
         recorder.reset()
         one = fleet[0]

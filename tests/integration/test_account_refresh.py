@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
-
 from estimator import ConcurrencyEstimator
 from estimator.clock import ManualClock
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore
 from tests.conftest import Aws
-from tests.helpers import local_config, put_lambda_metrics
+from tests.helpers import local_config, minute_clock, put_lambda_metrics
 
 
 def container(aws: Aws, clock: ManualClock) -> ConcurrencyEstimator:
@@ -25,9 +23,9 @@ def gmd(aws: Aws) -> int:
 
 def test_a_second_function_is_listed_and_then_refreshed_with_the_first(aws: Aws, table: str) -> None:
     cloudwatch = aws.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, "alpha", [(600, 1000)] * 5)
-    put_lambda_metrics(cloudwatch, "beta", [(1200, 1000)] * 5)
-    clock = ManualClock(time.time())
+    clock = minute_clock()
+    put_lambda_metrics(cloudwatch, "alpha", [(600, 1000)] * 5, clock=clock)
+    put_lambda_metrics(cloudwatch, "beta", [(1200, 1000)] * 5, clock=clock)
     assert container(aws, clock).estimate("alpha").value == 10
     assert container(aws, clock).estimate("beta").value == 20  # not listed yet: fetched alone
     assert gmd(aws) == 2
@@ -45,7 +43,8 @@ def test_a_second_function_is_listed_and_then_refreshed_with_the_first(aws: Aws,
 
 
 def test_without_the_table_each_function_is_fetched_on_its_own(aws: Aws) -> None:
-    put_lambda_metrics(aws.client("cloudwatch"), "alpha", [(600, 1000)] * 5)
+    clock = minute_clock()
+    put_lambda_metrics(aws.client("cloudwatch"), "alpha", [(600, 1000)] * 5, clock=clock)
     config = local_config(aws.endpoint_url, use_dynamodb=False)
-    assert ConcurrencyEstimator(config, session=aws.session).estimate("alpha").value == 10
+    assert ConcurrencyEstimator(config, session=aws.session, clock=clock).estimate("alpha").value == 10
     assert gmd(aws) == 1

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from estimator import ConcurrencyEstimator
-from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.clock import SYSTEM_CLOCK, Clock, ManualClock
 from siblings.cli import main
 from tests.conftest import Aws
 from tests.helpers import local_config, minute_clock, put_concurrency_metrics, put_lambda_metrics
@@ -35,37 +35,40 @@ def test_create_table_is_idempotent(aws: Aws, capsys: pytest.CaptureFixture[str]
     assert "already exists" in run(aws, capsys, "create-table")[1]
 
 
-def test_estimate_json_and_table(aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
+def test_estimate_json_and_table(
+    aws: Aws, capsys: pytest.CaptureFixture[str], clock: ManualClock
+) -> None:
+    # The command on a virtual clock: however slow the machine, its window stays the data's.
     run(aws, capsys, "create-table")
-    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5)
-    code, out, _ = run(aws, capsys, "estimate", "worker", "idle", "--json")
+    put_lambda_metrics(aws.client("cloudwatch"), "worker", [(600, 1000)] * 5, clock=clock)
+    code, out, _ = run(aws, capsys, "estimate", "worker", "idle", "--json", clock=clock)
     assert code == 0
     data = json.loads(out)
     assert data["worker"]["value"] == 10 and data["worker"]["source"] == "cloudwatch"
     assert data["idle"]["value"] == 0
     assert data["worker"]["observed_peak"] is None and data["worker"]["account_limit"] == 1000
-    code, out, _ = run(aws, capsys, "estimate", "worker", "--minutes-back", "5")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--minutes-back", "5", clock=clock)
     assert code == 0 and "worker" in out and "10" in out and "dynamodb" in out
-    code, out, _ = run(aws, capsys, "estimate", "worker", "--no-cache", "--json")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--no-cache", "--json", clock=clock)
     assert json.loads(out)["worker"]["source"] == "cloudwatch"
     assert aws.recorder.count("monitoring", "GetMetricData") == 2
 
 
 def test_estimate_shows_observed_peak_and_the_account(
-    aws: Aws, capsys: pytest.CaptureFixture[str]
+    aws: Aws, capsys: pytest.CaptureFixture[str], clock: ManualClock
 ) -> None:
     run(aws, capsys, "create-table")
     cloudwatch = aws.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)] * 5)
-    put_concurrency_metrics(cloudwatch, "worker", [4, 12, 7, 9, 5])
-    put_concurrency_metrics(cloudwatch, None, [80, 140, 90, 70, 60])  # account-wide
+    put_lambda_metrics(cloudwatch, "worker", [(600, 1000)] * 5, clock=clock)
+    put_concurrency_metrics(cloudwatch, "worker", [4, 12, 7, 9, 5], clock=clock)
+    put_concurrency_metrics(cloudwatch, None, [80, 140, 90, 70, 60], clock=clock)  # account-wide
     aws.server.account_settings.concurrency_limit = 500
-    code, out, _ = run(aws, capsys, "estimate", "worker", "--json")
+    code, out, _ = run(aws, capsys, "estimate", "worker", "--json", clock=clock)
     entry = json.loads(out)["worker"]
     assert code == 0
     assert (entry["value"], entry["observed_peak"]) == (10, 12)
     assert (entry["account_concurrency"], entry["account_limit"]) == (140, 500)
-    code, out, _ = run(aws, capsys, "estimate", "worker")
+    code, out, _ = run(aws, capsys, "estimate", "worker", clock=clock)
     assert code == 0 and "observed_peak" in out and "140 / 500" in out and "12" in out
     assert aws.recorder.count("monitoring", "GetMetricData") == 1
     assert aws.recorder.count("lambda", "GetAccountSettings") == 1  # then the shared cache

@@ -53,7 +53,7 @@ from siblings.local.server import LOCAL_REGION
 from siblings.local.stack import code_bucket_name, deploy_template, load_template, render_template
 from siblings.result import DEFERRABLE, REFUSALS
 from tests.conftest import Aws
-from tests.helpers import put_lambda_metrics
+from tests.helpers import minute_clock, put_lambda_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
@@ -556,40 +556,44 @@ def test_library_calls_exactly_what_its_policy_allows(
     aws: Aws, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = stack.function_arn.split(":")[6]
-    put_lambda_metrics(aws.client("cloudwatch"), name, [(60, 1000), (120, 500)])
+    # Every manager and the estimator on one virtual clock: the metric window stays the data's
+    # however slow the machine, and no wait of the library's costs real time.
+    clock = minute_clock()
+    put_lambda_metrics(aws.client("cloudwatch"), name, [(60, 1000), (120, 500)], clock=clock)
     _function_env(monkeypatch, aws, stack)
     aws.recorder.reset()
     log = RequestLog(stack.account)
     aws.recorder.listeners.append(log.listener)
 
     # The estimator alone: cache miss, lease, CloudWatch, shared item.
-    estimate = ConcurrencyEstimator(SiblingsConfig.from_env(), session=aws.session).estimate(name)
+    estimator = ConcurrencyEstimator(SiblingsConfig.from_env(), session=aws.session, clock=clock)
+    estimate = estimator.estimate(name)
     assert estimate.source == "cloudwatch" and estimate.value >= 1
 
     # A spawn guarded by the stack's schedule rule and the estimate (the deployed manager).
-    manager = SiblingsManager(session=aws.session)
+    manager = SiblingsManager(session=aws.session, clock=clock)
     spawned = manager.spawn_sibling(FakeContext(stack.function_arn), {"cursor": 1})
     assert spawned.spawned and not spawned.offloaded, spawned
     assert spawned.guards["eventbridge"]["rule"] == stack.outputs["ScheduleRuleName"]
 
     # A payload over the inline limit goes to the stack's bucket; the sibling reads it back.
-    big = SiblingsManager({"max_payload_bytes": 4096}, session=aws.session)
+    big = SiblingsManager({"max_payload_bytes": 4096}, session=aws.session, clock=clock)
     payload = {"rows": [f"row-{i:05d}-" + "x" * 90 for i in range(200)]}
     offloaded = big.spawn_sibling(FakeContext(stack.function_arn), payload)
     assert offloaded.spawned and offloaded.offloaded, offloaded
     event = log.invoke_events[-1]
     assert len(json.dumps(event)) < 4096
-    sibling = SiblingsManager(session=aws.session)  # another container
+    sibling = SiblingsManager(session=aws.session, clock=clock)  # another container
     assert sibling.load_payload(event, FakeContext(stack.function_arn)) == payload
 
     # Busy (max_concurrency 1, the estimate at least 1): deferred through the stack's role.
-    busy = SiblingsManager({"defer_when_busy": True, "max_concurrency": 1}, session=aws.session)
+    busy = SiblingsManager({"defer_when_busy": True, "max_concurrency": 1}, session=aws.session, clock=clock)
     deferred = busy.spawn_sibling(FakeContext(stack.function_arn), {"cursor": 3})
     assert deferred.deferred, deferred
 
     # An Invoke that keeps failing: the spawn's claim is released for a later retry.
     failing = SiblingsManager(
-        {"invoke_max_attempts": 1}, session=aws.session, lambda_client=ThrottledLambda()
+        {"invoke_max_attempts": 1}, session=aws.session, lambda_client=ThrottledLambda(), clock=clock
     )
     with pytest.raises(SpawnFailed):
         failing.spawn_sibling(FakeContext(stack.function_arn), {"cursor": 2})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from estimator.config import Config
@@ -60,3 +62,17 @@ def test_wrong_types_in_code() -> None:
         SiblingsConfig(max_concurrency="10")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="table_name"):
         Config(table_name="x")
+
+
+def test_records_shorter_than_the_longest_deferral_are_warned_of(caplog: pytest.LogCaptureFixture) -> None:
+    # 20 deferrals of up to an hour keep a step waiting 20 h: records kept for 7 h would be
+    # gone before its last relay, and a late retry of its parent would spawn the step again.
+    deferring = {"defer_when_busy": True, "max_deferrals": 20, "defer_max_seconds": 3600}
+    with caplog.at_level(logging.WARNING, logger="siblings.config"):
+        SiblingsConfig(**deferring, spawn_record_ttl_seconds=7 * 3600)
+    assert "max_deferrals x defer_max_seconds = 72000" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="siblings.config"):
+        SiblingsConfig(**deferring, spawn_record_ttl_seconds=72_000)
+        SiblingsConfig(max_deferrals=20, defer_max_seconds=3600, spawn_record_ttl_seconds=7 * 3600)
+    assert caplog.text == ""  # long enough, or no deferral at all

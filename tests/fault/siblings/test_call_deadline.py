@@ -68,11 +68,11 @@ def test_timeouts_fit_the_time_left_in_steps() -> None:
     with calls_within(clock.monotonic() + 1.2, clock):
         left = time_left()
         assert left is not None and 1.0 < left <= 1.2
-        assert call_timeout() == 0.5  # to connect, then to read: both within 1.2 s
-        assert call_timeout(attempts=3) == 0.1  # 0.2 s each to connect and to read
+        assert call_timeout() == 1.0
+        assert call_timeout(attempts=3) == 0.25  # 0.4 s each: the step below
         with calls_within(clock.monotonic() + 0.01, clock):
             assert call_timeout() == TIMEOUT_STEPS[0]  # the floor, never zero
-        assert call_timeout() == 0.5  # the inner scope ended
+        assert call_timeout() == 1.0  # the inner scope ended
     with calls_within(clock.monotonic() + 600, clock):
         assert call_timeout() is None  # botocore's own 60 s fit
     with calls_within(None, clock):

@@ -4,7 +4,6 @@ in order, and a function's recent chains without a scan, in 80 columns and as JS
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -126,7 +125,7 @@ def test_the_day_list_is_opt_in_and_costs_a_root_three_requests(env: SiblingsEnv
         env.recorder.reset()
         assert manager.spawn_sibling(env.context())  # a warm root: a chain of its own
         counts[indexed] = env.recorder.counts()
-        listed = recent_chains(manager.store, FUNCTION, time.time())
+        listed = recent_chains(manager.store, FUNCTION, env.clock.now())
         assert len(listed) == (2 if indexed else 0)
     plain, indexed_counts = counts[False], counts[True]
     extra = {key: indexed_counts[key] - plain.get(key, 0) for key in indexed_counts}
@@ -146,9 +145,9 @@ def test_a_stale_hint_costs_a_probe_and_never_shares_a_slot(env: SiblingsEnv) ->
     first, _, _ = chain_of(env, 1)
     store = env.manager().store
     assert store is not None
-    day = chains_key(FUNCTION, day_of(time.time()))
+    day = chains_key(FUNCTION, day_of(env.clock.now()))  # the managers' day, not the wall clock's
     store.put(day, {"next": 0}, 4e9, 4e9)  # the hint as a racing writer left it
     second, _, _ = chain_of(env, 1)
     slots = store.get_many([slot_key(day, 0), slot_key(day, 1)])
     assert [s.value["chain_id"] for s in slots.values() if s and s.value] == [first, second]
-    assert [c.chain_id for c in recent_chains(store, FUNCTION, time.time())] == [second, first]
+    assert [c.chain_id for c in recent_chains(store, FUNCTION, env.clock.now())] == [second, first]

@@ -27,9 +27,9 @@ def busy(env: SiblingsEnv) -> SiblingsEnv:
     """A function whose observed peak (6) is over a max_concurrency of 5."""
     env.rule("schedule")
     cloudwatch = env.client("cloudwatch")
-    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5)
-    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1])
-    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35])
+    put_lambda_metrics(cloudwatch, FUNCTION, [(60, 2000)] * 5, clock=env.clock)
+    put_concurrency_metrics(cloudwatch, FUNCTION, [1, 2, 6, 2, 1], clock=env.clock)
+    put_concurrency_metrics(cloudwatch, None, [30, 45, 40, 38, 35], clock=env.clock)
     return env
 
 

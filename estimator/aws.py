@@ -105,3 +105,20 @@ class Clients:
                     service, self.config, self.session, retries, timeout
                 )
             return client
+
+    def per_call(self, service: str) -> Any:
+        """A stand-in for the client of ``service`` that asks :meth:`get` at every call, so a
+        call made inside a :func:`~estimator.deadline.calls_within` scope gets the timeouts
+        that fit the time left then (a caller that retries keeps one object)."""
+        return _PerCallClient(self, service)
+
+
+class _PerCallClient:
+    """Looks each attribute up on ``clients.get(service)`` when it is used."""
+
+    def __init__(self, clients: Clients, service: str) -> None:
+        self._clients = clients
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._clients.get(self._service), name)

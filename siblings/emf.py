@@ -79,15 +79,14 @@ def decision_metrics(
 
 
 def emf_fields(
-    namespace: str, function_name: str, metrics: Sequence[Metric], timestamp_ms: int | None = None
+    namespace: str, function_name: str, metrics: Sequence[Metric], timestamp_ms: int
 ) -> dict[str, Any]:
     """The EMF members of a document: ``_aws`` metadata, the dimension and each metric's value
-    at the top level (the EMF specification's "target members"). ``timestamp_ms`` is the
-    caller's clock (the real one when ``None``)."""
-    stamp = int(SYSTEM_CLOCK.now() * 1000) if timestamp_ms is None else timestamp_ms
+    at the top level (the EMF specification's "target members"), stamped ``timestamp_ms`` (the
+    caller's clock)."""
     fields: dict[str, Any] = {
         "_aws": {
-            "Timestamp": stamp,
+            "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [
                 {
                     "Namespace": namespace,

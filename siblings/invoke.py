@@ -23,9 +23,7 @@ keeps its work. https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#AP
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
-from types import FunctionType
 from typing import Any
 
 from botocore.exceptions import (
@@ -140,9 +138,7 @@ _MIN_ATTEMPT_S = 2 * TIMEOUT_STEPS[0]
 class Invoker:
     """Sends a sibling's event with ``lambda:Invoke``, retrying transient failures.
 
-    ``lambda_client`` is a Lambda client, or a function returning one, called before each
-    attempt. ``clock`` (its ``sleep`` and ``monotonic``) and ``rng`` are injectable so tests
-    need not wait.
+    ``clock`` (its ``sleep`` and ``monotonic``) and ``rng`` are injectable so tests need not wait.
     """
 
     def __init__(
@@ -155,11 +151,7 @@ class Invoker:
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
-        # A callable is asked for the client before each attempt (the spawner's hands out one
-        # whose timeouts fit the time left); anything else is the client.
-        self._client_of: Callable[[], Any] = (
-            lambda_client if isinstance(lambda_client, FunctionType) else lambda: lambda_client
-        )
+        self._client = lambda_client
         self._max_attempts = max(1, max_attempts)
         self._base = backoff_seconds
         self._cap = max_backoff_seconds
@@ -189,7 +181,7 @@ class Invoker:
                 break  # no time left to connect and read once more
             attempt += 1
             try:
-                response = self._client_of().invoke(
+                response = self._client.invoke(
                     FunctionName=function_arn, InvocationType=invocation_type, Payload=body
                 )
             except (ClientError, BotoCoreError) as exc:

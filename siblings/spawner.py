@@ -283,7 +283,7 @@ class Spawner:
     def _invoke(self, call: SpawnCall, invocation_type: str, deadline: float | None) -> InvokeOutcome:
         """Offload (for a real spawn) and Invoke; a failure is counted, logged and raised."""
         invoker = Invoker(
-            lambda: self.clients.get("lambda"),  # per attempt: its timeouts fit the time left
+            self.clients.per_call("lambda"),  # each attempt's timeouts fit the time left then
             max_attempts=self.config.invoke_max_attempts,
             backoff_seconds=self.config.invoke_backoff_seconds,
             max_backoff_seconds=self.config.invoke_backoff_max_seconds,

@@ -10,55 +10,62 @@ from __future__ import annotations
 
 import threading
 import time
-
-import pytest
+from typing import Any
 
 from estimator.clock import SYSTEM_CLOCK
 from estimator.deadline import TIMEOUT_STEPS, call_timeout, calls_within, time_left
-from siblings import SpawnFailed
+from siblings import SpawnFailed, SpawnResult
 from tests.fault.siblings.conftest import FaultInjector
 from tests.integration.siblings.support import SiblingsEnv
 
 LEFT_MS = 4_000  # what the context says is left (1 s of it kept back); the service stalls 10 s
 
 
-def test_an_invoke_that_stalls_ends_before_the_execution_does(
+def spawn_while_stalled(
     faulty: tuple[SiblingsEnv, FaultInjector],
-) -> None:
+    service: str,
+    action: str | None,
+    custom: dict[str, Any] | None = None,
+) -> tuple[SpawnResult | SpawnFailed, float]:
+    """One spawn with ``LEFT_MS`` left while ``service`` (its ``action``, or all) stalls: its
+    result or its ``SpawnFailed``, and the seconds it took (the stall is released after)."""
     env, faults = faulty
     env.rule("schedule")
     release = threading.Event()
-    faults.stall("lambda", "Invoke", release)
-    manager = env.manager(clock=SYSTEM_CLOCK)
+    faults.stall(service, action, release)
+    manager = env.manager(custom, clock=SYSTEM_CLOCK)
     started = time.monotonic()
     try:
-        with pytest.raises(SpawnFailed) as failed:
-            manager.spawn_sibling(env.context(remaining_ms=LEFT_MS), {"cursor": 1})
-        elapsed = time.monotonic() - started
+        try:
+            outcome: SpawnResult | SpawnFailed = manager.spawn_sibling(
+                env.context(remaining_ms=LEFT_MS), {"cursor": 1}
+            )
+        except SpawnFailed as failed:
+            outcome = failed
+        return outcome, time.monotonic() - started
     finally:
         release.set()
+
+
+def test_an_invoke_that_stalls_ends_before_the_execution_does(
+    faulty: tuple[SiblingsEnv, FaultInjector],
+) -> None:
+    failed, elapsed = spawn_while_stalled(faulty, "lambda", "Invoke")
     # Before: the Invoke waited out the stall (botocore's 60 s read timeout) and the spawn
     # returned long after the execution's end.
     assert elapsed < LEFT_MS / 1000, elapsed
-    assert failed.value.maybe_spawned  # sent, no reply: the record is kept, not released
+    assert isinstance(failed, SpawnFailed), failed
+    assert failed.maybe_spawned  # sent, no reply: the record is kept, not released
 
 
 def test_a_stalled_table_read_ends_before_the_execution_does(
     faulty: tuple[SiblingsEnv, FaultInjector],
 ) -> None:
-    env, faults = faulty
-    env.rule("schedule")
-    release = threading.Event()
-    faults.stall("dynamodb", None, release)  # every table call of the spawn stalls
-    manager = env.manager({"on_guard_error": "refuse"}, clock=SYSTEM_CLOCK)
-    started = time.monotonic()
-    try:
-        result = manager.spawn_sibling(env.context(remaining_ms=LEFT_MS), {"cursor": 1})
-        elapsed = time.monotonic() - started
-    finally:
-        release.set()
+    # Every table call of the spawn stalls.
+    result, elapsed = spawn_while_stalled(faulty, "dynamodb", None, {"on_guard_error": "refuse"})
     # Before: 2 s per attempt, three attempts, for each of the spawn's table calls.
     assert elapsed < LEFT_MS / 1000, elapsed
+    assert isinstance(result, SpawnResult), result
     assert not result.spawned and result.reason == "guard_error", result
 
 

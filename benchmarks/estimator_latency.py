@@ -17,11 +17,14 @@ from pathlib import Path
 import boto3
 
 from estimator import ConcurrencyEstimator, Config, ensure_table
+from estimator.keys import estimate_key
 from estimator.store import DynamoStore
+from estimator.validation import parse_function
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
 
 RESULTS = Path(__file__).parent / "results" / "estimator_latency.md"
-KEY = "estimate#bench-fn#5"
+# The key of bench-fn's estimate: the embedded server's account (moto's default) and Region.
+KEY = estimate_key(parse_function("bench-fn").at(LOCAL_REGION, "123456789012"), 5)
 
 
 def measure(

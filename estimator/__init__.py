@@ -11,7 +11,8 @@ shared table build on these modules, the documented extension points:
 :mod:`estimator.memory` (tier 1), :mod:`estimator.config` and :mod:`estimator.settings` (a
 config to extend, and its one parser), :mod:`estimator.aws` (the client factory),
 :mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`,
-:mod:`estimator.deadline` (a scope whose calls time out before a deadline).
+:mod:`estimator.deadline` (a scope whose calls time out before a deadline),
+:mod:`estimator.identity` (the clients' account and Region, which every table key carries).
 
 Signals, all from one GetMetricData call per refresh (:mod:`estimator.metrics`): Little's law
 (``Estimate.value``), the function's observed peak (``Estimate.observed_peak``) and the
@@ -28,6 +29,7 @@ from estimator.estimator import (
     estimate_concurrency,
 )
 from estimator.exceptions import (
+    AccountUnknown,
     EstimateUnavailable,
     LambdaSiblingsError,
     LookupFailed,
@@ -57,6 +59,7 @@ __version__ = _version()
 __all__ = [
     "__version__",
     "AccountLimit",
+    "AccountUnknown",
     "ConcurrencyEstimator",
     "ConcurrencySignal",
     "Config",

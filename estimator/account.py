@@ -28,6 +28,7 @@ from contextlib import suppress
 from typing import Any
 
 from estimator.exceptions import StoreUnavailable
+from estimator.identity import Home
 from estimator.items import StoredItem, believable_time
 from estimator.keys import account_key
 from estimator.polling import Backoff
@@ -70,14 +71,15 @@ class AccountRefresher:
     def _load(self, refs: Mapping[str, FunctionRef], minutes: int) -> dict[str, dict[str, Any]]:
         store = self.cache.store
         assert store is not None
-        config, key = self.cache.config, account_key(minutes)
+        home = _home_of(refs)
+        config, key = self.cache.config, account_key(home, minutes)
         now = self.cache.clock.now()
         item = store.get(key)
         listed = _listed(item, now, config.max_clock_skew_seconds)
         window = self.ttl * config.refresh_ahead_fraction
         if store.try_lease(key, self.cache.owner, now, config.lease_seconds,
                            skew=config.max_clock_skew_seconds, due_by=now + window):
-            return self._refresh_all(key, listed, refs, minutes)
+            return self._refresh_all(key, home, listed, refs, minutes)
         found = self._written_since(refs, now - config.lease_seconds)
         longest = config.lease_seconds + config.max_clock_skew_seconds
         held = item is not None and item.lease_held(now, longest)
@@ -92,11 +94,12 @@ class AccountRefresher:
                 self._list(key, {**listed, **{ref.resource: now for ref in unlisted}}, fresh_until)
         return found
 
-    def _refresh_all(self, key: str, listed: dict[str, float], refs: Mapping[str, FunctionRef],
-                     minutes: int) -> dict[str, dict[str, Any]]:
+    def _refresh_all(self, key: str, home: Home, listed: dict[str, float],
+                     refs: Mapping[str, FunctionRef], minutes: int) -> dict[str, dict[str, Any]]:
         """Holding the account lease: fetch every listed function and ``refs``; write them all."""
         now = self.cache.clock.now()
-        everyone = {self.key_of(parse_function(name), minutes): parse_function(name) for name in listed}
+        others = [parse_function(name).at(home.region, home.account) for name in listed]
+        everyone = {self.key_of(ref, minutes): ref for ref in others}
         everyone.update(refs)
         try:
             values = self.fetch(list(everyone.values()), minutes)
@@ -104,8 +107,8 @@ class AccountRefresher:
             self._list(key, listed, fresh_until=now)  # the lease goes: the next asker tries
             raise
         fetched_at = self.cache.clock.now()
-        others = {k: v for k, v in values.items() if k not in refs}
-        self.cache.publish(others, fetched_at=fetched_at, ttl=self.ttl)
+        written = {k: v for k, v in values.items() if k not in refs}
+        self.cache.publish(written, fetched_at=fetched_at, ttl=self.ttl)
         self._list(key, {**listed, **{ref.resource: now for ref in refs.values()}}, fetched_at + self.ttl)
         return {k: v for k, v in values.items() if k in refs}
 
@@ -140,6 +143,14 @@ class AccountRefresher:
         # A table failure is logged by its breaker; the next asker lists the function again.
         with suppress(StoreUnavailable):
             store.put(key, {"functions": kept}, fresh_until=fresh_until, keep_until=now + KEEP_SECONDS)
+
+
+def _home_of(refs: Mapping[str, FunctionRef]) -> Home:
+    """The one account and Region of ``refs`` (the estimator resolves each to its clients')."""
+    homes = {Home(str(ref.account), str(ref.region)) for ref in refs.values()}
+    if len(homes) != 1 or not all(ref.account and ref.region for ref in refs.values()):
+        raise ValueError(f"functions of one account and Region are refreshed together, got {homes}")
+    return homes.pop()
 
 
 def _listed(item: StoredItem | None, now: float, skew: float) -> dict[str, float]:

@@ -16,7 +16,7 @@ from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.models import Model
 
 from estimator.config import Config
-from estimator.exceptions import NoRegion
+from estimator.identity import resolve_region
 from estimator.lowlevel import LowLevel
 
 
@@ -81,19 +81,6 @@ def _default_identity() -> str | None:
 
     credentials = boto3.Session().get_credentials()
     return None if credentials is None else credentials.get_frozen_credentials().access_key
-
-
-def resolve_region(config: Config, session: Any = None) -> str:
-    """The Region of ``config`` (its own setting, the session's, boto3's default chain);
-    :class:`NoRegion` when there is none."""
-    region = config.region_name or (session.region_name if session is not None else None)
-    if not region:
-        import boto3
-
-        region = boto3.Session().region_name
-    if not region:
-        raise NoRegion("DynamoDB")
-    return str(region)
 
 
 def meta_attributes(config: Config, session: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Self, get_type_hints
 
@@ -17,6 +18,7 @@ from estimator import settings
 from estimator.settings import bounded
 
 ENV_PREFIX = "SIBLINGS_"
+_ACCOUNT = re.compile(r"\d{12}")
 _DAY = 24 * 3600.0
 
 
@@ -36,6 +38,11 @@ class Config:
     """AWS region; ``None`` uses boto3's normal resolution (``AWS_REGION`` in Lambda)."""
     endpoint_url: str | None = None
     """Endpoint for every client (a local moto server); ``None`` uses boto3's resolution."""
+    account_id: str | None = None
+    """The 12-digit account of the clients' credentials; ``None`` asks STS
+    (``GetCallerIdentity``, which needs no permission) once per process. Table keys carry the
+    account and Region, and a function ARN of another account or Region is refused (template.yaml
+    sets it to ``AWS::AccountId``, saving the call)."""
     minutes_back: int = bounded(5, 1, 1440)
     """Window of CloudWatch metrics the estimate is computed over."""
     publication_delay_seconds: float = bounded(60.0, 0, 900)
@@ -94,6 +101,8 @@ class Config:
             object.__setattr__(self, spec.name, value)  # enums normalised from their strings
         if not 3 <= len(self.table_name) <= 255:
             raise ValueError(f"table_name must be a 3-255 character string, got {self.table_name!r}")
+        if self.account_id is not None and not _ACCOUNT.fullmatch(self.account_id):
+            raise ValueError(f"account_id must be 12 digits, got {self.account_id!r}")
         if not isinstance(self.extra, dict):
             raise TypeError(f"extra must be a dict, got {type(self.extra).__name__}")
 

@@ -17,7 +17,8 @@ from estimator.account import AccountRefresher
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
-from estimator.exceptions import EstimateUnavailable, LookupFailed
+from estimator.exceptions import AccountUnknown, EstimateUnavailable, LookupFailed
+from estimator.identity import Home, check_home, home_of
 from estimator.keys import estimate_key
 from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
@@ -134,6 +135,7 @@ class ConcurrencyEstimator:
             cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
         self.cache = cache
         self.clock = clock
+        self._home: Home | None = None
         self.account = AccountRefresher(
             cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, _valid_value
         )
@@ -162,8 +164,8 @@ class ConcurrencyEstimator:
         fails and no value, fresh or stale, is cached; ``ValueError``/``TypeError`` for bad
         arguments.
         """
-        ref = parse_function(function_name, qualifier)
         minutes = self._minutes(minutes_back)
+        ref = self._ref(function_name, qualifier)
         if use_cache:
             hit = self.cache.memory.get(estimate_key(ref, minutes))
             if hit is not None:  # the hot path of a warm container
@@ -176,7 +178,7 @@ class ConcurrencyEstimator:
         """``(key, ttl, validate)`` of the shared item of ``function_name``'s default estimate
         when this process holds no fresh value of it, else ``None``: for a caller that reads
         several shared items in one request and hands them to :meth:`TwoTierCache.accept`."""
-        key = estimate_key(parse_function(function_name), self.config.minutes_back)
+        key = estimate_key(self._ref(function_name), self.config.minutes_back)
         if self.cache.memory.get(key) is not None:
             return None
         return key, self.config.cache_ttl_seconds, _valid_value
@@ -198,21 +200,41 @@ class ConcurrencyEstimator:
         if isinstance(function_names, str):
             raise TypeError("function_names must be an iterable of names, not a single str")
         names = list(function_names)
-        refs = {name: parse_function(name) for name in names}
+        refs = {name: self._ref(name) for name in names}
         estimates = self._estimate_refs(list(refs.values()), self._minutes(minutes_back), use_cache)
         return {name: estimates[ref] for name, ref in refs.items()}
 
     def account_limit(self, *, max_wait: float | None = None) -> AccountLimit:
         """The account's concurrency limit (``GetAccountSettings``, cached); raises
         :class:`LookupFailed` when Lambda fails and nothing is cached."""
-        return self.limits.account_limit(max_wait=max_wait)
+        return self.limits.account_limit(self.home(), max_wait=max_wait)
 
     def reserved_concurrency(
         self, function_name: str, *, max_wait: float | None = None
     ) -> ReservedConcurrency:
         """The function's reserved concurrency (``GetFunctionConcurrency``, cached); raises
         :class:`LookupFailed` when Lambda fails and nothing is cached."""
-        return self.limits.reserved_concurrency(parse_function(function_name), max_wait=max_wait)
+        return self.limits.reserved_concurrency(self._ref(function_name), max_wait=max_wait)
+
+    def home(self) -> Home:
+        """The account and Region the clients act in (:mod:`estimator.identity`; the account
+        from ``account_id`` or one STS call per process). Raises
+        :class:`~estimator.exceptions.AccountUnknown` or ``NoRegion``."""
+        home = self._home
+        if home is None:  # the account of a container's credentials does not change
+            home = self._home = home_of(self.config, self._session)
+        return home
+
+    def _ref(self, function_name: str, qualifier: str | None = None) -> FunctionRef:
+        """``function_name`` (a name or ARN) in the clients' account and Region; an ARN of
+        another one is a ``ValueError`` (:class:`~estimator.identity.ForeignFunction`)."""
+        ref = parse_function(function_name, qualifier)
+        try:
+            home = self.home()
+        except AccountUnknown as exc:
+            raise EstimateUnavailable(ref.resource, exc) from exc
+        check_home(ref, home)
+        return ref.at(home.region, home.account)
 
     def _minutes(self, minutes_back: int | None) -> int:
         return check_minutes_back(self.config.minutes_back if minutes_back is None else minutes_back)

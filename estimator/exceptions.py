@@ -120,6 +120,18 @@ class TableMissing(StoreUnavailable):
     """The shared table does not exist (in this Region, at this endpoint)."""
 
 
+class AccountUnknown(LambdaSiblingsError):
+    """STS could not say which account the clients act in (``cause`` holds why), and no
+    ``account_id`` is configured: table keys and the check of a function's ARN need it."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(
+            f"the account of the credentials is unknown (STS GetCallerIdentity: "
+            f"{type(cause).__name__}: {cause}); set SIBLINGS_ACCOUNT_ID to need no call"
+        )
+
+
 class NoRegion(LambdaSiblingsError):
     """No AWS Region is configured; raised by the first call that needs one, never at import."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from estimator.aws import Clients
 from estimator.config import Config
+from estimator.identity import Home
 from estimator.keys import account_limit_key, function_concurrency_key
 from estimator.memory import Cached
 from estimator.shared_cache import TwoTierCache
@@ -83,9 +84,10 @@ class LimitLookup:
         self.cache = cache
         self._clients = clients
 
-    def account_limit(self, *, max_wait: float | None = None) -> AccountLimit:
-        """The account's concurrency limit, from ``GetAccountSettings`` at most once an hour."""
-        cached = self._get(account_limit_key(), self._fetch_account, _valid_account, max_wait)
+    def account_limit(self, home: Home, *, max_wait: float | None = None) -> AccountLimit:
+        """The concurrency limit of the account in ``home`` (the clients'), from
+        ``GetAccountSettings`` at most once an hour."""
+        cached = self._get(account_limit_key(home), self._fetch_account, _valid_account, max_wait)
         value = cached.value
         return AccountLimit(
             int(value["limit"]),

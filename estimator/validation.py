@@ -34,6 +34,32 @@ class FunctionRef:
         """CloudWatch's ``Resource`` dimension value: ``name`` or ``name:qualifier``."""
         return f"{self.name}:{self.qualifier}" if self.qualifier else self.name
 
+    @property
+    def scope(self) -> str:
+        """``<account>:<region>:<name>``: what identifies the function in the shared table, so
+        that a function of the same name in another account or Region (a global or shared
+        table) keeps items of its own. ``ValueError`` when account or Region is unknown
+        (resolve a bare name first: :meth:`at`)."""
+        if not self.account or not self.region:
+            raise ValueError(
+                f"the account and Region of function {self.name!r} are unknown: "
+                "a table key needs both (give its ARN)"
+            )
+        return f"{self.account}:{self.region}:{self.name}"
+
+    @property
+    def scoped_resource(self) -> str:
+        """:attr:`scope` with the qualifier: ``<account>:<region>:<name>[:<qualifier>]``."""
+        return f"{self.scope}:{self.qualifier}" if self.qualifier else self.scope
+
+    def at(self, region: str, account: str) -> FunctionRef:
+        """The same function with a blank Region and account filled in (what is set stays)."""
+        if self.region and self.account:
+            return self
+        return FunctionRef(
+            self.name, self.qualifier, self.region or region, self.account or account, self.partition
+        )
+
     def unqualified(self) -> FunctionRef:
         """The same function without its qualifier."""
         return FunctionRef(self.name, None, self.region, self.account, self.partition)

@@ -113,6 +113,7 @@ class ChainLog:
         }
         head = {
             "function": _function(result.function_arn),
+            "scope": _scope(result.function_arn),
             "chain_started_at": result.chain_started_at,
             "last_generation": result.generation,
             "outcome": outcome,
@@ -160,7 +161,7 @@ class ChainLog:
         share a slot), then the hint moved on. A stale hint only costs a probe or two; any
         store backend can do it."""
         now = self.clock.now()
-        base = chains_key(_function(function_arn), day_of(now))
+        base = chains_key(_scope(function_arn), day_of(now))
         keep = now + self.config.spawn_record_ttl_seconds
         hint = self.store.get(base)
         slot = next_slot(hint)
@@ -197,6 +198,15 @@ def next_slot(hint: StoredItem | None) -> int:
 def _function(function_arn: str) -> str:
     try:
         return parse_function(function_arn).name
+    except (TypeError, ValueError):
+        return "unknown"
+
+
+def _scope(function_arn: str) -> str:
+    """The function's :attr:`~estimator.validation.FunctionRef.scope` (its run claims and day
+    lists are keyed by it)."""
+    try:
+        return parse_function(function_arn).scope
     except (TypeError, ValueError):
         return "unknown"
 

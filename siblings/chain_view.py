@@ -89,8 +89,10 @@ def chain_view(store: Store, chain_id: str, limit: int = 100) -> ChainView | Non
     last = head.get("last_generation")
     last = last if isinstance(last, int) and not isinstance(last, bool) and last >= 1 else 1
     first = max(1, last - limit + 1)
-    keys = [k for g in range(first, last + 1) for k in
-            (step_key(chain_id, g), step_key(chain_id, g, duplicate=True), run_key(chain_id, g))]
+    found = head.get("scope")
+    scope = found if isinstance(found, str) else "unknown"  # a head of a release before 0.3
+    keys = [k for g in range(first, last + 1) for k in (step_key(chain_id, g),
+            step_key(chain_id, g, duplicate=True), run_key(scope, chain_id, g))]
     items = _get_many(store, keys)
     view = ChainView(
         chain_id=chain_id,
@@ -106,14 +108,16 @@ def chain_view(store: Store, chain_id: str, limit: int = 100) -> ChainView | Non
                for g in range(first, last + 1)}
     if first == 1:
         view.steps.append(StepRow(0, chain_id, view.chain_started_at, decided.get(1), "root"))
-    view.steps.extend(_row(chain_id, g, items, decided.get(g + 1)) for g in range(first, last + 1))
+    view.steps.extend(_row(chain_id, scope, g, items, decided.get(g + 1)) for g in range(first, last + 1))
     return view
 
 
-def _row(chain_id: str, g: int, items: dict[str, StoredItem | None], finished: float | None) -> StepRow:
-    """Generation ``g``'s row from its step, duplicate marker and run claim."""
+def _row(chain_id: str, scope: str, g: int, items: dict[str, StoredItem | None],
+         finished: float | None) -> StepRow:
+    """Generation ``g``'s row from its step, duplicate marker and run claim (``scope``: the
+    function's, from the chain's head)."""
     step = _value(items[step_key(chain_id, g)])
-    run = _value(items[run_key(chain_id, g)])
+    run = _value(items[run_key(scope, chain_id, g)])
     duplicate = _value(items[step_key(chain_id, g, duplicate=True)])
     request = run.get("runner") or step.get("request_id")
     deferrals = step.get("deferrals")
@@ -144,11 +148,12 @@ class ChainSummary:
 
 
 def recent_chains(
-    store: Store, function: str, now: float, days: int = 2, limit: int = 20
+    store: Store, scope: str, now: float, days: int = 2, limit: int = 20
 ) -> list[ChainSummary]:
-    """The newest ``limit`` chains of ``function`` begun in the last ``days`` UTC days, newest
-    first (:mod:`siblings.chain_log`'s day lists: hints, then slots, then heads)."""
-    bases = [chains_key(function, day_of(now - 86_400 * back)) for back in range(days)]
+    """The newest ``limit`` chains of the function ``scope`` (:attr:`FunctionRef.scope`) begun
+    in the last ``days`` UTC days, newest first (:mod:`siblings.chain_log`'s day lists: hints,
+    then slots, then heads)."""
+    bases = [chains_key(scope, day_of(now - 86_400 * back)) for back in range(days)]
     hints = store.get_many(bases)
     slots: list[str] = []
     for base in bases:  # newest day first; past the hint too, in case it is stale

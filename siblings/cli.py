@@ -120,6 +120,11 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
         print(f"spawning of {kill.function_name}: {state}")
         if kill.changed_at is not None:
             print(f"  changed {when(kill.changed_at)} by {kill.changed_by}: {kill.reason or '-'}")
+        legacy = status.legacy_kill
+        if legacy is not None:
+            said = "disabled" if legacy.disabled else "enabled"
+            print(f"  a kill switch of a release before 0.3 says {said}; it no longer applies: run "
+                  f"`siblings {'disable' if legacy.disabled else 'enable'} {args.function}` to carry it over")
         if status.rules is None:
             print("  EventBridge rule state: not cached")
         else:
@@ -152,14 +157,17 @@ def cmd_chains(args: argparse.Namespace) -> int:
     """``siblings chains FN [--json]``: the function's recent chains, newest first."""
     from dataclasses import asdict
 
+    from estimator.identity import at_home
     from estimator.store import DynamoStore
     from estimator.validation import parse_function
     from siblings.chain_view import format_chains, recent_chains
 
     config = _config(args)
-    name = parse_function(args.function).name
-    store = DynamoStore(config, _session(config))
-    chains = recent_chains(store, name, args.clock.now(), args.days, args.limit)
+    session = _session(config)
+    ref = at_home(parse_function(args.function), config, session)
+    name = ref.name
+    store = DynamoStore(config, session)
+    chains = recent_chains(store, ref.scope, args.clock.now(), args.days, args.limit)
     if args.json:
         print(json.dumps({"function": name, "chains": [asdict(c) for c in chains]}, indent=2))
     else:

@@ -110,14 +110,14 @@ class Guards:
         """
         cold = self._cold_entries(info, forced)
         try:
-            state, items = self.kill_switch.read(info.function_name, list(cold))
+            state, items = self.kill_switch.read(info.ref, list(cold))
             for name, item in items.items():  # the keys read; the others are read by their guard
                 self.cache.accept(name, item, ttl=cold[name][0], validate=cold[name][1])
             # Without a table the switch lives in this process: nobody can have flipped it.
             source = "dynamodb" if self.kill_switch.store.shared else "none (no shared table)"
         except StoreUnavailable as exc:
             # Only in an outage does the last known state stand in (see KillSwitch.stand_in).
-            last = self.kill_switch.stand_in(info.function_name, exc, self.config.stale_grace_seconds)
+            last = self.kill_switch.stand_in(info.ref, exc, self.config.stale_grace_seconds)
             if last is None:
                 return self.on_error("kill_switch", exc)
             state, source = last, "memory (dynamodb unavailable)"
@@ -143,11 +143,11 @@ class Guards:
             if self.cache.memory.get(key) is None:
                 cold[key] = (self.config.rules_cache_ttl_seconds, _valid_rules)
             for schedule in self.config.trigger_schedules:
-                key = schedule_key(schedule)
+                key = schedule_key(info.ref, schedule)
                 if self.cache.memory.get(key) is None:
                     cold[key] = (self.config.rules_cache_ttl_seconds, valid_schedule)
         if self.config.max_concurrency is not None:
-            entry = self._estimator().shared_entry(info.function_name)
+            entry = self._estimator().shared_entry(info.unqualified_arn)
             if entry is not None:
                 cold[entry[0]] = (entry[1], entry[2])
         return cold
@@ -198,10 +198,10 @@ class Guards:
     def schedule_state(self, schedule: str, info: InvocationInfo) -> Cached:
         """The cached state of a named schedule (raises :class:`LookupFailed`)."""
         if self._schedule_lookup is None:
-            raise LookupFailed(schedule_key(schedule), RuntimeError("no Scheduler client"))
+            raise LookupFailed(schedule_key(info.ref, schedule), RuntimeError("no Scheduler client"))
         lookup = self._schedule_lookup
         return self.cache.get(
-            schedule_key(schedule),
+            schedule_key(info.ref, schedule),
             lambda: lookup().state(schedule),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="scheduler",
@@ -275,7 +275,7 @@ class Guards:
         if limit is None:
             return Verdict(True, info={"max_concurrency": None})
         try:
-            estimate = self._estimator().estimate(info.function_name, max_wait=max_wait(info))
+            estimate = self._estimator().estimate(info.unqualified_arn, max_wait=max_wait(info))
         except EstimateUnavailable as exc:
             return self.on_error("concurrency", exc)
         signal = self.config.concurrency_signal
@@ -303,9 +303,9 @@ class Guards:
         wait = max_wait(info)
         estimator = self._estimator()
         try:
-            estimate = estimator.estimate(info.function_name, max_wait=wait)
+            estimate = estimator.estimate(info.unqualified_arn, max_wait=wait)
             account = estimator.account_limit(max_wait=wait)
-            reserved = estimator.reserved_concurrency(info.function_name, max_wait=wait).reserved
+            reserved = estimator.reserved_concurrency(info.unqualified_arn, max_wait=wait).reserved
         except (EstimateUnavailable, LookupFailed) as exc:
             return self.on_error("account_headroom", exc)
         verdict_info = headroom(estimate, account, reserved)

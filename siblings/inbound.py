@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from cachetools import LRUCache
 
 from estimator.estimator import DEFAULT_ESTIMATORS_MAX
+from estimator.exceptions import AccountUnknown
+from estimator.identity import at_home
 from estimator.memory_store import MemoryStore
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import GuardErrorPolicy, SiblingsConfig
-from siblings.context import context_attribute
+from siblings.context import context_attribute, read_context
 from siblings.errors import StoreUnavailable
 from siblings.metadata import METADATA_KEY, ChainMetadata, check_id, metadata_of, remember
 from siblings.payload import default_s3_client
@@ -61,8 +63,10 @@ def load_payload(
     relay could not read a guard (let it fail: Lambda retries it);
     :class:`PayloadUnavailable` when an offloaded
     payload points anywhere but where this function writes it, cannot be read or does not match
-    its digest; :class:`StoreUnavailable` when the step cannot be claimed and ``on_guard_error``
-    is ``refuse``; ``ValueError`` when the reserved key or the context is malformed;
+    its digest; :class:`StoreUnavailable` (or :class:`~estimator.exceptions.AccountUnknown`)
+    when the step cannot be claimed and ``on_guard_error`` is ``refuse``; ``ValueError`` when
+    the reserved key or the context is malformed, or its ARN is of another account or Region
+    than the clients';
     ``TypeError`` when ``event`` is not a JSON object.
     """
     if not isinstance(event, Mapping):
@@ -85,7 +89,8 @@ def load_payload(
         client = s3_client if s3_client is not None else default_s3_client(session, config)
         data = read_pointer(client, pointer)
     if request_id:
-        _claim_step(claims or _default_claims(config, session), metadata, request_id)
+        claims = claims or _default_claims(config, session)
+        _claim_step(claims, lambda_context, session, metadata, request_id)
         remember(request_id, metadata)
     return data
 
@@ -99,10 +104,16 @@ def _request_id(lambda_context: Any) -> str | None:
     return check_id("lambda_context.aws_request_id", request_id)
 
 
-def _claim_step(claims: RunClaims, metadata: ChainMetadata, request_id: str) -> None:
+def _claim_step(
+    claims: RunClaims, lambda_context: Any, session: Any, metadata: ChainMetadata, request_id: str
+) -> None:
+    """Claim the step for this execution of the function the context names, once its ARN is
+    known to be of the clients' account and Region (``ValueError`` otherwise)."""
+    info = read_context(lambda_context)
     try:
-        claims.start(metadata, request_id)
-    except StoreUnavailable as exc:
+        ref = at_home(info.ref, claims.config, session)
+        claims.start(ref.scope, metadata, request_id)
+    except (StoreUnavailable, AccountUnknown) as exc:
         if claims.config.on_guard_error is not GuardErrorPolicy.ALLOW:
             raise
         log.warning("chain step not claimed (on_guard_error=allow, running anyway): %s", exc)

@@ -1,6 +1,6 @@
 """The operator's kill switch: one item per function in the shared table stops all spawning.
 
-``siblings disable FN`` writes ``kill#FN`` with ``{"disabled": true, ...}``; every
+``siblings disable FN`` writes ``kill#<account>:<region>:FN`` with ``{"disabled": true, ...}``; every
 ``spawn_sibling`` of that function (any alias or version) then refuses, even with
 ``force=True``, until ``siblings enable FN``. The item is read on every spawn (one eventually
 consistent GetItem: half a read unit, for the fleet's most-read item), so a switch takes effect
@@ -8,7 +8,8 @@ fleet-wide within about a second (DynamoDB: an eventually consistent read usuall
 write within a second; docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 HowItWorks.ReadConsistency.html). When DynamoDB is out (throttling, 5xx, connectivity), the
 last state this process saw is used; after any other error (access denied, no table) or with
-none, ``on_guard_error`` decides.
+none, ``on_guard_error`` decides. Before 0.3 the item was ``kill#FN``: it no longer applies;
+:func:`spawning_status` reports one still there, and the CLI's disable/enable remove it.
 
 The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawning_status`.
 """
@@ -26,11 +27,12 @@ from typing import Any
 from estimator.breaker import trips
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.exceptions import StoreUnavailable, UnprocessedKeys
+from estimator.identity import at_home
 from estimator.items import StoredItem
 from estimator.store import DynamoStore, Store
-from estimator.validation import parse_function
+from estimator.validation import FunctionRef, parse_function
 from siblings.config import SiblingsConfig
-from siblings.keys import kill_key, rules_key
+from siblings.keys import kill_key, legacy_kill_key, rules_key
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +72,25 @@ class KillSwitch:
         self._warned: set[str] = set()
         self._denied: set[tuple[str, type]] = set()
 
-    def state(self, function_name: str) -> KillState:
+    def state(self, ref: FunctionRef) -> KillState:
         """The current state (raises :class:`StoreUnavailable` when DynamoDB fails).
 
         An item that is not one of ours means *disabled*: a guard must not be switched off by
         a malformed item.
         """
-        item = self.store.get(kill_key(function_name), consistent=READ_CONSISTENT)
-        return self.state_of(function_name, item)
+        item = self.store.get(kill_key(ref), consistent=READ_CONSISTENT)
+        return self.state_of(ref, item)
 
     def read(
-        self, function_name: str, also: list[str]
+        self, ref: FunctionRef, also: list[str]
     ) -> tuple[KillState, dict[str, StoredItem | None]]:
         """The current state and, in the same BatchGetItem, the items at ``also`` (a cold
         container's other guard items). Keys DynamoDB left unprocessed are missing from the
         returned items (their guards read them); the switch itself unread raises
         :class:`StoreUnavailable`, like any failure."""
         if not also:
-            return self.state(function_name), {}
-        key = kill_key(function_name)
+            return self.state(ref), {}
+        key = kill_key(ref)
         try:
             items = self.store.get_many([key, *also], consistent=READ_CONSISTENT)
         except UnprocessedKeys as partial:
@@ -96,21 +98,21 @@ class KillSwitch:
                 raise
             items = partial.found
         others = {name: item for name, item in items.items() if name != key}
-        return self.state_of(function_name, items[key]), others
+        return self.state_of(ref, items[key]), others
 
-    def stand_in(self, function_name: str, exc: StoreUnavailable, max_age: float) -> KillState | None:
+    def stand_in(self, ref: FunctionRef, exc: StoreUnavailable, max_age: float) -> KillState | None:
         """What stands in for a switch that could not be read: in an outage (throttling, 5xx,
         connectivity: :func:`~estimator.breaker.trips`) the last known state (see
         :meth:`last_known`); after any other error, such as access denied or no table, only a
         switch last seen *disabled* (failing closed): an enabled one may have been flipped by
         ``siblings disable`` since, so ``on_guard_error`` decides. Said once per key."""
+        key = kill_key(ref)
         if trips(exc):
-            return self.last_known(function_name, max_age)
+            return self.last_known(ref, max_age)
         with self._lock:
-            found = self._last.get(function_name)
+            found = self._last.get(key)
         if found is not None and found[0].disabled:
             return found[0]
-        key = kill_key(function_name)
         with self._lock:
             if (key, type(exc)) in self._denied:
                 return None
@@ -125,9 +127,10 @@ class KillSwitch:
         )
         return None
 
-    def state_of(self, function_name: str, item: StoredItem | None) -> KillState:
+    def state_of(self, ref: FunctionRef, item: StoredItem | None) -> KillState:
         """The state an item read by the caller (``None``: absent) says; remembered as the
         last known state."""
+        function_name = ref.name
         if item is None or item.is_gone(self.clock.now()):
             state = KillState(function_name, disabled=False)
         elif item.corrupt or not self._valid(item.value):
@@ -148,7 +151,7 @@ class KillSwitch:
                 changed_by=value.get("changed_by"),
             )
         with self._lock:
-            self._last[function_name] = (state, self.clock.now())
+            self._last[kill_key(ref)] = (state, self.clock.now())
         return state
 
     def _valid(self, value: dict[str, Any] | None) -> bool:
@@ -174,32 +177,32 @@ class KillSwitch:
             self._warned.add(key)
         log.error("kill-switch item %r is corrupt (%r): spawning is treated as disabled", key, value)
 
-    def last_known(self, function_name: str, max_age: float) -> KillState | None:
+    def last_known(self, ref: FunctionRef, max_age: float) -> KillState | None:
         """The state this process read last, for when DynamoDB is unavailable: a *disabled*
         switch of any age, an enabled one only if read within ``max_age`` seconds (an operator
         may have disabled spawning since; the guards pass ``stale_grace_seconds``)."""
         with self._lock:
-            found = self._last.get(function_name)
+            found = self._last.get(kill_key(ref))
         if found is None:
             return None
         state, read_at = found
         return state if state.disabled or self.clock.now() - read_at <= max_age else None
 
     def set(
-        self, function_name: str, disabled: bool, reason: str = "", changed_by: str | None = None
+        self, ref: FunctionRef, disabled: bool, reason: str = "", changed_by: str | None = None
     ) -> KillState:
         """Write the switch (kept, not deleted, on enable: the item records who enabled it)."""
         now = self.clock.now()
-        state = KillState(function_name, disabled, reason, now, changed_by)
+        state = KillState(ref.name, disabled, reason, now, changed_by)
         value = {k: v for k, v in state.to_dict().items() if k != "function_name"}
         self.store.put(
-            kill_key(function_name),
+            kill_key(ref),
             value,
             fresh_until=now + _FOREVER_S,
             keep_until=now + _FOREVER_S,
         )
         with self._lock:
-            self._last[function_name] = (state, self.clock.now())
+            self._last[kill_key(ref)] = (state, self.clock.now())
         return state
 
 
@@ -211,6 +214,9 @@ class FunctionStatus:
     rules: dict[str, Any] | None
     """The cached EventBridge answer (``enabled``, ``rule``...) or ``None`` when not cached."""
     rules_fresh_until: float | None
+    legacy_kill: KillState | None = None
+    """A switch written by a release before 0.3 (``kill#<name>``), which no longer applies:
+    ``siblings disable``/``enable`` carry it over by writing the switch anew and removing it."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -220,6 +226,7 @@ class FunctionStatus:
             "kill_switch": self.kill.to_dict(),
             "rules": self.rules,
             "rules_fresh_until": self.rules_fresh_until,
+            "legacy_kill_switch": None if self.legacy_kill is None else self.legacy_kill.to_dict(),
         }
 
 
@@ -229,9 +236,9 @@ def _store(config: SiblingsConfig | None, session: Any, store: Store | None) -> 
     return DynamoStore(config or SiblingsConfig.from_env(), session=session)
 
 
-def _name(function_name: str) -> str:
-    # The switch covers every alias and version: key on the bare name.
-    return parse_function(function_name).name
+def _ref(function_name: str, config: SiblingsConfig | None, session: Any) -> FunctionRef:
+    """The function in the clients' account and Region (an ARN of another is a ValueError)."""
+    return at_home(parse_function(function_name), config or SiblingsConfig.from_env(), session)
 
 
 def _operator() -> str:
@@ -278,8 +285,15 @@ def _set_spawning(
     session: Any,
     store: Store | None,
 ) -> KillState:
+    ref = _ref(function_name, config, session)
     switch = KillSwitch(_store(config, session, store))
-    return switch.set(_name(function_name), disabled, reason, _operator())
+    state = switch.set(ref, disabled, reason, _operator())
+    try:  # carried over: the new switch says what the old one said, or was asked to
+        switch.store.delete(legacy_kill_key(ref))
+    except StoreUnavailable as exc:
+        log.warning("the pre-0.3 kill switch %r was not removed (%s); it no longer applies",
+                    legacy_kill_key(ref), exc)
+    return state
 
 
 def spawning_status(
@@ -290,14 +304,18 @@ def spawning_status(
     store: Store | None = None,
 ) -> FunctionStatus:
     """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
+    ref = _ref(function_name, config, session)
     table = _store(config, session, store)
-    ref = parse_function(function_name)
-    kill = KillSwitch(table).state(ref.name)
-    rules_item = table.get(rules_key(ref))  # the rule state is cached per alias or version
+    switch = KillSwitch(table)
+    found = table.get_many([kill_key(ref), legacy_kill_key(ref), rules_key(ref)])
+    kill = switch.state_of(ref, found[kill_key(ref)])
+    legacy_item = found[legacy_kill_key(ref)]
+    legacy = None if legacy_item is None else switch.state_of(ref, legacy_item)
+    rules_item = found[rules_key(ref)]  # the rule state is cached per alias or version
     rules: dict[str, Any] | None = None
     fresh_until: float | None = None
     if rules_item is not None and rules_item.value is not None:
         cached = rules_item.value.get("value")
         rules = cached if isinstance(cached, dict) else None
         fresh_until = rules_item.fresh_until
-    return FunctionStatus(kill=kill, rules=rules, rules_fresh_until=fresh_until)
+    return FunctionStatus(kill=kill, rules=rules, rules_fresh_until=fresh_until, legacy_kill=legacy)

@@ -46,7 +46,6 @@ from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
 from estimator.store import Store
 from siblings.config import SiblingsConfig
-from siblings.keys import invocation_key
 from siblings.metadata import ChainMetadata
 
 log = logging.getLogger(__name__)
@@ -195,8 +194,9 @@ class SpawnLedger:
         child: tuple[str, ChainMetadata] | None = None,
         extra: list[tuple[str, dict[str, Any], float, float]] | None = None,
     ) -> None:
-        """Record that the step was spawned with ``result`` and, with ``child`` (the Invoke's
-        request id and the child's metadata), where that request sits in its chain, and any
+        """Record that the step was spawned with ``result`` and, with ``child`` (the
+        :func:`~siblings.keys.invocation_key` of the Invoke's request id and the child's
+        metadata), where that request sits in its chain, and any
         ``extra`` items (the chain log's): one BatchWriteItem. Raises
         :class:`StoreUnavailable` (the in-process record is kept)."""
         with self._lock:
@@ -206,7 +206,7 @@ class SpawnLedger:
         record = {"state": "invoked", "owner": owner, "token": token, "invoked_at": now, "result": result}
         items = [(key, record, keep, keep)]
         if child is not None and child[0]:
-            items.append((invocation_key(child[0]), child[1].to_dict(), keep, keep))
+            items.append((child[0], child[1].to_dict(), keep, keep))
         self.store.put_many(items + (extra or []))
 
     def release(self, key: str, token: str | None = None) -> bool:

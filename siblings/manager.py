@@ -44,6 +44,8 @@ from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.deadline import calls_within
+from estimator.exceptions import AccountUnknown
+from estimator.identity import Home, check_home, home_of
 from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
 from estimator.store import DynamoStore, Store
@@ -161,6 +163,7 @@ class SiblingsManager:
             deferrer=self._deferrer,
         )
         self._last_function: str | None = None
+        self._home: Home | None = None
 
     def _get_estimator(self) -> ConcurrencyEstimator:
         with self._estimator_lock:
@@ -217,9 +220,16 @@ class SiblingsManager:
         deadline = spawn_deadline(info, self.clock)
         with calls_within(deadline, self.clock):
             try:
+                self._check_home(info)
+            except AccountUnknown as exc:  # no check of the ARN can be made
+                verdict = self.guards.on_error("account", exc)
+                if not verdict.allowed:
+                    return self._refuse_unknown("account", info, exc, forced, started)
+                log.warning("spawning without checking the function's account: %s", exc)
+            try:
                 parent = chain_position(info, event, embedded, self.runs)
             except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
-                return self._refuse_unknown_position(info, exc, forced, started)
+                return self._refuse_unknown("generation", info, exc, forced, started)
             if parent is None:
                 parent = root_metadata(info.request_id or uuid.uuid4().hex)
             child = parent.child(info.request_id, self.clock.now())
@@ -227,16 +237,26 @@ class SiblingsManager:
             call = SpawnCall(info, child, encoded, forced, started, defer=deferrable, deadline=deadline)
             return self.spawner.spawn(call)
 
-    def _refuse_unknown_position(
-        self, info: InvocationInfo, error: StoreUnavailable, forced: bool, started: float
+    def _check_home(self, info: InvocationInfo) -> None:
+        """``ValueError`` (:class:`~estimator.identity.ForeignFunction`) when the context's
+        function is in another account or Region than this manager's clients: they would act
+        on another function's metrics, rules and items. :class:`AccountUnknown` when STS cannot
+        say the account (once per process; ``account_id`` needs no call)."""
+        if self._home is None:  # the account of a container's credentials does not change
+            self._home = home_of(self.config, self._session)
+        check_home(info.ref, self._home)
+
+    def _refuse_unknown(
+        self, guard: str, info: InvocationInfo, error: Exception, forced: bool, started: float
     ) -> SpawnResult:
-        """A refusal when the generation limit cannot be applied: the chain position is unknown."""
+        """A refusal when ``guard`` cannot be applied: the chain position (``generation``) or
+        the clients' account (``account``) is unknown."""
         step = root_metadata(info.request_id or uuid.uuid4().hex).child(
             info.request_id, self.clock.now()
         )
         call = SpawnCall(info, step, EMPTY_EVENT, forced, started)
-        verdict = self.guards.on_error("generation", error)
-        call.guards["generation"] = verdict.info
+        verdict = self.guards.on_error(guard, error)
+        call.guards[guard] = verdict.info
         refused = call.result(Reason.GUARD_ERROR, detail=verdict.detail)
         return self.spawner.decisions.record(refused, started)
 
@@ -258,6 +278,7 @@ class SiblingsManager:
         :class:`~siblings.LookupFailed` when EventBridge fails with nothing cached.
         """
         info = read_context(lambda_context)
+        self._check_home(info)
         self._last_function = info.function_name
         if self.config.auto_spawning:
             return True
@@ -302,6 +323,7 @@ class SiblingsManager:
         (a :class:`SpawnFailed` propagates): the execution fails and Lambda retries it."""
         event, deferrals, forced = relay
         info = read_context(lambda_context)
+        self._check_home(info)  # AccountUnknown fails the execution: Lambda retries the relay
         clock = self._deferrer.clock
         call = relay_call(info, event, deferrals, clock.now(), clock.monotonic(), forced)
         result = self.spawner.spawn(call)

@@ -52,15 +52,17 @@ def chain_position(
     if embedded is not None:
         return parse_metadata(embedded)
     if info.request_id:
-        return _recorded_position(info.request_id, runs, lookup_patience(info, runs.config))
+        return _recorded_position(info, info.request_id, runs, lookup_patience(info, runs.config))
     return None
 
 
-def _recorded_position(request_id: str, runs: RunClaims, patience: float) -> ChainMetadata | None:
+def _recorded_position(
+    info: InvocationInfo, request_id: str, runs: RunClaims, patience: float
+) -> ChainMetadata | None:
     """Source 4: the position the parent recorded under this execution's request id (asked
     again for ``patience`` seconds: none once the execution has run a few seconds)."""
     try:
-        metadata = runs.lookup(request_id, patience)
+        metadata = runs.lookup(info.ref.scope, request_id, patience)
     except StoreUnavailable as exc:
         if runs.config.on_guard_error is not GuardErrorPolicy.ALLOW:
             raise  # refused: a new chain here would reset the generation count

@@ -66,10 +66,11 @@ class RunClaims:
         self.config = config
         self.clock = clock
 
-    def start(self, metadata: ChainMetadata, request_id: str) -> None:
-        """Claim ``metadata``'s step for ``request_id``; :class:`DuplicateSibling` when another
-        execution holds it. Raises :class:`StoreUnavailable` when the table cannot be asked."""
-        key = run_key(metadata.chain_id, metadata.generation)
+    def start(self, scope: str, metadata: ChainMetadata, request_id: str) -> None:
+        """Claim ``metadata``'s step of the function ``scope`` (:attr:`FunctionRef.scope`) for
+        ``request_id``; :class:`DuplicateSibling` when another execution holds it. Raises
+        :class:`StoreUnavailable` when the table cannot be asked."""
+        key = run_key(scope, metadata.chain_id, metadata.generation)
         now = self.clock.now()
         keep = now + self.config.spawn_record_ttl_seconds
         claim = {"runner": request_id, "started_at": now}
@@ -89,8 +90,11 @@ class RunClaims:
             metadata.chain_id, metadata.generation, None, "the step's claim item is corrupt"
         )
 
-    def lookup(self, request_id: str, patience: float = LOOKUP_PATIENCE_S) -> ChainMetadata | None:
-        """The chain step recorded for the execution ``request_id`` by its parent, if any.
+    def lookup(
+        self, scope: str, request_id: str, patience: float = LOOKUP_PATIENCE_S
+    ) -> ChainMetadata | None:
+        """The chain step recorded for the execution ``request_id`` of the function ``scope`` by
+        its parent, if any.
 
         The parent writes it just after its Invoke returns, so a sibling that spawns at once may
         ask first: a miss is asked again for up to ``patience`` seconds before it counts (a true
@@ -100,7 +104,7 @@ class RunClaims:
         # Only a table is written by other processes: a store of this process is asked once.
         backoff = Backoff(patience if self.store.shared else 0.0, first=0.1, maximum=0.4, clock=self.clock)
         while True:
-            item = self.store.get(invocation_key(request_id))
+            item = self.store.get(invocation_key(scope, request_id))
             if item is not None and item.value is not None and not item.is_gone(self.clock.now()):
                 break
             if not backoff.wait():

@@ -38,7 +38,7 @@ class SpawnCall:
     @property
     def key(self) -> str:
         """The spawn record key of the step this call would create."""
-        return spawn_key(self.child.chain_id, self.child.generation)
+        return spawn_key(self.info.ref.scope, self.child.chain_id, self.child.generation)
 
     def result(self, reason: Reason, **fields: Any) -> SpawnResult:
         """The call's :class:`SpawnResult` with ``reason`` and any other ``fields``."""

@@ -40,6 +40,7 @@ from siblings.defer import Deferrer
 from siblings.errors import SpawnFailed, StoreUnavailable
 from siblings.guards import Guards, Verdict
 from siblings.invoke import RECURSIVE_INVOCATION, InvokeOutcome, Invoker, error_code
+from siblings.keys import invocation_key
 from siblings.ledger import Claim, ClaimStatus, SpawnLedger
 from siblings.payload import upload
 from siblings.result import Reason, SpawnResult, duplicate_of
@@ -226,7 +227,9 @@ class Spawner:
             offloaded=call.encoded.offloaded,
             payload_key=call.encoded.key,
         )
-        child = (outcome.request_id, call.child) if outcome.request_id else None
+        child = None
+        if outcome.request_id:  # where the child finds its position under its request id
+            child = (invocation_key(call.info.ref.scope, outcome.request_id), call.child)
         try:
             token = claim.token if claim is not None else None
             extra = self.chain_log.items(spawned) if self.chain_log is not None else None

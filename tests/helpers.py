@@ -178,3 +178,13 @@ def serve_behind(layer: L) -> Iterator[tuple[LocalAwsServer, L]]:
         yield server, layer
     finally:
         server.stop()
+
+
+HOME = "123456789012:us-east-1"
+"""The account and Region of the test server's clients (moto's default account)."""
+
+
+def scoped(name: str, qualifier: str | None = None) -> str:
+    """How a function of the test account and Region is named in table keys
+    (:attr:`~estimator.validation.FunctionRef.scope`, with the qualifier if any)."""
+    return f"{HOME}:{name}" + (f":{qualifier}" if qualifier else "")

@@ -16,7 +16,7 @@ from estimator.store import DynamoStore
 from siblings.local.quota import QuotaLayer
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
 from tests.conftest import Aws
-from tests.helpers import closed_port_url, local_config, put_lambda_metrics, serve_behind
+from tests.helpers import closed_port_url, local_config, put_lambda_metrics, scoped, serve_behind
 
 
 class SwitchableCloudWatch:
@@ -216,7 +216,7 @@ def test_a_failed_refresh_stops_the_fleet_from_waiting(aws: Aws, table: None, cl
     )
     with pytest.raises(EstimateUnavailable):
         failing.estimate("worker")
-    stored = DynamoStore(config, aws.session).get("estimate#worker#5")
+    stored = DynamoStore(config, aws.session).get(f"estimate#{scoped('worker')}#5")
     assert stored is not None and stored.recently_failed(clock.now())
     assert stored.last_error and "EndpointConnectionError" in stored.last_error
     # Another container with no value: told at once instead of waiting 30 s for a lease, and

@@ -257,7 +257,7 @@ def refusing(
 @pytest.mark.parametrize(
     ("command", "action"),
     [
-        (("status", "worker"), "dynamodb:GetItem"),
+        (("status", "worker"), "dynamodb:BatchGetItem"),
         (("disable", "worker"), "dynamodb:PutItem"),
         (("create-table",), "dynamodb:DescribeTable"),
         (("estimate", "worker"), "cloudwatch:GetMetricData"),

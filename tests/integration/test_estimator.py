@@ -13,7 +13,7 @@ from estimator import ConcurrencyEstimator, EstimateUnavailable, ensure_table, e
 from estimator.clock import Clock, ManualClock
 from estimator.store import DynamoStore
 from tests.conftest import Aws
-from tests.helpers import WaitingThreadsClock, local_config, minute_clock, put_lambda_metrics
+from tests.helpers import WaitingThreadsClock, local_config, minute_clock, put_lambda_metrics, scoped
 
 
 def make(aws: Aws, clock: Clock, **overrides: Any) -> ConcurrencyEstimator:
@@ -175,7 +175,7 @@ def _raw_put(aws: Aws, item: dict[str, Any]) -> None:
 
 def test_expired_item_still_returned_is_not_fresh(aws: Aws, table: str, clock: ManualClock) -> None:
     now = clock.now()
-    key = "estimate#worker#5"
+    key = f"estimate#{scoped('worker')}#5"
     value = {"value": {"value": 999, "invocations": 1.0, "avg_duration_ms": 1.0, "period_s": 300},
              "fetched_at": now - 600}
     # Past its freshness, inside its DynamoDB TTL: usable only as a stale fallback.
@@ -206,10 +206,10 @@ def test_expired_item_still_returned_is_not_fresh(aws: Aws, table: str, clock: M
 def test_corrupt_or_foreign_item_is_ignored_and_overwritten(
     aws: Aws, table: str, item: dict[str, Any], clock: ManualClock
 ) -> None:
-    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, **item})
+    _raw_put(aws, {"pk": {"S": f"estimate#{scoped('worker')}#5"}, **item})
     estimate = make(aws, clock).estimate("worker")
     assert estimate.source == "cloudwatch" and estimate.value == 0
-    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get("estimate#worker#5")
+    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get(f"estimate#{scoped('worker')}#5")
     assert stored is not None and not stored.corrupt
     assert stored.value is not None and stored.value["value"]["value"] == 0
 
@@ -218,19 +218,19 @@ def test_dead_leaseholder_is_replaced_after_its_lease_expires(
     aws: Aws, table: str, clock: ManualClock
 ) -> None:
     now = clock.now()
-    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, "lease_owner": {"S": "dead-container"},
+    _raw_put(aws, {"pk": {"S": f"estimate#{scoped('worker')}#5"}, "lease_owner": {"S": "dead-container"},
                    "lease_until": {"N": str(now + 1.0)}})
     estimate = make(aws, clock, lease_wait_seconds=5).estimate("worker")
     assert estimate.source == "cloudwatch"
     assert clock.now() >= now + 1.0  # it could only refresh once the lease had run out
-    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get("estimate#worker#5")
+    stored = DynamoStore(local_config(aws.endpoint_url), aws.session).get(f"estimate#{scoped('worker')}#5")
     assert stored is not None and stored.lease_owner is None and stored.value is not None
     assert gmd(aws) == 1
 
 
 def test_live_lease_and_no_value_times_out_as_unavailable(aws: Aws, table: str, clock: ManualClock) -> None:
     now = clock.now()
-    _raw_put(aws, {"pk": {"S": "estimate#worker#5"}, "lease_owner": {"S": "busy"},
+    _raw_put(aws, {"pk": {"S": f"estimate#{scoped('worker')}#5"}, "lease_owner": {"S": "busy"},
                    "lease_until": {"N": str(now + 60)}})
     with pytest.raises(EstimateUnavailable, match="timed out waiting"):
         make(aws, clock, lease_wait_seconds=0.3).estimate("worker")
@@ -244,7 +244,7 @@ def test_stale_value_is_served_while_another_execution_refreshes(
     make(aws, clock, cache_ttl_seconds=0.5).estimate("worker")
     clock.advance(0.6)
     store = DynamoStore(local_config(aws.endpoint_url), aws.session)
-    assert store.try_lease("estimate#worker#5", "someone-else", clock.now(), 30)
+    assert store.try_lease(f"estimate#{scoped('worker')}#5", "someone-else", clock.now(), 30)
     estimate = make(aws, clock, cache_ttl_seconds=0.5).estimate("worker")
     assert estimate.stale and estimate.source == "dynamodb" and estimate.value == 10
     assert gmd(aws) == 1

@@ -12,9 +12,9 @@ from estimator import ConcurrencyEstimator, ensure_table
 from estimator.store import DynamoStore
 from tests.conftest import Aws
 from tests.fault.test_estimator_faults import closed_port_url
-from tests.helpers import local_config, minute_clock, put_lambda_metrics
+from tests.helpers import local_config, minute_clock, put_lambda_metrics, scoped
 
-KEY = "estimate#worker#5"
+KEY = f"estimate#{scoped('worker')}#5"
 
 
 @pytest.fixture(autouse=True)

@@ -109,7 +109,7 @@ def test_the_shared_item_carries_the_new_signals_and_old_items_still_read(
     # (Times within the bounds a reader believes: written now, fresh for the TTL.)
     now = clock.now()
     old = {"value": 4, "invocations": 1200.0, "avg_duration_ms": 1000.0, "period_s": 300}
-    key = estimate_key(parse_function("legacy"), 5)
+    key = estimate_key(parse_function("legacy").at("us-east-1", "123456789012"), 5)
     store.put(key, {"value": old, "fetched_at": now}, fresh_until=now + 60, keep_until=now + 3600)
     legacy = make(aws, clock).estimate("legacy")
     assert (legacy.source, legacy.value, legacy.observed_peak) == ("dynamodb", 4, None)

@@ -88,15 +88,18 @@ def _refresher(store: MemoryStore, clock: ManualClock, fetched: list[list[str]])
 )
 def test_a_corrupt_account_list_neither_crashes_nor_grows_the_refresh(functions: dict[str, float]) -> None:
     from estimator.account import MAX_LISTED, _listed
+    from estimator.identity import Home
     from estimator.keys import account_key, estimate_key
+
+    HOME = Home("123456789012", "eu-west-1")
 
     clock = ManualClock()
     now = clock.now()
     store = MemoryStore()
     # A fresh list is the writer's own time: 0.0 stands for "now" (the clock is not at 0).
     listed = {name: (now if at == 0.0 else at) for name, at in functions.items()}
-    store.put(account_key(1), {"functions": listed}, now - 1, now + 3600)
-    kept = _listed(store.get(account_key(1)), now, 60.0)
+    store.put(account_key(HOME, 1), {"functions": listed}, now - 1, now + 3600)
+    kept = _listed(store.get(account_key(HOME, 1)), now, 60.0)
     assert len(kept) <= MAX_LISTED
     assert all(at <= now for at in kept.values())
     fetched: list[list[str]] = []

@@ -10,7 +10,7 @@ import pytest
 from estimator import ConcurrencyEstimator
 from estimator.store import DynamoStore
 from siblings.cli import main
-from tests.helpers import put_lambda_metrics
+from tests.helpers import put_lambda_metrics, scoped
 from tests.integration.siblings.support import FUNCTION, REGION, SiblingsEnv
 
 
@@ -48,7 +48,7 @@ def test_an_unbelievable_estimate_item_is_refreshed_not_served(
 ) -> None:
     put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5, clock=env.clock)
     now = env.clock.now()
-    put_raw(env, f"estimate#{FUNCTION}#5", **cached(value, now - fetched_ago, now + fresh_for))
+    put_raw(env, f"estimate#{scoped(FUNCTION)}#5", **cached(value, now - fetched_ago, now + fresh_for))
     estimate = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock).estimate(FUNCTION)
     assert (estimate.value, estimate.source) == (10, "cloudwatch")
     # Overwritten by that refresh: the next container reads the real value from the table.
@@ -61,7 +61,7 @@ def test_a_lease_reaching_years_ahead_does_not_block_the_refresh(env: SiblingsEn
     now = env.clock.now()
     stale = cached(ESTIMATE | {"value": 3}, now - 120, now - 60)
     stale.update({"lease_owner": {"S": "skewed-writer"}, "lease_until": {"N": str(now + 10**8)}})
-    put_raw(env, f"estimate#{FUNCTION}#5", **stale)
+    put_raw(env, f"estimate#{scoped(FUNCTION)}#5", **stale)
     estimate = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock).estimate(FUNCTION)
     assert (estimate.value, estimate.source, estimate.stale) == (10, "cloudwatch", False)
 
@@ -81,7 +81,7 @@ def test_a_corrupt_kill_switch_means_disabled_until_rewritten(
     env: SiblingsEnv, attributes: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
     env.rule("schedule")
-    put_raw(env, f"kill#{FUNCTION}", **attributes)
+    put_raw(env, f"kill#{scoped(FUNCTION)}", **attributes)
     manager = env.manager()
     for force in (False, True):
         refused = manager.spawn_sibling(env.context(), {"cursor": 1}, force=force)
@@ -100,10 +100,10 @@ def test_a_corrupt_kill_switch_means_disabled_until_rewritten(
 def test_a_corrupt_rule_state_is_looked_up_again(env: SiblingsEnv) -> None:
     env.rule("schedule")
     now = env.clock.now()
-    put_raw(env, f"rules#{FUNCTION}", **cached({"enabled": "yes", "rule": 5}, now, now + 60))
+    put_raw(env, f"rules#{scoped(FUNCTION)}", **cached({"enabled": "yes", "rule": 5}, now, now + 60))
     assert env.manager().any_events_rules_enabled(env.context()) is True
     assert env.recorder.count("events", "ListRuleNamesByTarget") == 1
-    item = DynamoStore(env.config(), session=env.session).get(f"rules#{FUNCTION}")
+    item = DynamoStore(env.config(), session=env.session).get(f"rules#{scoped(FUNCTION)}")
     assert item is not None and item.value is not None and item.value["value"]["enabled"] is True
 
 
@@ -112,15 +112,17 @@ HUGE = "1" + "0" * 400  # an integer no float can hold
 
 def test_a_huge_integer_in_an_item_is_corrupt_not_a_crash(env: SiblingsEnv) -> None:
     env.rule("schedule")
-    put_raw(env, f"kill#{FUNCTION}", value={"S": '{"disabled": false, "changed_at": ' + HUGE + "}"},
+    put_raw(env, f"kill#{scoped(FUNCTION)}", value={"S": '{"disabled": false, "changed_at": ' + HUGE + "}"},
             fresh_until={"N": "9e9"})
     context = env.context()
     refused = env.manager().spawn_sibling(context, {"cursor": 1}, force=True)
     assert refused.reason == "kill_switch" and "corrupt" in refused.detail
     store = DynamoStore(env.config(), session=env.session)
-    assert store.get(f"spawn#{context.aws_request_id}#1") is None  # the claim was given back
+    claim = f"spawn#{scoped(FUNCTION)}#{context.aws_request_id}#1"
+    assert store.get(claim) is None  # the claim was given back
     now = env.clock.now()
-    put_raw(env, f"estimate#{FUNCTION}#5", value={"S": '{"value": {"value": ' + HUGE + ', "invocations": 1,'
+    estimate = f"estimate#{scoped(FUNCTION)}#5"
+    put_raw(env, estimate, value={"S": '{"value": {"value": ' + HUGE + ', "invocations": 1,'
             ' "period_s": 300}, "fetched_at": ' + str(now) + "}"}, fresh_until={"N": str(now + 30)})
     put_lambda_metrics(env.client("cloudwatch"), FUNCTION, [(600, 1000)] * 5, clock=env.clock)
     estimator = ConcurrencyEstimator(env.config(), session=env.session, clock=env.clock)

@@ -91,19 +91,23 @@ class Table:
 
 
 def test_an_old_enabled_kill_switch_is_no_stand_in_but_a_disabled_one_is() -> None:
+    from estimator.validation import parse_function
+    from siblings.keys import kill_key
+
+    FN = parse_function("arn:aws:lambda:us-east-1:123456789012:function:fn")  # noqa: N806
     clock = ManualClock(0.0)
     table = Table()
     switch = KillSwitch(table, clock=clock)  # type: ignore[arg-type]
-    assert switch.state("fn").disabled is False
-    assert switch.last_known("fn", max_age=5) is not None  # just read
+    assert switch.state(FN).disabled is False
+    assert switch.last_known(FN, max_age=5) is not None  # just read
     clock.advance(60.0)
-    assert switch.last_known("fn", max_age=5) is None  # an operator may have disabled it since
+    assert switch.last_known(FN, max_age=5) is None  # an operator may have disabled it since
     from estimator.items import StoredItem
 
-    table.item = StoredItem("kill#fn", {"disabled": True, "reason": "x"}, 9e9, 9e9)
-    switch.state("fn")
+    table.item = StoredItem(kill_key(FN), {"disabled": True, "reason": "x"}, 9e9, 9e9)
+    switch.state(FN)
     clock.advance(10_000.0 - 60.0)
-    found = switch.last_known("fn", max_age=5)
+    found = switch.last_known(FN, max_age=5)
     assert found is not None and found.disabled  # a disabled switch stands in at any age
 
 

@@ -82,11 +82,11 @@ def ledger(store: MemoryStore | None, clock: Clock, **config: Any) -> SpawnLedge
     )
 
 
-KEY = spawn_key("chain", 4)
+KEY = spawn_key("123456789012:us-east-1:fn", "chain", 4)
 
 
 def test_key_shape() -> None:
-    assert KEY == "spawn#chain#4"
+    assert KEY == "spawn#123456789012:us-east-1:fn#chain#4"
 
 
 def test_claim_complete_then_repeat_returns_the_first_result() -> None:

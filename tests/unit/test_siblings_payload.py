@@ -135,8 +135,9 @@ def test_load_payload_of_plain_and_inline_events() -> None:
 def test_load_payload_with_context_remembers_the_chain() -> None:
     class Context:
         aws_request_id = "load-payload-test-request"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fn"
 
-    in_process = RunClaims(None, SiblingsConfig())
+    in_process = RunClaims(None, SiblingsConfig(region_name="us-east-1", account_id="123456789012"))
     load_payload({"a": 1, METADATA_KEY: META.to_dict()}, Context(), claims=in_process)
     assert recall("load-payload-test-request") == (True, META)
 

@@ -13,7 +13,7 @@ from estimator.store import DynamoStore
 from siblings import LookupFailed, PayloadUnavailable, SpawnFailed, disable_spawning, load_payload
 from siblings.keys import spawn_key
 from tests.fault.siblings.conftest import FaultInjector
-from tests.helpers import put_lambda_metrics
+from tests.helpers import put_lambda_metrics, scoped
 from tests.integration.siblings.support import FUNCTION, SiblingsEnv
 
 Faulty = tuple[SiblingsEnv, FaultInjector]
@@ -237,7 +237,8 @@ def test_spawn_record_write_failing_after_invoke_is_spawn_failed_maybe_spawned(f
     assert caught.value.request_id in str(caught.value)
     assert manager.stats["failed"] == 1
     faults.clear()
-    item = DynamoStore(env.config(), session=env.session).get(spawn_key(context.aws_request_id, 1))
+    key = spawn_key(scoped("worker"), context.aws_request_id, 1)
+    item = DynamoStore(env.config(), session=env.session).get(key)
     assert item is not None and item.value is not None and item.value["state"] == "pending"
     # This process still remembers the spawn: no second sibling.
     assert manager.spawn_sibling(context).duplicate

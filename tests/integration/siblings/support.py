@@ -88,6 +88,8 @@ class SiblingsEnv:
         values: dict[str, Any] = {
             "endpoint_url": self.endpoint_url,
             "region_name": REGION,
+            # As template.yaml sets it: no STS call (tests of that path unset it).
+            "account_id": "123456789012",
             "invoke_backoff_seconds": 0.01,
             "invoke_backoff_max_seconds": 0.05,
             "lease_wait_seconds": 2.0,

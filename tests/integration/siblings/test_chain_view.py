@@ -13,6 +13,7 @@ from siblings.chain_log import day_of, slot_key
 from siblings.chain_view import recent_chains
 from siblings.cli import main
 from siblings.keys import chains_key
+from tests.helpers import scoped
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 
 
@@ -89,7 +90,8 @@ def test_chains_lists_the_recent_chains_without_a_scan(
         (second, 4, "refused", "max_generations"), (first, 2, "refused", "max_generations"),
     ]
     assert env.recorder.count("dynamodb", "Scan") == 0 and env.recorder.count("dynamodb", "Query") == 0
-    assert env.recorder.counts() == {("dynamodb", "BatchGetItem"): 3}  # hints, slots, heads
+    # Hints, slots, heads; and the CLI's account once, as the keys carry it.
+    assert env.recorder.counts() == {("dynamodb", "BatchGetItem"): 3, ("sts", "GetCallerIdentity"): 1}
     code, out = run(env, capsys, "chains", FUNCTION)
     lines = out.splitlines()
     assert code == 0 and max(len(line) for line in lines) <= 80
@@ -125,7 +127,7 @@ def test_the_day_list_is_opt_in_and_costs_a_root_three_requests(env: SiblingsEnv
         env.recorder.reset()
         assert manager.spawn_sibling(env.context())  # a warm root: a chain of its own
         counts[indexed] = env.recorder.counts()
-        listed = recent_chains(manager.store, FUNCTION, env.clock.now())
+        listed = recent_chains(manager.store, scoped(FUNCTION), env.clock.now())
         assert len(listed) == (2 if indexed else 0)
     plain, indexed_counts = counts[False], counts[True]
     extra = {key: indexed_counts[key] - plain.get(key, 0) for key in indexed_counts}
@@ -145,9 +147,9 @@ def test_a_stale_hint_costs_a_probe_and_never_shares_a_slot(env: SiblingsEnv) ->
     first, _, _ = chain_of(env, 1)
     store = env.manager().store
     assert store is not None
-    day = chains_key(FUNCTION, day_of(env.clock.now()))  # the managers' day, not the wall clock's
+    day = chains_key(scoped(FUNCTION), day_of(env.clock.now()))  # the managers' day, not the wall clock's
     store.put(day, {"next": 0}, 4e9, 4e9)  # the hint as a racing writer left it
     second, _, _ = chain_of(env, 1)
     slots = store.get_many([slot_key(day, 0), slot_key(day, 1)])
     assert [s.value["chain_id"] for s in slots.values() if s and s.value] == [first, second]
-    assert [c.chain_id for c in recent_chains(store, FUNCTION, env.clock.now())] == [second, first]
+    assert [c.chain_id for c in recent_chains(store, scoped(FUNCTION), env.clock.now())] == [second, first]

@@ -14,7 +14,7 @@ from estimator.clock import SYSTEM_CLOCK
 from estimator.store import DynamoStore
 from siblings import METADATA_KEY, PayloadTooLarge, SpawnResult, load_payload
 from siblings.keys import spawn_key
-from tests.helpers import put_lambda_metrics
+from tests.helpers import put_lambda_metrics, scoped
 from tests.integration.siblings.support import FUNCTION, FakeContext, SiblingsEnv
 
 # --- idempotency ---
@@ -93,7 +93,7 @@ def test_a_retry_completes_a_step_left_pending_by_a_crash(env: SiblingsEnv) -> N
     context = env.context()
     store = DynamoStore(config, session=env.session)
     # The first attempt claimed the step and died before invoking, 5 s ago.
-    key = spawn_key(context.aws_request_id, 1)
+    key = spawn_key(scoped("worker"), context.aws_request_id, 1)
     claimed_at = env.clock.now() - 5
     store.create(
         key,
@@ -119,7 +119,7 @@ def test_a_step_pending_for_another_execution_is_not_forked(env: SiblingsEnv) ->
     context = env.context()
     store = DynamoStore(config, session=env.session)
     store.create(
-        spawn_key(context.aws_request_id, 1),
+        spawn_key(scoped("worker"), context.aws_request_id, 1),
         {"state": "pending", "owner": "someone-else", "token": "t", "claimed_at": env.clock.now()},
         keep_until=env.clock.now() + 3600,
         now=env.clock.now(),

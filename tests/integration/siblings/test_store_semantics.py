@@ -9,9 +9,10 @@ from estimator.clock import ManualClock
 from estimator.store import DynamoStore
 from siblings.keys import spawn_key
 from siblings.ledger import ClaimStatus, SpawnLedger
+from tests.helpers import scoped
 from tests.integration.siblings.support import SiblingsEnv
 
-KEY = spawn_key("chain-store-semantics", 3)
+KEY = spawn_key(scoped("worker"), "chain-store-semantics", 3)
 
 
 def ledger(env: SiblingsEnv, clock: ManualClock, **overrides: float) -> SpawnLedger:

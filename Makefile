@@ -36,7 +36,7 @@ docs: $(VENV)/.test-installed
 # worker processes (pytest-xdist; each starts its own moto server on a free port).
 # Repeat an order with PYTEST_FLAGS="-p randomly --randomly-seed=N -n 2"; one process in file
 # order with PYTEST_FLAGS="-p no:randomly -n 0".
-PYTEST_FLAGS ?= -p randomly -n 2
+PYTEST_FLAGS ?= -p randomly -n 2 --dist worksteal
 
 test: lint typecheck docs
 	$(BIN)/pytest $(PYTEST_FLAGS)

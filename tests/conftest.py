@@ -12,6 +12,7 @@ import boto3
 import pytest
 
 from estimator.clock import ManualClock
+from estimator.identity import forget_homes
 from siblings.local.calls import CallRecorder
 from siblings.local.server import LOCAL_CREDENTIALS, LOCAL_REGION, LocalAwsServer
 from tests.helpers import minute_clock
@@ -51,6 +52,13 @@ class Aws:
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the server."""
         return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+
+@pytest.fixture(autouse=True)
+def _accounts_asked_per_test() -> None:
+    """Each test learns the clients' account itself (one STS call where no ``account_id`` is
+    set), so the calls it counts do not depend on which tests ran before it in this process."""
+    forget_homes()
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from contextlib import suppress
 from typing import Any
 
 from estimator.exceptions import StoreUnavailable
-from estimator.identity import Home
+from estimator.identity import Home, in_home
 from estimator.items import StoredItem, believable_time
 from estimator.keys import account_key
 from estimator.polling import Backoff
@@ -98,7 +98,7 @@ class AccountRefresher:
                      refs: Mapping[str, FunctionRef], minutes: int) -> dict[str, dict[str, Any]]:
         """Holding the account lease: fetch every listed function and ``refs``; write them all."""
         now = self.cache.clock.now()
-        others = [parse_function(name).at(home.region, home.account) for name in listed]
+        others = [in_home(parse_function(name), home) for name in listed]
         everyone = {self.key_of(ref, minutes): ref for ref in others}
         everyone.update(refs)
         try:
@@ -147,7 +147,7 @@ class AccountRefresher:
 
 def _home_of(refs: Mapping[str, FunctionRef]) -> Home:
     """The one account and Region of ``refs`` (the estimator resolves each to its clients')."""
-    homes = {Home(str(ref.account), str(ref.region)) for ref in refs.values()}
+    homes = {Home(str(ref.account), str(ref.region), ref.partition) for ref in refs.values()}
     if len(homes) != 1 or not all(ref.account and ref.region for ref in refs.values()):
         raise ValueError(f"functions of one account and Region are refreshed together, got {homes}")
     return homes.pop()

@@ -91,7 +91,7 @@ def meta_attributes(config: Config, session: Any) -> dict[str, Any]:
         "read_timeout_seconds": config.dynamodb_timeout_seconds,
         "max_retry_attempts": DYNAMODB_RETRIES,
         "billing_mode": "PAY_PER_REQUEST",
-        "region": resolve_region(config, session),
+        "region": resolve_region(config, session, "DynamoDB"),
     }
     if config.endpoint_url:
         attrs["host"] = config.endpoint_url

@@ -18,7 +18,7 @@ from estimator import settings
 from estimator.settings import bounded
 
 ENV_PREFIX = "SIBLINGS_"
-_ACCOUNT = re.compile(r"\d{12}")
+_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII digits (estimator.identity.ACCOUNT_PATTERN)
 _DAY = 24 * 3600.0
 
 

@@ -18,7 +18,7 @@ from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.exceptions import AccountUnknown, EstimateUnavailable, LookupFailed
-from estimator.identity import Home, check_home, home_of
+from estimator.identity import Home, check_home, home_of, in_home
 from estimator.keys import estimate_key
 from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
@@ -206,8 +206,13 @@ class ConcurrencyEstimator:
 
     def account_limit(self, *, max_wait: float | None = None) -> AccountLimit:
         """The account's concurrency limit (``GetAccountSettings``, cached); raises
-        :class:`LookupFailed` when Lambda fails and nothing is cached."""
-        return self.limits.account_limit(self.home(), max_wait=max_wait)
+        :class:`LookupFailed` when Lambda fails and nothing is cached, or when the account is
+        unknown (STS failed: :class:`~estimator.exceptions.AccountUnknown` is its cause)."""
+        try:
+            home = self.home()
+        except AccountUnknown as exc:
+            raise LookupFailed("account limit", exc) from exc
+        return self.limits.account_limit(home, max_wait=max_wait)
 
     def reserved_concurrency(
         self, function_name: str, *, max_wait: float | None = None
@@ -216,13 +221,13 @@ class ConcurrencyEstimator:
         :class:`LookupFailed` when Lambda fails and nothing is cached."""
         return self.limits.reserved_concurrency(self._ref(function_name), max_wait=max_wait)
 
-    def home(self) -> Home:
-        """The account and Region the clients act in (:mod:`estimator.identity`; the account
-        from ``account_id`` or one STS call per process). Raises
-        :class:`~estimator.exceptions.AccountUnknown` or ``NoRegion``."""
+    def home(self, running: FunctionRef | None = None) -> Home:
+        """The account and Region the clients act in (:mod:`estimator.identity`: the account
+        from ``account_id``, from ``running``'s ARN in its own Lambda execution, else one STS
+        call per process). Raises :class:`~estimator.exceptions.AccountUnknown` or ``NoRegion``."""
         home = self._home
         if home is None:  # the account of a container's credentials does not change
-            home = self._home = home_of(self.config, self._session)
+            home = self._home = home_of(self.config, self._session, running, self.clock)
         return home
 
     def _ref(self, function_name: str, qualifier: str | None = None) -> FunctionRef:
@@ -230,11 +235,11 @@ class ConcurrencyEstimator:
         another one is a ``ValueError`` (:class:`~estimator.identity.ForeignFunction`)."""
         ref = parse_function(function_name, qualifier)
         try:
-            home = self.home()
+            home = self.home(ref if ref.account and ref.region else None)
         except AccountUnknown as exc:
             raise EstimateUnavailable(ref.resource, exc) from exc
         check_home(ref, home)
-        return ref.at(home.region, home.account)
+        return in_home(ref, home)
 
     def _minutes(self, minutes_back: int | None) -> int:
         return check_minutes_back(self.config.minutes_back if minutes_back is None else minutes_back)

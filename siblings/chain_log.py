@@ -9,12 +9,13 @@ Every spawn decision of a chain step (generation ``g``, the child) leaves:
 * ``chain#<chain>`` (:func:`~siblings.keys.chain_key`): the chain's head (function, start,
   last generation and outcome), so that a listing needs no read of the steps;
 * once per chain, at its first decision, the chain id takes the next slot of its function's
-  list of the day: ``chains#<function>#<yyyy-mm-dd>#<n>`` (:func:`~siblings.keys.chains_key`),
-  a put-if-absent, so that two chains never share a slot, guided by a hint item
-  ``chains#<function>#<yyyy-mm-dd>`` holding the next free slot (a stale hint costs a probe);
-  at most :data:`DAY_LIST_MAX` a day. That is the index: ``siblings chains FN`` reads the
-  hints, the newest slots and the heads (three BatchGetItems), never a table scan; no schema
-  change (no GSI), and only the store's plain operations, so any backend can hold it.
+  list of the day: ``chains#<scope>#<yyyy-mm-dd>#<n>`` (:func:`~siblings.keys.chains_key`; the
+  scope is ``<account>:<region>:<function>``), a put-if-absent, so that two chains never share a
+  slot, guided by a hint item ``chains#<scope>#<yyyy-mm-dd>`` holding the next free slot (a
+  stale hint costs a probe); at most :data:`DAY_LIST_MAX` a day. That is the index:
+  ``siblings chains FN`` reads the hints, the newest slots and the heads (three
+  BatchGetItems), never a table scan; no schema change (no GSI), and only the store's plain
+  operations, so any backend can hold it.
 
 A duplicate decision (a second execution of step ``g``, stopped, asking to spawn ``g+1``)
 writes ``step#<chain>#<g>#duplicate`` instead, never a step or the head.

@@ -123,8 +123,9 @@ def cmd_kill_switch(args: argparse.Namespace) -> int:
         legacy = status.legacy_kill
         if legacy is not None:
             said = "disabled" if legacy.disabled else "enabled"
-            print(f"  a kill switch of a release before 0.3 says {said}; it no longer applies: run "
-                  f"`siblings {'disable' if legacy.disabled else 'enable'} {args.function}` to carry it over")
+            print(f"  a kill switch of a release before 0.3 says {said}: only versions still on 0.2 "
+                  f"read it; for 0.3, run `siblings {'disable' if legacy.disabled else 'enable'} "
+                  f"{args.function}` to carry it over")
         if status.rules is None:
             print("  EventBridge rule state: not cached")
         else:

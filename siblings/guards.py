@@ -147,7 +147,10 @@ class Guards:
                 if self.cache.memory.get(key) is None:
                     cold[key] = (self.config.rules_cache_ttl_seconds, valid_schedule)
         if self.config.max_concurrency is not None:
-            entry = self._estimator().shared_entry(info.unqualified_arn)
+            try:
+                entry = self._estimator().shared_entry(info.unqualified_arn)
+            except EstimateUnavailable:  # the account is unknown: the concurrency guard says so
+                entry = None
             if entry is not None:
                 cold[entry[0]] = (entry[1], entry[2])
         return cold

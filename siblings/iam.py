@@ -27,9 +27,9 @@ With ``trigger_schedules`` set, the function also needs :data:`TRIGGER_SCHEDULE_
 template triggers its worker with a rule, so its policy does not list it).
 
 Operators need other actions, never the function: :data:`CREATE_TABLE_ACTIONS` for
-``siblings create-table``; ``siblings disable/enable/status`` use ``GetItem``/``PutItem`` on the
-table; ``siblings estimate`` uses ``GetMetricData``, ``lambda:GetAccountSettings`` and
-``GetItem``/``PutItem``/``UpdateItem``.
+``siblings create-table``; ``siblings disable/enable`` use ``PutItem`` on the table,
+``siblings status`` ``BatchGetItem``; ``siblings estimate`` uses ``GetMetricData``,
+``lambda:GetAccountSettings`` and ``GetItem``/``PutItem``/``UpdateItem``.
 """
 
 from __future__ import annotations

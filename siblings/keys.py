@@ -83,7 +83,8 @@ def recursion_key(ref: FunctionRef) -> str:
 def schedule_key(ref: FunctionRef, schedule: str) -> str:
     """Key of a named schedule's cached state; ``schedule`` is ``group/name``, in the account
     and Region of ``ref`` (the function whose trigger it is)."""
-    return f"{SCHEDULE_PREFIX}{ref.account}:{ref.region}:{schedule}"
+    home = ref.scope[: -len(ref.name)]  # "<account>:<region>:"; ValueError when unknown
+    return f"{SCHEDULE_PREFIX}{home}{schedule}"
 
 
 CHAIN_PREFIX = "chain#"

@@ -8,8 +8,9 @@ fleet-wide within about a second (DynamoDB: an eventually consistent read usuall
 write within a second; docs.aws.amazon.com/amazondynamodb/latest/developerguide/
 HowItWorks.ReadConsistency.html). When DynamoDB is out (throttling, 5xx, connectivity), the
 last state this process saw is used; after any other error (access denied, no table) or with
-none, ``on_guard_error`` decides. Before 0.3 the item was ``kill#FN``: it no longer applies;
-:func:`spawning_status` reports one still there, and the CLI's disable/enable remove it.
+none, ``on_guard_error`` decides. Before 0.3 the item was ``kill#FN`` (one for every Region of a
+global table; now each Region has its own): 0.3 does not read it, :func:`spawning_status`
+reports one still there, and nothing here deletes it (0.2 versions still running read it).
 
 The CLI calls :func:`disable_spawning`, :func:`enable_spawning` and :func:`spawning_status`.
 """
@@ -215,8 +216,8 @@ class FunctionStatus:
     """The cached EventBridge answer (``enabled``, ``rule``...) or ``None`` when not cached."""
     rules_fresh_until: float | None
     legacy_kill: KillState | None = None
-    """A switch written by a release before 0.3 (``kill#<name>``), which no longer applies:
-    ``siblings disable``/``enable`` carry it over by writing the switch anew and removing it."""
+    """A switch written by a release before 0.3 (``kill#<name>``): versions running 0.3 no
+    longer read it (``siblings disable``/``enable`` write theirs), versions still on 0.2 do."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""
@@ -287,13 +288,8 @@ def _set_spawning(
 ) -> KillState:
     ref = _ref(function_name, config, session)
     switch = KillSwitch(_store(config, session, store))
-    state = switch.set(ref, disabled, reason, _operator())
-    try:  # carried over: the new switch says what the old one said, or was asked to
-        switch.store.delete(legacy_kill_key(ref))
-    except StoreUnavailable as exc:
-        log.warning("the pre-0.3 kill switch %r was not removed (%s); it no longer applies",
-                    legacy_kill_key(ref), exc)
-    return state
+    # A 0.2 switch is left alone: versions still running 0.2 read it (see CHANGELOG.md).
+    return switch.set(ref, disabled, reason, _operator())
 
 
 def spawning_status(
@@ -306,11 +302,10 @@ def spawning_status(
     """The kill switch of ``function_name`` and its cached rule state (DynamoDB reads only)."""
     ref = _ref(function_name, config, session)
     table = _store(config, session, store)
-    switch = KillSwitch(table)
     found = table.get_many([kill_key(ref), legacy_kill_key(ref), rules_key(ref)])
-    kill = switch.state_of(ref, found[kill_key(ref)])
+    kill = KillSwitch(table).state_of(ref, found[kill_key(ref)])
     legacy_item = found[legacy_kill_key(ref)]
-    legacy = None if legacy_item is None else switch.state_of(ref, legacy_item)
+    legacy = None if legacy_item is None else KillSwitch(table).state_of(ref, legacy_item)
     rules_item = found[rules_key(ref)]  # the rule state is cached per alias or version
     rules: dict[str, Any] | None = None
     fresh_until: float | None = None

@@ -44,7 +44,7 @@ from estimator import ConcurrencyEstimator
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.deadline import calls_within
-from estimator.exceptions import AccountUnknown
+from estimator.exceptions import AccountUnknown, LookupFailed
 from estimator.identity import Home, check_home, home_of
 from estimator.memory_store import MemoryStore
 from estimator.shared_cache import TwoTierCache
@@ -243,7 +243,7 @@ class SiblingsManager:
         on another function's metrics, rules and items. :class:`AccountUnknown` when STS cannot
         say the account (once per process; ``account_id`` needs no call)."""
         if self._home is None:  # the account of a container's credentials does not change
-            self._home = home_of(self.config, self._session)
+            self._home = home_of(self.config, self._session, info.ref, self.clock)
         check_home(info.ref, self._home)
 
     def _refuse_unknown(
@@ -278,10 +278,13 @@ class SiblingsManager:
         :class:`~siblings.LookupFailed` when EventBridge fails with nothing cached.
         """
         info = read_context(lambda_context)
-        self._check_home(info)
         self._last_function = info.function_name
         if self.config.auto_spawning:
             return True
+        try:
+            self._check_home(info)
+        except AccountUnknown as exc:
+            raise LookupFailed("account", exc) from exc
         return bool(self.guards.rules_state(info).value.get("enabled"))
 
     def get_approximate_concurrent_executions(

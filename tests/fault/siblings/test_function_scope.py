@@ -131,10 +131,14 @@ def test_an_unknown_account_follows_on_guard_error(faulty: Faulty, policy: str) 
     else:
         assert result.spawned
     faults.clear()
-    assert manager.spawn_sibling(env.context(), event={}).spawned  # not remembered: asked again
+    if policy == "refuse":  # a failure is remembered a few seconds: one timeout per back-off
+        assert manager.spawn_sibling(env.context(), event={}).reason == "guard_error"
+    env.clock.advance(6.0)
+    assert manager.spawn_sibling(env.context(), event={}).spawned  # then asked again
+    assert env.recorder.count("sts", "GetCallerIdentity") >= 2
 
 
-def test_status_reports_a_kill_switch_of_an_older_release_and_disable_carries_it_over(
+def test_status_reports_a_kill_switch_of_an_older_release_and_disable_leaves_it_to_02(
     faulty: Faulty, capsys: pytest.CaptureFixture[str]
 ) -> None:
     env, _ = faulty
@@ -152,7 +156,41 @@ def test_status_reports_a_kill_switch_of_an_older_release_and_disable_carries_it
     endpoint = ["--endpoint-url", env.endpoint_url, "--region", "us-east-1"]
     assert main(["status", FUNCTION, *endpoint]) == 0
     assert f"siblings disable {FUNCTION}` to carry it over" in capsys.readouterr().out
-    # ...and `siblings disable` writes the new switch and removes the old one.
+    # ...`siblings disable` writes 0.3's switch and leaves 0.2's to the versions still on 0.2.
     assert main(["disable", FUNCTION, "--reason", "runaway", *endpoint]) == 0
-    assert manager.store.get(f"kill#{FUNCTION}") is None
+    legacy = manager.store.get(f"kill#{FUNCTION}")
+    assert legacy is not None and legacy.value is not None and legacy.value["disabled"] is True
     assert manager.spawn_sibling(env.context(), event={}).reason == "kill_switch"
+
+
+def test_in_its_own_lambda_execution_the_arn_names_the_account_with_no_call(
+    faulty: Faulty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A function in a VPC without an STS endpoint keeps spawning: the execution role's account
+    is the function's (a role is only passed to functions of its own account)."""
+    env, _ = faulty
+    env.rule("schedule")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    config = env.config(account_id=None, max_concurrency=50)
+    manager = env.manager(config=config, session=None)  # the environment's credentials
+    assert manager.spawn_sibling(env.context(), event={}).spawned
+    assert env.recorder.count("sts", "GetCallerIdentity") == 0
+    # Another function's ARN is not this execution's: STS says whose the credentials are.
+    foreign = "arn:aws:lambda:us-east-1:210987654321:function:another-function"
+    with pytest.raises(ForeignFunction):
+        env.manager(config=config, session=None).spawn_sibling(FakeContext(foreign), event={})
+    assert env.recorder.count("sts", "GetCallerIdentity") == 1
+
+
+def test_with_sts_down_allow_still_spawns_and_auto_spawning_looks_nothing_up(faulty: Faulty) -> None:
+    env, faults = faulty
+    env.rule("schedule")
+    faults.fail("sts", None, 503, "ServiceUnavailable")
+    config = env.config(account_id=None, max_concurrency=50, on_guard_error="allow")
+    result = env.manager(config=config).spawn_sibling(env.context(), event={})
+    assert result.spawned, result  # the concurrency guard's own error is allowed, not raised
+    auto = env.manager(config=env.config(account_id=None, auto_spawning=True))
+    env.recorder.reset()
+    assert auto.any_events_rules_enabled(env.context()) is True
+    assert env.recorder.counts() == {}

@@ -69,6 +69,7 @@ bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/aws_time.py
 	$(BIN)/python benchmarks/estimator_latency.py
 	$(BIN)/python benchmarks/spawn_path.py
+	$(BIN)/python benchmarks/spawn_touch.py
 
 bench-latency: $(VENV)/.local-installed
 	$(BIN)/python benchmarks/estimator_latency.py

@@ -43,7 +43,7 @@ from estimator.validation import parse_function
 from siblings.config import SiblingsConfig
 from siblings.errors import StoreUnavailable
 from siblings.keys import chain_key, chains_key, step_key
-from siblings.result import REFUSALS, Reason, SpawnResult
+from siblings.result import Decision, SpawnResult
 
 log = logging.getLogger(__name__)
 
@@ -66,19 +66,19 @@ class Outcome:
     FAILED = "failed"
 
 
+_WORDS = {
+    Decision.SPAWNED: Outcome.SPAWNED,
+    Decision.REFUSED: Outcome.REFUSED,
+    Decision.DEFERRED: Outcome.DEFERRED,
+    Decision.DUPLICATE: Outcome.DUPLICATE,
+    Decision.FAILED: Outcome.FAILED,
+}
+
+
 def outcome_of(result: SpawnResult) -> str | None:
-    """The outcome word of a decision, ``None`` when it leaves no step record (a dry run)."""
-    if result.reason == Reason.SPAWNED:
-        return Outcome.SPAWNED
-    if result.reason == Reason.DEFERRED:
-        return Outcome.DEFERRED
-    if result.reason == Reason.DUPLICATE:
-        return Outcome.DUPLICATE
-    if result.reason == Reason.FAILED:
-        return Outcome.FAILED
-    if result.reason in REFUSALS:
-        return Outcome.REFUSED
-    return None
+    """The outcome word of a decision (:attr:`SpawnResult.decision`), ``None`` when it leaves
+    no step record (a dry run)."""
+    return _WORDS.get(result.decision)
 
 
 def day_of(epoch: float) -> str:

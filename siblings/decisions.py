@@ -15,41 +15,13 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
-from enum import StrEnum
 
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.validation import parse_function
 from siblings.emf import Emitter, Metric, decision_metrics
-from siblings.result import REFUSALS, Reason, SpawnResult
+from siblings.result import Decision, SpawnResult
 
 log = logging.getLogger("siblings")
-
-
-class Decision(StrEnum):
-    """The kind of outcome of one ``spawn_sibling`` call."""
-
-    SPAWNED = "spawned"
-    DUPLICATE = "duplicate"
-    DRY_RUN = "dry_run"
-    REFUSED = "refused"
-    FAILED = "failed"
-    DEFERRED = "deferred"
-
-
-def decision_of(outcome: SpawnResult) -> Decision:
-    """The kind of decision a result records."""
-    reason = outcome.reason
-    if reason == Reason.SPAWNED:
-        return Decision.SPAWNED
-    if reason == Reason.DUPLICATE:
-        return Decision.DUPLICATE
-    if reason == Reason.DRY_RUN:
-        return Decision.DRY_RUN
-    if reason == Reason.FAILED:
-        return Decision.FAILED
-    if reason == Reason.DEFERRED:
-        return Decision.DEFERRED
-    return Decision.REFUSED
 
 
 class DecisionLog:
@@ -87,7 +59,7 @@ class DecisionLog:
     ) -> SpawnResult:
         """Count, log and publish ``outcome`` (``started`` is the call's ``clock.monotonic()``,
         ``guard_ms`` the time its guards took, when they ran)."""
-        decision = decision_of(outcome)
+        decision = outcome.decision
         if decision is Decision.REFUSED:
             self.count("refused", f"refused_{outcome.reason}")
         elif decision is Decision.DEFERRED:
@@ -105,7 +77,7 @@ class DecisionLog:
                 outcome.reason,
                 outcome.generation,
                 guard_ms,
-                outcome.reason in REFUSALS,
+                outcome.refused,
                 deferred_for=outcome.deferred_for if decision is Decision.DEFERRED else None,
             )
             emitter.emit(function_name, metrics)

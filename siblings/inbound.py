@@ -23,7 +23,7 @@ from estimator.memory_store import MemoryStore
 from estimator.store import DynamoStore
 from estimator.validation import parse_function
 from siblings.config import GuardErrorPolicy, SiblingsConfig
-from siblings.context import context_attribute, read_context
+from siblings.context import InvocationInfo, context_attribute, read_context
 from siblings.errors import StoreUnavailable
 from siblings.metadata import METADATA_KEY, ChainMetadata, check_id, metadata_of, remember
 from siblings.payload import default_s3_client
@@ -66,7 +66,7 @@ def load_payload(
     its digest; :class:`StoreUnavailable` (or :class:`~estimator.exceptions.AccountUnknown`)
     when the step cannot be claimed and ``on_guard_error`` is ``refuse``; ``ValueError`` when
     the reserved key or the context is malformed, or its ARN is of another account or Region
-    than the clients';
+    than the clients' (a sibling event with a context needs its ``invoked_function_arn``);
     ``TypeError`` when ``event`` is not a JSON object.
     """
     if not isinstance(event, Mapping):
@@ -81,6 +81,9 @@ def load_payload(
             remember(request_id, None)
         return data
     config = config or SiblingsConfig.from_env()
+    # The step is claimed for the function the context names: a context that cannot say which
+    # is refused before anything is read (TypeError/ValueError, like spawn_sibling's).
+    info = read_context(lambda_context) if request_id else None
     raw = event[METADATA_KEY].get("payload")
     if raw is not None:  # read first: a payload that cannot be read leaves the step unclaimed
         pointer = check_pointer(
@@ -88,9 +91,9 @@ def load_payload(
         )
         client = s3_client if s3_client is not None else default_s3_client(session, config)
         data = read_pointer(client, pointer)
-    if request_id:
+    if info is not None and request_id:
         claims = claims or _default_claims(config, session)
-        _claim_step(claims, lambda_context, session, metadata, request_id)
+        _claim_step(claims, info, session, metadata, request_id)
         remember(request_id, metadata)
     return data
 
@@ -105,11 +108,10 @@ def _request_id(lambda_context: Any) -> str | None:
 
 
 def _claim_step(
-    claims: RunClaims, lambda_context: Any, session: Any, metadata: ChainMetadata, request_id: str
+    claims: RunClaims, info: InvocationInfo, session: Any, metadata: ChainMetadata, request_id: str
 ) -> None:
     """Claim the step for this execution of the function the context names, once its ARN is
     known to be of the clients' account and Region (``ValueError`` otherwise)."""
-    info = read_context(lambda_context)
     try:
         ref = at_home(info.ref, claims.config, session)
         claims.start(ref.scope, metadata, request_id)

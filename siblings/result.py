@@ -58,6 +58,28 @@ REFUSALS = frozenset(
 )
 """Every refusal reason."""
 
+
+class Decision(StrEnum):
+    """The one classification of a ``spawn_sibling`` outcome (:attr:`SpawnResult.decision`):
+    the counters, the log line, the metrics and the chain log all use it."""
+
+    SPAWNED = "spawned"
+    DUPLICATE = "duplicate"
+    DRY_RUN = "dry_run"
+    REFUSED = "refused"
+    FAILED = "failed"
+    DEFERRED = "deferred"
+
+
+_DECISIONS = {
+    Reason.SPAWNED: Decision.SPAWNED,
+    Reason.DUPLICATE: Decision.DUPLICATE,
+    Reason.DRY_RUN: Decision.DRY_RUN,
+    Reason.FAILED: Decision.FAILED,
+    Reason.DEFERRED: Decision.DEFERRED,
+    **{reason: Decision.REFUSED for reason in REFUSALS},
+}
+
 DEFERRABLE = frozenset({Reason.MAX_CONCURRENCY, Reason.ACCOUNT_HEADROOM})
 """The refusals that a deferral may replace: capacity, which passes. Never the kill switch,
 the generation limit, the chain budget, the rule state or a guard error."""
@@ -114,9 +136,14 @@ class SpawnResult:
         return self.spawned or self.deferred
 
     @property
+    def decision(self) -> Decision:
+        """What kind of outcome this is (a refusal reason is :attr:`Decision.REFUSED`)."""
+        return _DECISIONS[Reason(self.reason)]
+
+    @property
     def refused(self) -> bool:
         """A guard said no."""
-        return self.reason in REFUSALS
+        return self.decision is Decision.REFUSED
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (what the structured log line carries)."""

@@ -185,21 +185,24 @@ class Spawner:
         )
 
     def _spawn(self, call: SpawnCall, deadline: float | None) -> SpawnResult:
-        """Kill switch with the claim, the cached guards, then Invoke and record."""
-        kill, claimed = self._kill_and_claim(call, deadline)
-        claim: Claim | None = None
+        """Kill switch with the claim, the cached guards, then Invoke and record.
+
+        The claim may already end the call (``stop``: spawned before, or another execution
+        holds the step); a refusal of the kill switch still wins over a duplicate, and only a
+        refusal by the guards can become a deferral."""
+        kill, claim, stop = self._kill_and_claim(call, deadline)
         try:
-            claim, stop = self._judge_claim(call, claimed)
-            if claim is not None and claim.status is ClaimStatus.DONE:
-                return stop  # type: ignore[return-value]  # spawned before: that result wins
+            if stop is not None and claim is not None and claim.status is ClaimStatus.DONE:
+                return stop  # spawned before: that result wins
             refusal = self._verdict(call, "kill_switch", kill)
             if refusal is None and stop is None:
                 refusal = self._cached_guards(call)
-            if refusal is not None or stop is not None:
+            ended = refusal if refusal is not None else stop
+            if ended is not None:
                 released = self._release(call, claim)  # a deferral's relay claims the step again
                 if refusal is not None and self.deferrer is not None and released:
-                    refusal = self.deferrer.defer(call, refusal) or refusal
-                return refusal if refusal is not None else stop  # type: ignore[return-value]
+                    return self.deferrer.defer(call, refusal) or refusal
+                return ended
             outcome = self._invoke(call, "Event", deadline)
         except SpawnFailed as exc:
             if error_code(exc.cause) == RECURSIVE_INVOCATION and not exc.maybe_spawned:
@@ -256,22 +259,24 @@ class Spawner:
 
     def _kill_and_claim(
         self, call: SpawnCall, deadline: float | None
-    ) -> tuple[Verdict, Claim | StoreUnavailable]:
-        """Read the kill switch and claim the step at the same time: one round trip, not two."""
+    ) -> tuple[Verdict, Claim | None, SpawnResult | None]:
+        """Read the kill switch and claim the step at the same time (one round trip, not two):
+        the switch's verdict, the claim to go on with, and the result that stops the spawn."""
         pending = self._submit(self.guards.check_kill_switch, call.info, call.forced)
-        claimed: Claim | StoreUnavailable
+        try:
+            claim, stop = self._claim(call, deadline)
+        finally:
+            kill = pending.result()  # never raises: an unreadable switch is a verdict too
+        return kill, claim, stop
+
+    def _claim(
+        self, call: SpawnCall, deadline: float | None
+    ) -> tuple[Claim | None, SpawnResult | None]:
+        """Claim the step: the claim to go on with, or the result that stops the spawn."""
         try:
             claimed = self.ledger.claim(call.key, call.info.request_id, deadline)
         except StoreUnavailable as exc:
-            claimed = exc
-        return pending.result(), claimed
-
-    def _judge_claim(
-        self, call: SpawnCall, claimed: Claim | StoreUnavailable
-    ) -> tuple[Claim | None, SpawnResult | None]:
-        """The claim to go on with, or the result that stops the spawn."""
-        if isinstance(claimed, StoreUnavailable):
-            return None, self._verdict(call, "ledger", self.guards.on_error("ledger", claimed))
+            return None, self._verdict(call, "ledger", self.guards.on_error("ledger", exc))
         if claimed.status is ClaimStatus.DONE and claimed.result is not None:
             return claimed, duplicate_of(claimed.result, call.guards)
         if claimed.status is ClaimStatus.BUSY:

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from siblings.decisions import Decision, DecisionLog, decision_of
+from siblings.decisions import DecisionLog
 from siblings.emf import LogLine
-from siblings.result import DEFERRABLE, REFUSALS, Reason, SpawnResult
+from siblings.result import DEFERRABLE, REFUSALS, Decision, Reason, SpawnResult
 
 
 def _deferred(cause: Reason = Reason.MAX_CONCURRENCY) -> SpawnResult:
@@ -29,7 +29,7 @@ def _deferred(cause: Reason = Reason.MAX_CONCURRENCY) -> SpawnResult:
 def test_a_deferred_result_is_truthy_and_not_a_refusal() -> None:
     result = _deferred()
     assert result and not result.spawned and not result.refused
-    assert decision_of(result) is Decision.DEFERRED
+    assert result.decision is Decision.DEFERRED
     assert {Reason.MAX_CONCURRENCY, Reason.ACCOUNT_HEADROOM} == DEFERRABLE and DEFERRABLE <= REFUSALS
 
 

@@ -201,3 +201,17 @@ def test_a_deeply_nested_json_string_is_a_value_error_like_the_dict() -> None:
         nested = [nested]
     with pytest.raises(ValueError, match="nests too deeply"):
         normalize_payload({"a": nested})
+
+
+def test_a_sibling_event_with_a_context_that_names_no_function_is_refused_before_any_read() -> None:
+    """The step is claimed for the function the context names (issue 18.2): a context with a
+    request id and no ARN is a TypeError before the offloaded payload is read."""
+    config = SiblingsConfig(max_payload_bytes=400, payload_bucket="b")
+    encoded = build_event({"x": "y" * 1000}, META, function_name="fn", config=config)
+
+    class NoArn:
+        aws_request_id = "no-arn-request"
+
+    s3 = FakeS3(fail=True)  # any read would raise ClientError instead
+    with pytest.raises(TypeError, match="invoked_function_arn"):
+        load_payload(json.loads(encoded.body), NoArn(), s3_client=s3, config=config)

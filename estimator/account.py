@@ -60,9 +60,6 @@ class AccountRefresher:
 
     def load(self, refs: Mapping[str, FunctionRef], minutes_back: int) -> dict[str, dict[str, Any]]:
         """Fresh values of ``refs`` (estimate key -> function), by the cheapest way above."""
-        store = self.cache.store
-        if store is None:
-            return self.fetch(list(refs.values()), minutes_back)
         try:
             return self._load(refs, minutes_back)
         except StoreUnavailable:
@@ -70,7 +67,6 @@ class AccountRefresher:
 
     def _load(self, refs: Mapping[str, FunctionRef], minutes: int) -> dict[str, dict[str, Any]]:
         store = self.cache.store
-        assert store is not None
         home = _home_of(refs)
         config, key = self.cache.config, account_key(home, minutes)
         now = self.cache.clock.now()
@@ -115,7 +111,6 @@ class AccountRefresher:
     def _written_since(self, refs: Mapping[str, FunctionRef], since: float) -> dict[str, dict[str, Any]]:
         """Valid values of ``refs`` that another refresher wrote after ``since``."""
         store = self.cache.store
-        assert store is not None
         found: dict[str, dict[str, Any]] = {}
         now, skew = self.cache.clock.now(), self.cache.config.max_clock_skew_seconds
         for key in refs:
@@ -137,7 +132,6 @@ class AccountRefresher:
         """Write the account item: the functions listed (those that asked within
         ``KEEP_SECONDS``), due for the next account refresh at ``fresh_until``; drops the lease."""
         store = self.cache.store
-        assert store is not None
         now = self.cache.clock.now()
         kept = {name: at for name, at in listed.items() if at > now - KEEP_SECONDS}
         # A table failure is logged by its breaker; the next asker lists the function again.

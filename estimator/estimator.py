@@ -22,6 +22,7 @@ from estimator.identity import Home, check_home, home_of, in_home
 from estimator.keys import estimate_key
 from estimator.limits import AccountLimit, LimitLookup, ReservedConcurrency
 from estimator.memory import Cached
+from estimator.memory_store import MemoryStore
 from estimator.metrics import FUNCTIONS_PER_CALL, aligned_window, fetch_metrics
 from estimator.shared_cache import TwoTierCache, Validate
 from estimator.store import DynamoStore, Store
@@ -130,9 +131,11 @@ class ConcurrencyEstimator:
             self.config, session, {"cloudwatch": cloudwatch_client, "lambda": lambda_client}
         )
         if cache is None:
-            if store is None and self.config.use_dynamodb:
+            if not self.config.use_dynamodb:
+                store = MemoryStore()  # tier 2 in this process: no table is asked
+            elif store is None:
                 store = DynamoStore(self.config, session=session, clock=clock)
-            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
+            cache = TwoTierCache(self.config, store, clock)
         self.cache = cache
         self.clock = clock
         self._home: Home | None = None

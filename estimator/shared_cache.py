@@ -23,6 +23,7 @@ from estimator.config import Config
 from estimator.exceptions import LookupFailed, StoreUnavailable
 from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
+from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
 from estimator.refresh_policy import Plan, RefreshPolicy
 from estimator.store import Store
@@ -35,10 +36,11 @@ Validate = Callable[[dict[str, Any]], bool]
 """Tells whether a value read from DynamoDB has the shape the caller expects."""
 
 class TwoTierCache:
-    """Tier 1 (:class:`MemoryTier`) over tier 2 (:class:`DynamoStore`, optional).
+    """Tier 1 (:class:`MemoryTier`) over tier 2 (a :class:`~estimator.store.Store`).
 
-    Thread-safe. ``store=None`` keeps everything in process (one refresh per process per
-    TTL window instead of one per fleet). ``clock`` (:class:`~estimator.clock.Clock`) is
+    Thread-safe. ``store=None`` keeps tier 2 in process too (a
+    :class:`~estimator.memory_store.MemoryStore`: one refresh per process per TTL window instead
+    of one per fleet; what it serves is reported as memory). ``clock`` (:class:`~estimator.clock.Clock`) is
     injectable, e.g. for a simulation in virtual time or a test on a manual clock.
     """
 
@@ -49,7 +51,10 @@ class TwoTierCache:
         clock: Clock = SYSTEM_CLOCK,
     ):
         self.config = config
-        self.store = store
+        self.store: Store = store if store is not None else MemoryStore()
+        # Where a tier-2 hit came from, as the caller is told: a table, or this process (a store
+        # that does not say is taken as shared, like the table).
+        self._tier2 = Tier.DYNAMODB if getattr(self.store, "shared", True) else Tier.MEMORY
         # Also how the wait for another execution's refresh passes time (a simulation's own clock).
         self.clock = clock
         self.memory = MemoryTier(config.memory_cache_size, clock=clock)
@@ -208,8 +213,6 @@ class TwoTierCache:
         self, key: str, now: float, stale: dict[str, Cached], validate: Validate | None, ttl: float
     ) -> tuple[Plan, Cached | None]:
         """Decide from tier 2 what to do about ``key`` (see :class:`Plan`)."""
-        if self.store is None:
-            return Plan.LOAD, None
         try:
             item = self.store.get(key)
             entry = cached_entry(item, now, validate, ttl, self.config.max_clock_skew_seconds)
@@ -219,14 +222,14 @@ class TwoTierCache:
                 return (Plan.STALE if key in stale else Plan.WAIT), None
             if entry is not None and item is not None and item.is_fresh(now):
                 if self._refresh_early(key, item, entry, now, ttl):
-                    stale[key] = replace(entry, source=Tier.DYNAMODB)  # served if it fails
+                    stale[key] = replace(entry, source=self._tier2)  # served if it fails
                     return Plan.LOAD, None
                 self._remember(key, entry, now)
-                return Plan.DONE, replace(entry, source=Tier.DYNAMODB)
+                return Plan.DONE, replace(entry, source=self._tier2)
             if entry is not None:
                 previous = stale.get(key)
                 if previous is None or previous.fetched_at < entry.fetched_at:
-                    stale[key] = replace(entry, source=Tier.DYNAMODB, stale=True)
+                    stale[key] = replace(entry, source=self._tier2, stale=True)
             if self._take_lease(key, now, ttl):
                 return Plan.LOAD, None
         except StoreUnavailable as exc:
@@ -279,7 +282,6 @@ class TwoTierCache:
         """Try for the refresh lease of ``key`` (due: stale by ``due_by``, default ``now``);
         leases and freshness beyond what a sane writer sets (plus clock skew) do not stand in
         the way."""
-        assert self.store is not None
         skew = self.config.max_clock_skew_seconds
         return self.store.try_lease(
             key,
@@ -333,7 +335,6 @@ class TwoTierCache:
         wait: float,
     ) -> Cached | LookupFailed:
         """No value anywhere and another execution is refreshing: wait for it, or take over."""
-        assert self.store is not None
         backoff = Backoff(wait, clock=self.clock)
         while backoff.wait():
             now = self.clock.now()
@@ -346,7 +347,7 @@ class TwoTierCache:
                     continue  # another execution is refreshing it
                 if entry is not None and item is not None and item.is_fresh(now):
                     self._remember(key, entry, now)
-                    return replace(entry, source=Tier.DYNAMODB)
+                    return replace(entry, source=self._tier2)
                 if item is not None and item.recently_failed(now, self._longest_backoff):
                     return self._remember_failure(
                         key,
@@ -370,8 +371,6 @@ class TwoTierCache:
 
     def _share_failure(self, key: str, now: float, error: BaseException | str) -> None:
         """Tell the fleet this refresh failed, so that nobody retries or waits for it."""
-        if self.store is None:
-            return
         text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
         # A table failure here is logged by its breaker; the process still remembers the failure.
         with suppress(StoreUnavailable):
@@ -382,7 +381,7 @@ class TwoTierCache:
 
     def publish(self, values: Mapping[str, dict[str, Any]], *, fetched_at: float, ttl: float) -> None:
         """Write values loaded by this process for other readers (tier 2 only), 25 a request."""
-        if self.store is None or not values:
+        if not values:
             return
         keep = fetched_at + ttl + self.config.stale_grace_seconds
         items = [(key, {"value": value, "fetched_at": fetched_at}, fetched_at + ttl, keep)

@@ -131,7 +131,7 @@ class SiblingsManager:
         )
         self.store = store
         if cache is None:  # the estimator's tier 2 is the table only (memory is tier 1 already)
-            cache = TwoTierCache(self.config, store if self.config.use_dynamodb else None, clock)
+            cache = TwoTierCache(self.config, store, clock)
         self.cache = cache
         self._estimator = estimator
         self._estimator_lock = threading.Lock()

@@ -56,29 +56,18 @@ _PROBES = 16
 Item = tuple[str, dict[str, Any], float, float]
 
 
-class Outcome:
-    """The outcome words of a step, as ``siblings chain`` prints them."""
-
-    SPAWNED = "spawned"
-    REFUSED = "refused"
-    DEFERRED = "deferred"
-    DUPLICATE = "duplicate stopped"
-    FAILED = "failed"
-
-
-_WORDS = {
-    Decision.SPAWNED: Outcome.SPAWNED,
-    Decision.REFUSED: Outcome.REFUSED,
-    Decision.DEFERRED: Outcome.DEFERRED,
-    Decision.DUPLICATE: Outcome.DUPLICATE,
-    Decision.FAILED: Outcome.FAILED,
-}
+DUPLICATE_WORD = "duplicate stopped"
+"""How ``siblings chain`` names a second execution of a step that was stopped."""
 
 
 def outcome_of(result: SpawnResult) -> str | None:
-    """The outcome word of a decision (:attr:`SpawnResult.decision`), ``None`` when it leaves
-    no step record (a dry run)."""
-    return _WORDS.get(result.decision)
+    """The outcome word of a decision, as ``siblings chain`` prints it: its
+    :attr:`~SpawnResult.decision` (a duplicate is :data:`DUPLICATE_WORD`); ``None`` when it
+    leaves no step record (a dry run)."""
+    decision = result.decision
+    if decision is Decision.DRY_RUN:
+        return None
+    return DUPLICATE_WORD if decision is Decision.DUPLICATE else decision.value
 
 
 def day_of(epoch: float) -> str:
@@ -97,7 +86,7 @@ class ChainLog:
     def items(self, result: SpawnResult) -> list[Item]:
         """The step and head items of ``result`` (none for a duplicate or a dry run)."""
         outcome = outcome_of(result)
-        if outcome is None or outcome == Outcome.DUPLICATE or not result.chain_id:
+        if outcome is None or result.decision is Decision.DUPLICATE or not result.chain_id:
             return []
         now = self.clock.now()
         keep = now + self.config.spawn_record_ttl_seconds
@@ -134,10 +123,10 @@ class ChainLog:
         if outcome is None or not result.chain_id:
             return
         try:
-            if outcome == Outcome.DUPLICATE:
+            if result.decision is Decision.DUPLICATE:
                 self._duplicate(result)
                 return
-            if outcome != Outcome.SPAWNED:
+            if result.decision is not Decision.SPAWNED:
                 self.store.put_many(self.items(result))
         except StoreUnavailable as exc:
             log.warning("chain log of %s step %s not written: %s", result.chain_id, result.generation, exc)

@@ -56,7 +56,7 @@ from siblings.decisions import DecisionLog
 from siblings.defer import Deferrer, RelayFailed, StepRelayed, relay_call, relay_of
 from siblings.emf import make_emitter
 from siblings.errors import DuplicateSibling, SiblingsError, StoreUnavailable
-from siblings.guards import Guards
+from siblings.guards import Guards, Verdict
 from siblings.inbound import load_payload
 from siblings.killswitch import KillSwitch
 from siblings.ledger import SpawnLedger
@@ -224,12 +224,14 @@ class SiblingsManager:
             except AccountUnknown as exc:  # no check of the ARN can be made
                 verdict = self.guards.on_error("account", exc)
                 if not verdict.allowed:
-                    return self._refuse_unknown("account", info, exc, forced, started)
+                    return self._refuse_unknown("account", info, verdict, started, forced)
+                self.spawner.decisions.count("guard_error_allowed")
                 log.warning("spawning without checking the function's account: %s", exc)
             try:
                 parent = chain_position(info, event, embedded, self.runs)
             except StoreUnavailable as exc:  # the position is unknown and on_guard_error refuses
-                return self._refuse_unknown("generation", info, exc, forced, started)
+                verdict = self.guards.on_error("generation", exc)
+                return self._refuse_unknown("generation", info, verdict, started, forced)
             if parent is None:
                 parent = root_metadata(info.request_id or uuid.uuid4().hex)
             child = parent.child(info.request_id, self.clock.now())
@@ -247,15 +249,15 @@ class SiblingsManager:
         check_home(info.ref, self._home)
 
     def _refuse_unknown(
-        self, guard: str, info: InvocationInfo, error: Exception, forced: bool, started: float
+        self, guard: str, info: InvocationInfo, verdict: Verdict, started: float, forced: bool
     ) -> SpawnResult:
-        """A refusal when ``guard`` cannot be applied: the chain position (``generation``) or
-        the clients' account (``account``) is unknown."""
+        """The refusal ``verdict`` of a ``guard`` that cannot be applied: the chain position
+        (``generation``) or the clients' account (``account``) is unknown. The step is reported
+        as a new chain's first: which chain it belongs to is what could not be told."""
         step = root_metadata(info.request_id or uuid.uuid4().hex).child(
             info.request_id, self.clock.now()
         )
         call = SpawnCall(info, step, EMPTY_EVENT, forced, started)
-        verdict = self.guards.on_error(guard, error)
         call.guards[guard] = verdict.info
         refused = call.result(Reason.GUARD_ERROR, detail=verdict.detail)
         return self.spawner.decisions.record(refused, started)

@@ -188,8 +188,10 @@ def test_with_sts_down_allow_still_spawns_and_auto_spawning_looks_nothing_up(fau
     env.rule("schedule")
     faults.fail("sts", None, 503, "ServiceUnavailable")
     config = env.config(account_id=None, max_concurrency=50, on_guard_error="allow")
-    result = env.manager(config=config).spawn_sibling(env.context(), event={})
+    manager = env.manager(config=config)
+    result = manager.spawn_sibling(env.context(), event={})
     assert result.spawned, result  # the concurrency guard's own error is allowed, not raised
+    assert manager.stats["guard_error_allowed"] >= 2  # the account's, and the estimate's
     auto = env.manager(config=env.config(account_id=None, auto_spawning=True))
     env.recorder.reset()
     assert auto.any_events_rules_enabled(env.context()) is True

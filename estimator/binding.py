@@ -44,14 +44,16 @@ _models: dict[tuple[Any, ...], type[CacheItem]] = {}
 _models_lock = threading.Lock()
 
 
-def item_model(config: Config, session: Any = None) -> type[CacheItem]:
-    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
+def item_model(config: Config, session: Any = None, retries: int = DYNAMODB_RETRIES) -> type[CacheItem]:
+    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts,
+    making ``retries`` retries after a call's first attempt.
 
     Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
     default chain. Bound models are reused (pynamodb makes each one's client on its first
     request). Raises :class:`NoRegion` when no Region is configured anywhere.
     """
     attrs = meta_attributes(config, session)
+    attrs["max_retry_attempts"] = retries
     identity = attrs.get("aws_access_key_id") or _default_identity()
     key = (identity, *sorted((name, str(value)) for name, value in attrs.items()))
     with _models_lock:

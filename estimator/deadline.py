@@ -51,6 +51,21 @@ def time_left() -> float | None:
     return max(deadline - clock.monotonic(), 0.0)
 
 
+SDK_BACKOFF_S = 3.0
+"""What botocore's standard retry mode may sleep between three attempts of a throttled call (up
+to 1 s, then up to 2 s: ``botocore.retries.standard.ExponentialBackoff``); no timeout bounds it."""
+
+
+def retries_fit(attempts: int, timeout: float | None) -> bool:
+    """``attempts`` attempts of ``timeout`` each, and botocore's sleeps between them
+    (:data:`SDK_BACKOFF_S`), end before the current scope's deadline (True outside a scope):
+    else a call near the deadline is made once, with no retry."""
+    left = time_left()
+    if left is None or timeout is None or attempts <= 1:
+        return True
+    return attempts * timeout + SDK_BACKOFF_S <= left
+
+
 def call_timeout(attempts: int = 1) -> float | None:
     """The connect and read timeout for a call made now that may take ``attempts`` attempts:
     the largest of :data:`TIMEOUT_STEPS` with ``attempts`` of it within the time left (the

@@ -224,21 +224,27 @@ class ConcurrencyEstimator:
         :class:`LookupFailed` when Lambda fails and nothing is cached."""
         return self.limits.reserved_concurrency(self._ref(function_name), max_wait=max_wait)
 
-    def home(self, running: FunctionRef | None = None) -> Home:
+    def home(self) -> Home:
         """The account and Region the clients act in (:mod:`estimator.identity`: the account
-        from ``account_id``, from ``running``'s ARN in its own Lambda execution, else one STS
-        call per process). Raises :class:`~estimator.exceptions.AccountUnknown` or ``NoRegion``."""
+        from ``account_id``, from :meth:`adopt_home`, else one STS call per process). Raises
+        :class:`~estimator.exceptions.AccountUnknown` or ``NoRegion``."""
         home = self._home
         if home is None:  # the account of a container's credentials does not change
-            home = self._home = home_of(self.config, self._session, running, self.clock)
+            home = self._home = home_of(self.config, self._session, clock=self.clock)
         return home
+
+    def adopt_home(self, home: Home) -> None:
+        """Take ``home`` as the clients' account and Region: what a caller with these clients
+        learned from its own execution's context (the manager that built this estimator), so
+        that no STS call is made. An ARN asked about is never trusted for it."""
+        self._home = home
 
     def _ref(self, function_name: str, qualifier: str | None = None) -> FunctionRef:
         """``function_name`` (a name or ARN) in the clients' account and Region; an ARN of
         another one is a ``ValueError`` (:class:`~estimator.identity.ForeignFunction`)."""
         ref = parse_function(function_name, qualifier)
         try:
-            home = self.home(ref if ref.account and ref.region else None)
+            home = self.home()
         except AccountUnknown as exc:
             raise EstimateUnavailable(ref.resource, exc) from exc
         check_home(ref, home)

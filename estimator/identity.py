@@ -13,8 +13,9 @@ configured one (boto3's chain otherwise). The account, in order:
    without an STS endpoint keeps working);
 3. STS ``GetCallerIdentity`` (no permission needed:
    https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html), asked once
-   per process for each config and credentials. A failure is remembered for a few seconds
-   only, so an STS outage costs one timeout per back-off, not one per call.
+   per process for each config and credentials (threads arriving together may each ask). A
+   failure is remembered for a few seconds only, so an STS outage costs one timeout per
+   back-off, not one per call (a call cut short by a spawn's deadline is not remembered).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ForeignFunction(ValueError):
 
 
 _homes: MutableMapping[tuple[Any, ...], Home] = LRUCache(maxsize=64)
-_failures: MutableMapping[tuple[Any, ...], tuple[float, AccountUnknown]] = LRUCache(maxsize=64)
+_failures: MutableMapping[tuple[Any, ...], tuple[Clock, float, BaseException]] = LRUCache(maxsize=64)
 _lock = threading.Lock()  # held for the maps only, never across a call to STS
 
 
@@ -108,13 +109,16 @@ def home_of(
         failed = _failures.get(key)
     if home is not None:
         return home
-    if failed is not None and clock.monotonic() < failed[0]:
-        raise failed[1]
+    # A failure is remembered on the clock it was seen on (a simulation's is not the real one).
+    if failed is not None and failed[0] is clock and clock.monotonic() < failed[1]:
+        raise AccountUnknown(failed[2])
+    bounded = call_timeout(2)
     try:
         home = _caller_home(config, session, region)
     except AccountUnknown as exc:
-        with _lock:
-            _failures[key] = (clock.monotonic() + _FAILURE_MEMORY_S, exc)
+        if bounded is None or bounded >= _STS_TIMEOUT_S:  # not a call cut short by its deadline
+            with _lock:
+                _failures[key] = (clock, clock.monotonic() + _FAILURE_MEMORY_S, exc.cause)
         raise
     with _lock:
         _homes[key] = home
@@ -122,11 +126,14 @@ def home_of(
     return home
 
 
-def at_home(ref: FunctionRef, config: Config, session: Any = None) -> FunctionRef:
+def at_home(
+    ref: FunctionRef, config: Config, session: Any = None, *, running: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
+) -> FunctionRef:
     """``ref`` with the clients' account and Region filled in; :class:`ForeignFunction` when
-    ``ref`` (an ARN) names another account or Region."""
-    running = ref if ref.account and ref.region else None
-    home = home_of(config, session, running)
+    ``ref`` (an ARN) names another account or Region. ``running``: ``ref`` comes from this
+    execution's own context (see :func:`home_of`); an ARN merely asked about is never trusted."""
+    home = home_of(config, session, ref if running else None, clock)
     check_home(ref, home)
     return in_home(ref, home)
 

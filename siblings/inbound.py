@@ -113,7 +113,7 @@ def _claim_step(
     """Claim the step for this execution of the function the context names, once its ARN is
     known to be of the clients' account and Region (``ValueError`` otherwise)."""
     try:
-        ref = at_home(info.ref, claims.config, session)
+        ref = at_home(info.ref, claims.config, session, running=True, clock=claims.clock)
         claims.start(ref.scope, metadata, request_id)
     except (StoreUnavailable, AccountUnknown) as exc:
         if claims.config.on_guard_error is not GuardErrorPolicy.ALLOW:

@@ -123,17 +123,12 @@ class SiblingsManager:
             cache = estimator.cache  # one tier-1 and one table for estimates and rule state
         clock: Clock = kwargs.get("clock") or (cache.clock if cache is not None else SYSTEM_CLOCK)
         self.clock = clock
-        # One store, hence one breaker, for the cache, the kill switch and the spawn records;
-        # without a table, one in this process (kill switch, records and claims hold here).
-        store: Store = kwargs.get("store") or (cache.store if cache is not None else None) or (
-            DynamoStore(self.config, session=self._session, clock=clock) if self.config.use_dynamodb
-            else MemoryStore()
-        )
-        self.store = store
-        if cache is None:  # the estimator's tier 2 is the table only (memory is tier 1 already)
+        store = self.store = _one_store(self.config, self._session, clock, kwargs.get("store"), cache)
+        if cache is None:
             cache = TwoTierCache(self.config, store, clock)
         self.cache = cache
         self._estimator = estimator
+        self._owns_estimator = False  # an injected estimator finds its account itself
         self._estimator_lock = threading.Lock()
         self.kill_switch = KillSwitch(store, clock)
         self.ledger = SpawnLedger(store, self.config, clock)
@@ -175,6 +170,9 @@ class SiblingsManager:
                     cache=self.cache,
                     clock=self.clock,
                 )
+                self._owns_estimator = True
+                if self._home is not None:  # same config and credentials: the same account
+                    self._estimator.adopt_home(self._home)
             return self._estimator
 
     @property
@@ -219,6 +217,7 @@ class SiblingsManager:
         # From here on every AWS call times out before the execution ends (estimator.deadline).
         deadline = spawn_deadline(info, self.clock)
         with calls_within(deadline, self.clock):
+            allowed: dict[str, Any] = {}
             try:
                 self._check_home(info)
             except AccountUnknown as exc:  # no check of the ARN can be made
@@ -226,6 +225,7 @@ class SiblingsManager:
                 if not verdict.allowed:
                     return self._refuse_unknown("account", info, verdict, started, forced)
                 self.spawner.decisions.count("guard_error_allowed")
+                allowed = {"account": verdict.info}
                 log.warning("spawning without checking the function's account: %s", exc)
             try:
                 parent = chain_position(info, event, embedded, self.runs)
@@ -237,6 +237,7 @@ class SiblingsManager:
             child = parent.child(info.request_id, self.clock.now())
             encoded = build_event(data, child, function_name=info.function_name, config=self.config)
             call = SpawnCall(info, child, encoded, forced, started, defer=deferrable, deadline=deadline)
+            call.guards.update(allowed)
             return self.spawner.spawn(call)
 
     def _check_home(self, info: InvocationInfo) -> None:
@@ -246,6 +247,9 @@ class SiblingsManager:
         say the account (once per process; ``account_id`` needs no call)."""
         if self._home is None:  # the account of a container's credentials does not change
             self._home = home_of(self.config, self._session, info.ref, self.clock)
+            with self._estimator_lock:
+                if self._estimator is not None and self._owns_estimator:
+                    self._estimator.adopt_home(self._home)
         check_home(info.ref, self._home)
 
     def _refuse_unknown(
@@ -353,6 +357,22 @@ class SiblingsManager:
         """Zero every counter (``recursive`` as in :meth:`get_stats`)."""
         self._decisions.reset()
 
+
+
+def _one_store(
+    config: SiblingsConfig, session: Any, clock: Clock, store: Store | None, cache: TwoTierCache | None
+) -> Store:
+    """One store, hence one breaker, for the cache, the kill switch and the spawn records: the
+    one given, else the cache's when it is the table (or this manager keeps no table either),
+    else the table, or without one a store of this process (switch, records and claims hold
+    here only). A cache kept in process never takes the kill switch out of the table."""
+    if store is not None:
+        return store
+    if cache is not None and (getattr(cache.store, "shared", True) or not config.use_dynamodb):
+        return cache.store
+    if config.use_dynamodb:
+        return DynamoStore(config, session=session, clock=clock)
+    return MemoryStore()
 
 
 def _check_force(force: Any) -> bool:

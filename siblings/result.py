@@ -71,7 +71,7 @@ class Decision(StrEnum):
     DEFERRED = "deferred"
 
 
-_DECISIONS = {
+_DECISIONS: dict[str, Decision] = {
     Reason.SPAWNED: Decision.SPAWNED,
     Reason.DUPLICATE: Decision.DUPLICATE,
     Reason.DRY_RUN: Decision.DRY_RUN,
@@ -138,12 +138,12 @@ class SpawnResult:
     @property
     def decision(self) -> Decision:
         """What kind of outcome this is (a refusal reason is :attr:`Decision.REFUSED`)."""
-        return _DECISIONS[Reason(self.reason)]
+        return _DECISIONS.get(self.reason, Decision.REFUSED)  # a reason of another version
 
     @property
     def refused(self) -> bool:
         """A guard said no."""
-        return self.decision is Decision.REFUSED
+        return self.reason in REFUSALS
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able copy (what the structured log line carries)."""

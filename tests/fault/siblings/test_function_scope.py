@@ -196,3 +196,33 @@ def test_with_sts_down_allow_still_spawns_and_auto_spawning_looks_nothing_up(fau
     env.recorder.reset()
     assert auto.any_events_rules_enabled(env.context()) is True
     assert env.recorder.counts() == {}
+
+
+def test_an_arn_asked_about_in_the_functions_own_execution_is_still_checked(
+    faulty: Faulty, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the execution's own context vouches for its account: an estimate asked for an ARN
+    of the same name in another account is refused, whatever the environment says."""
+    from estimator import ConcurrencyEstimator
+
+    env, _ = faulty
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    estimator = ConcurrencyEstimator(env.config(account_id=None), clock=env.clock)
+    with pytest.raises(ForeignFunction):
+        estimator.estimate(OTHER_ACCOUNT)
+    assert estimator.home().account == "123456789012"  # STS's answer, not the ARN's
+
+
+def test_a_manager_given_an_in_process_estimator_keeps_its_kill_switch_in_the_table(
+    faulty: Faulty,
+) -> None:
+    from estimator import ConcurrencyEstimator
+
+    env, _ = faulty
+    env.rule("schedule")
+    estimator = ConcurrencyEstimator(env.config(use_dynamodb=False), session=env.session, clock=env.clock)
+    manager = env.manager(estimator=estimator)
+    assert manager.store.shared  # the table: `siblings disable` reaches this manager
+    disable_spawning(FUNCTION, config=env.config(), session=env.session)
+    assert manager.spawn_sibling(env.context(), event={}).reason == "kill_switch"

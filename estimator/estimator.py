@@ -3,12 +3,9 @@ two shared tiers, beside the account's concurrency and the limits it is compared
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from cachetools import LRUCache
@@ -17,6 +14,7 @@ from estimator.account import AccountRefresher
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
+from estimator.estimate import ConcurrencySignal, Estimate, to_estimate, valid_value
 from estimator.exceptions import AccountUnknown, EstimateUnavailable, LookupFailed
 from estimator.identity import Home, check_home, home_of, in_home
 from estimator.keys import estimate_key
@@ -28,77 +26,12 @@ from estimator.shared_cache import TwoTierCache, Validate
 from estimator.store import DynamoStore, Store
 from estimator.validation import FunctionRef, check_minutes_back, parse_function
 
+# ConcurrencySignal and Estimate are this module's API too (estimator.estimate is their home).
+__all__ = ["ConcurrencyEstimator", "ConcurrencySignal", "DEFAULT_ESTIMATORS_MAX", "Estimate",
+           "ensure_table", "estimate_concurrency"]
+
 ORIGIN = "cloudwatch"
 """``Estimate.source`` of a value fetched by this call."""
-
-MAX_ESTIMATE = 10_000_000
-"""The largest concurrency believed from a shared item (far above any account's quota)."""
-
-# Each field of a shared estimate: its types and the range a believable value lies in.
-_VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
-    "value": (int, 0, MAX_ESTIMATE),
-    "invocations": ((int, float), 0, 1e12),
-    "period_s": (int, 60, 1440 * 60),
-}
-_MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
-# Added later: items written before them lack them and still read (as None).
-_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency", "claimed_concurrency")
-
-
-class ConcurrencySignal(StrEnum):
-    """Which measure of a function's concurrency to act on (see :meth:`Estimate.concurrency`)."""
-
-    LITTLES_LAW = "littles_law"
-    """``Estimate.value``: the average over the window (sosw's estimate); smooth, lags bursts."""
-    OBSERVED_PEAK = "observed_peak"
-    """``Estimate.observed_peak``: the highest ConcurrentExecutions of any minute of the window."""
-    MAX = "max"
-    """The higher of the two: the most cautious."""
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """An approximate concurrency of one function and where it came from.
-
-    ``value`` is ``ceil(invocations * avg_duration_ms / (1000 * period_s))`` over the last
-    ``period_s`` seconds of whole minutes (Little's law). ``observed_peak`` is the highest
-    ``ConcurrentExecutions`` (Maximum) Lambda published for the function in any minute of the
-    window, and ``account_concurrency`` the same for the whole account (the metric without
-    dimensions), and ``claimed_concurrency`` the account's highest ``ClaimedAccountConcurrency``
-    (executions on-demand functions cannot use: unreserved ones in use plus every reserved and
-    provisioned allocation); each is ``None`` when CloudWatch has no datapoints. ``source`` is
-    ``"memory"``, ``"dynamodb"`` or ``"cloudwatch"``; ``stale`` is True when a refresh failed
-    and an older value is served. Times are epoch seconds.
-    """
-
-    function_name: str
-    value: int
-    invocations: float
-    avg_duration_ms: float | None
-    period_s: int
-    source: str
-    fetched_at: float
-    expires_at: float
-    stale: bool = False
-    observed_peak: int | None = None
-    account_concurrency: int | None = None
-    claimed_concurrency: int | None = None
-
-    def __int__(self) -> int:
-        return self.value
-
-    def concurrency(self, signal: ConcurrencySignal | str = ConcurrencySignal.LITTLES_LAW) -> int:
-        """The concurrency by ``signal``; without an observed peak, Little's law stands in."""
-        chosen = ConcurrencySignal(signal)
-        if chosen is ConcurrencySignal.LITTLES_LAW or self.observed_peak is None:
-            return self.value
-        if chosen is ConcurrencySignal.OBSERVED_PEAK:
-            return self.observed_peak
-        return max(self.value, self.observed_peak)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able dict of every field."""
-        return asdict(self)
 
 
 class ConcurrencyEstimator:
@@ -140,7 +73,7 @@ class ConcurrencyEstimator:
         self.clock = clock
         self._home: Home | None = None
         self.account = AccountRefresher(
-            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, _valid_value
+            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, valid_value
         )
         """The account-wide refresher: one GetMetricData per TTL for every function asking."""
         self.limits = LimitLookup(self.config, cache, self._clients)
@@ -172,7 +105,7 @@ class ConcurrencyEstimator:
         if use_cache:
             hit = self.cache.memory.get(estimate_key(ref, minutes))
             if hit is not None:  # the hot path of a warm container
-                estimate = _to_estimate(ref, hit)
+                estimate = to_estimate(ref, hit)
                 self.cache.policy.observe_fleet(estimate.concurrency(ConcurrencySignal.MAX))
                 return estimate
         return self._estimate_refs([ref], minutes, use_cache, max_wait)[ref]
@@ -184,7 +117,7 @@ class ConcurrencyEstimator:
         key = estimate_key(self._ref(function_name), self.config.minutes_back)
         if self.cache.memory.get(key) is not None:
             return None
-        return key, self.config.cache_ttl_seconds, _valid_value
+        return key, self.config.cache_ttl_seconds, valid_value
 
     def estimate_many(
         self,
@@ -282,7 +215,7 @@ class ConcurrencyEstimator:
                 load_many,
                 ttl=self.config.cache_ttl_seconds,
                 origin=ORIGIN,
-                validate=_valid_value,
+                validate=valid_value,
                 max_wait=max_wait,
             )
         estimates: dict[FunctionRef, Estimate] = {}
@@ -292,7 +225,7 @@ class ConcurrencyEstimator:
                 cause = result.cause
                 detail = "" if cause is not None else str(result)
                 raise EstimateUnavailable(ref.resource, cause, detail) from (cause or result)
-            estimates[ref] = _to_estimate(ref, result)
+            estimates[ref] = to_estimate(ref, result)
             # How many executions read these values: what bounds the outage's origin calls.
             self.cache.policy.observe_fleet(estimates[ref].concurrency(ConcurrencySignal.MAX))
         return estimates
@@ -316,51 +249,6 @@ class ConcurrencyEstimator:
                     "claimed_concurrency": batch.claimed_concurrency,
                 }
         return values
-
-
-def _valid_value(value: dict[str, Any]) -> bool:
-    """A shared value has our fields, with the right types, in believable ranges (anything else
-    is foreign or damaged, and is refreshed instead of served)."""
-    for name, (kind, low, high) in _VALUE_FIELDS.items():
-        if not _in_range(value.get(name), kind, low, high):
-            return False
-    for name in _OPTIONAL_INT_FIELDS:
-        optional = value.get(name)
-        if optional is not None and (
-            isinstance(optional, bool) or not isinstance(optional, int) or optional < 0
-        ):
-            return False
-    avg = value.get("avg_duration_ms")
-    return avg is None or _in_range(avg, (int, float), 0, _MAX_DURATION_MS)
-
-
-def _in_range(value: Any, kind: type | tuple[type, ...], low: float, high: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, kind):
-        return False
-    number = float(value)  # type: ignore[arg-type]
-    return math.isfinite(number) and low <= number <= high
-
-
-def _to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:
-    value = cached.value
-    avg = value.get("avg_duration_ms")
-    peak = value.get("observed_peak")
-    account = value.get("account_concurrency")
-    claimed = value.get("claimed_concurrency")
-    return Estimate(
-        function_name=ref.resource,
-        value=int(value["value"]),
-        invocations=float(value["invocations"]),
-        avg_duration_ms=float(avg) if avg is not None else None,
-        period_s=int(value["period_s"]),
-        source=cached.source,
-        fetched_at=cached.fetched_at,
-        expires_at=cached.expires_at,
-        stale=cached.stale,
-        observed_peak=None if peak is None else int(peak),
-        account_concurrency=None if account is None else int(account),
-        claimed_concurrency=None if claimed is None else int(claimed),
-    )
 
 
 DEFAULT_ESTIMATORS_MAX = 16

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack, suppress
@@ -25,6 +24,7 @@ from estimator.items import StoredItem, cached_entry, holds_junk
 from estimator.memory import Cached, MemoryTier, Tier
 from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
+from estimator.recent_failures import RecentFailures
 from estimator.refresh_policy import Plan, RefreshPolicy
 from estimator.store import Store
 
@@ -60,8 +60,7 @@ class TwoTierCache:
         self.memory = MemoryTier(config.memory_cache_size, clock=clock)
         self.policy = RefreshPolicy(config)
         self.owner = f"{os.environ.get('AWS_LAMBDA_LOG_STREAM_NAME', os.getpid())}/{uuid.uuid4()}"
-        self._failures: dict[str, tuple[float, LookupFailed]] = {}
-        self._failures_lock = threading.Lock()
+        self.failures = RecentFailures(config.error_backoff_seconds, clock, config.memory_cache_size)
 
     def get(
         self,
@@ -163,8 +162,7 @@ class TwoTierCache:
     def invalidate(self, key: str) -> None:
         """Forget ``key`` in this process (the shared item is left to expire)."""
         self.memory.discard(key)
-        with self._failures_lock:
-            self._failures.pop(key, None)
+        self.failures.forget(key)
 
     # --- the slow path, under the per-key locks ---
     def _fill(
@@ -182,7 +180,7 @@ class TwoTierCache:
         to_load: list[str] = []
         to_wait: list[str] = []
         for key in keys:
-            failure = self._recent_failure(key, now)
+            failure = self.failures.get(key, now)
             if failure is not None:
                 results[key] = failure
                 continue
@@ -194,7 +192,7 @@ class TwoTierCache:
             if plan is Plan.DONE and entry is not None:
                 results[key] = entry
             elif plan is Plan.FAILED:
-                results[key] = self._remember_failure(
+                results[key] = self.failures.remember(
                     key, LookupFailed(key, None, "another execution's refresh just failed")
                 )
             elif plan is Plan.STALE:
@@ -317,7 +315,7 @@ class TwoTierCache:
                 if key in stale:
                     results[key] = self._serve_stale(key, stale[key], fetched_at, ttl)
                 else:
-                    results[key] = self._remember_failure(key, LookupFailed(key, error, detail))
+                    results[key] = self.failures.remember(key, LookupFailed(key, error, detail))
                 continue
             entry = Cached(value, origin, fetched_at, fetched_at + ttl)
             self._remember(key, entry, fetched_at)
@@ -349,7 +347,7 @@ class TwoTierCache:
                     self._remember(key, entry, now)
                     return replace(entry, source=self._tier2)
                 if item is not None and item.recently_failed(now, self._longest_backoff):
-                    return self._remember_failure(
+                    return self.failures.remember(
                         key,
                         LookupFailed(key, None, f"another execution's refresh failed: {item.last_error}"),
                     )
@@ -392,20 +390,3 @@ class TwoTierCache:
                 self.store.put(*items[0])
             for start in range(0, len(items) if len(items) > 1 else 0, 25):
                 self.store.put_many(items[start : start + 25])
-
-    def _recent_failure(self, key: str, now: float) -> LookupFailed | None:
-        with self._failures_lock:
-            failure = self._failures.get(key)
-            if failure is None:
-                return None
-            if failure[0] <= now:
-                del self._failures[key]
-                return None
-            return failure[1]
-
-    def _remember_failure(self, key: str, error: LookupFailed) -> LookupFailed:
-        # A failing origin is not asked again by this process for a short while (back-off).
-        if self.config.error_backoff_seconds > 0:
-            with self._failures_lock:
-                self._failures[key] = (self.clock.now() + self.config.error_backoff_seconds, error)
-        return error

@@ -89,8 +89,8 @@ class Clients:
 
         Inside a :func:`~estimator.deadline.calls_within` scope, the client's connect and read
         timeouts let every attempt end before the deadline (one client per timeout step), and
-        near the deadline it makes one attempt only (:func:`~estimator.deadline.retries_fit`:
-        botocore's sleeps between retries are not bounded by any timeout). An
+        when even the smallest timeout step does not fit as often as it retries, one attempt
+        only (:func:`~estimator.deadline.retries_fit`). An
         injected client is returned as it is: its timeouts are its owner's.
         """
         if service in self._injected:
@@ -99,7 +99,7 @@ class Clients:
         attempts = attempts_of(retries)
         timeout = call_timeout(attempts)
         key = service if timeout is None else f"{service}@{timeout}"
-        if not retries_fit(attempts, timeout):  # botocore's sleeps between retries would overrun
+        if not retries_fit(attempts, timeout):  # even the smallest timeout does not fit that often
             retries, key = _ONE_ATTEMPT, f"{key}/once"
         client = self._clients.get(key)
         if client is not None:

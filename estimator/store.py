@@ -155,8 +155,8 @@ class DynamoStore:
     def model(self) -> type[CacheItem]:
         """The bound pynamodb model, made on first use; inside a
         :func:`~estimator.deadline.calls_within` scope with less time left than the configured
-        timeout allows, one bound with shorter timeouts, and no retry when botocore's sleeps
-        between retries would overrun the deadline (one model per timeout step)."""
+        timeout allows, one bound with shorter timeouts, and no retry when even the smallest
+        step does not fit three times (one model per timeout step)."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -166,7 +166,7 @@ class DynamoStore:
         timeout = call_timeout(1 + DYNAMODB_RETRIES)
         if timeout is None or timeout >= self.config.dynamodb_timeout_seconds:
             return self._model
-        # Near the deadline, one attempt: botocore's sleeps between retries are unbounded.
+        # At the deadline (not even the smallest step fits three times), one attempt.
         retries = DYNAMODB_RETRIES if retries_fit(1 + DYNAMODB_RETRIES, timeout) else 0
         bounded = self._bounded.get((timeout, retries))
         if bounded is None:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any, Self, get_type_hints
 
 from estimator import settings
 from estimator.settings import bounded
+from estimator.validation import ACCOUNT_PATTERN
 
 ENV_PREFIX = "SIBLINGS_"
-_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII digits (estimator.identity.ACCOUNT_PATTERN)
 _DAY = 24 * 3600.0
 
 
@@ -101,7 +100,7 @@ class Config:
             object.__setattr__(self, spec.name, value)  # enums normalised from their strings
         if not 3 <= len(self.table_name) <= 255:
             raise ValueError(f"table_name must be a 3-255 character string, got {self.table_name!r}")
-        if self.account_id is not None and not _ACCOUNT.fullmatch(self.account_id):
+        if self.account_id is not None and not ACCOUNT_PATTERN.fullmatch(self.account_id):
             raise ValueError(f"account_id must be 12 digits, got {self.account_id!r}")
         if not isinstance(self.extra, dict):
             raise TypeError(f"extra must be a dict, got {type(self.extra).__name__}")

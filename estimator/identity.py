@@ -21,7 +21,6 @@ configured one (boto3's chain otherwise). The account, in order:
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
@@ -33,10 +32,8 @@ from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.deadline import call_timeout
 from estimator.exceptions import AccountUnknown, NoRegion
-from estimator.validation import FunctionRef
+from estimator.validation import ACCOUNT_PATTERN, FunctionRef
 
-ACCOUNT_PATTERN = re.compile(r"[0-9]{12}")
-"""A 12-digit AWS account id (ASCII digits only)."""
 _STS_RETRIES = {"mode": "standard", "total_max_attempts": 2}
 _STS_TIMEOUT_S = 5.0
 _FAILURE_MEMORY_S = 5.0
@@ -140,9 +137,7 @@ def at_home(
 
 def in_home(ref: FunctionRef, home: Home) -> FunctionRef:
     """``ref`` (checked by :func:`check_home`) with ``home``'s account, Region and partition."""
-    if ref.region and ref.account:
-        return ref
-    return FunctionRef(ref.name, ref.qualifier, home.region, home.account, home.partition)
+    return ref.at(home.region, home.account, home.partition)
 
 
 def check_home(ref: FunctionRef, home: Home) -> None:

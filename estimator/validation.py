@@ -6,6 +6,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+ACCOUNT_PATTERN = re.compile(r"[0-9]{12}")
+"""A 12-digit AWS account id (ASCII digits only)."""
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _QUALIFIER = re.compile(r"^(\$LATEST|[a-zA-Z0-9_-]{1,128})$")
 _ARN = re.compile(
@@ -35,30 +37,35 @@ class FunctionRef:
         return f"{self.name}:{self.qualifier}" if self.qualifier else self.name
 
     @property
-    def scope(self) -> str:
-        """``<account>:<region>:<name>``: what identifies the function in the shared table, so
-        that a function of the same name in another account or Region (a global or shared
-        table) keeps items of its own. ``ValueError`` when account or Region is unknown
-        (resolve a bare name first: :meth:`at`)."""
+    def account_region(self) -> str:
+        """``<account>:<region>``, how table keys name where the function is. ``ValueError``
+        when account or Region is unknown (resolve a bare name first: :meth:`at`)."""
         if not self.account or not self.region:
             raise ValueError(
                 f"the account and Region of function {self.name!r} are unknown: "
                 "a table key needs both (give its ARN)"
             )
-        return f"{self.account}:{self.region}:{self.name}"
+        return f"{self.account}:{self.region}"
+
+    @property
+    def scope(self) -> str:
+        """``<account>:<region>:<name>``: what identifies the function in the shared table, so
+        that a function of the same name in another account or Region (a global or shared
+        table) keeps items of its own. ``ValueError`` when account or Region is unknown."""
+        return f"{self.account_region}:{self.name}"
 
     @property
     def scoped_resource(self) -> str:
         """:attr:`scope` with the qualifier: ``<account>:<region>:<name>[:<qualifier>]``."""
         return f"{self.scope}:{self.qualifier}" if self.qualifier else self.scope
 
-    def at(self, region: str, account: str) -> FunctionRef:
-        """The same function with a blank Region and account filled in (what is set stays)."""
+    def at(self, region: str, account: str, partition: str | None = None) -> FunctionRef:
+        """The same function with a blank Region and account filled in (what is set stays), and
+        then ``partition`` (default: its own)."""
         if self.region and self.account:
             return self
-        return FunctionRef(
-            self.name, self.qualifier, self.region or region, self.account or account, self.partition
-        )
+        return FunctionRef(self.name, self.qualifier, self.region or region,
+                           self.account or account, partition or self.partition)
 
     def unqualified(self) -> FunctionRef:
         """The same function without its qualifier."""

@@ -83,8 +83,7 @@ def recursion_key(ref: FunctionRef) -> str:
 def schedule_key(ref: FunctionRef, schedule: str) -> str:
     """Key of a named schedule's cached state; ``schedule`` is ``group/name``, in the account
     and Region of ``ref`` (the function whose trigger it is)."""
-    home = ref.scope[: -len(ref.name)]  # "<account>:<region>:"; ValueError when unknown
-    return f"{SCHEDULE_PREFIX}{home}{schedule}"
+    return f"{SCHEDULE_PREFIX}{ref.account_region}:{schedule}"
 
 
 CHAIN_PREFIX = "chain#"

@@ -14,12 +14,11 @@ from typing import Any
 from botocore.config import Config as BotoConfig
 
 from estimator.config import Config
-from estimator.deadline import call_timeout, retries_fit
+from estimator.deadline import call_timeout
 from estimator.exceptions import NoRegion
 
 STANDARD_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 3}
 """Back off on throttling for a few attempts, then let the caller degrade (stale value...)."""
-_ONE_ATTEMPT: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
 
 
 def make_client(
@@ -88,19 +87,14 @@ class Clients:
         """The client of ``service`` (``"cloudwatch"``, ``"lambda"``...), made on first use.
 
         Inside a :func:`~estimator.deadline.calls_within` scope, the client's connect and read
-        timeouts let every attempt end before the deadline (one client per timeout step), and
-        when even the smallest timeout step does not fit as often as it retries, one attempt
-        only (:func:`~estimator.deadline.retries_fit`). An
+        timeouts let every attempt end before the deadline (one client per timeout step). An
         injected client is returned as it is: its timeouts are its owner's.
         """
         if service in self._injected:
             return self._clients[service]
         retries = self._retries.get(service)
-        attempts = attempts_of(retries)
-        timeout = call_timeout(attempts)
+        timeout = call_timeout(attempts_of(retries))
         key = service if timeout is None else f"{service}@{timeout}"
-        if not retries_fit(attempts, timeout):  # even the smallest timeout does not fit that often
-            retries, key = _ONE_ATTEMPT, f"{key}/once"
         client = self._clients.get(key)
         if client is not None:
             return client

@@ -44,15 +44,14 @@ _models: dict[tuple[Any, ...], type[CacheItem]] = {}
 _models_lock = threading.Lock()
 
 
-def item_model(config: Config, session: Any = None, retries: int = DYNAMODB_RETRIES) -> type[CacheItem]:
-    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts,
-    making ``retries`` retries after a call's first attempt.
+def item_model(config: Config, session: Any = None) -> type[CacheItem]:
+    """A :class:`CacheItem` subclass bound to ``config``'s table, region, endpoint and timeouts.
 
     Credentials come from ``session`` (a ``boto3.Session``) when given, else from the
     default chain. Bound models are reused (pynamodb makes each one's client on its first
     request). Raises :class:`NoRegion` when no Region is configured anywhere.
     """
-    attrs = meta_attributes(config, session, retries)
+    attrs = meta_attributes(config, session)
     identity = attrs.get("aws_access_key_id") or _default_identity()
     key = (identity, *sorted((name, str(value)) for name, value in attrs.items()))
     with _models_lock:
@@ -84,14 +83,13 @@ def _default_identity() -> str | None:
     return None if credentials is None else credentials.get_frozen_credentials().access_key
 
 
-def meta_attributes(config: Config, session: Any, retries: int = DYNAMODB_RETRIES) -> dict[str, Any]:
-    """The pynamodb ``Meta`` of ``config``'s table (also the low-level client's settings), with
-    ``retries`` retries after a call's first attempt."""
+def meta_attributes(config: Config, session: Any) -> dict[str, Any]:
+    """The pynamodb ``Meta`` of ``config``'s table (also the low-level client's settings)."""
     attrs: dict[str, Any] = {
         "table_name": config.table_name,
         "connect_timeout_seconds": config.dynamodb_timeout_seconds,
         "read_timeout_seconds": config.dynamodb_timeout_seconds,
-        "max_retry_attempts": retries,
+        "max_retry_attempts": DYNAMODB_RETRIES,
         "billing_mode": "PAY_PER_REQUEST",
         "region": resolve_region(config, session, "DynamoDB"),
     }

@@ -51,24 +51,6 @@ def time_left() -> float | None:
     return max(deadline - clock.monotonic(), 0.0)
 
 
-SDK_BACKOFF_S = 0.15
-"""What botocore's standard retry mode sleeps in all between three attempts of a call that timed
-out or failed with a 5xx (up to 0.05 s, then 0.1 s; DynamoDB half that:
-``botocore.retries.standard.ExponentialBackoff``). A throttled call's sleeps (up to 1 s, then
-2 s) are not counted: a throttle right at a spawn's deadline can still overrun it by that much,
-and making every call near it once would fail calls to a slow but healthy endpoint."""
-
-
-def retries_fit(attempts: int, timeout: float | None) -> bool:
-    """``attempts`` attempts of ``timeout`` each, and botocore's sleeps between them
-    (:data:`SDK_BACKOFF_S`), end before the current scope's deadline (True outside a scope):
-    else (even the smallest timeout step does not fit that often) a call is made once."""
-    left = time_left()
-    if left is None or timeout is None or attempts <= 1:
-        return True
-    return attempts * timeout + SDK_BACKOFF_S <= left
-
-
 def call_timeout(attempts: int = 1) -> float | None:
     """The connect and read timeout for a call made now that may take ``attempts`` attempts:
     the largest of :data:`TIMEOUT_STEPS` with ``attempts`` of it within the time left (the

@@ -32,7 +32,7 @@ from estimator.binding import DYNAMODB_RETRIES, CacheItem, item_model, low_level
 from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
-from estimator.deadline import call_timeout, retries_fit
+from estimator.deadline import call_timeout
 from estimator.exceptions import (
     StoreAccessDenied,
     StoreThrottled,
@@ -142,7 +142,7 @@ class DynamoStore:
         self.session = session
         self._model = model
         self._injected_model = model is not None
-        self._bounded: dict[tuple[float, int], type[CacheItem]] = {}
+        self._bounded: dict[float, type[CacheItem]] = {}
         self._low = low
         self._lock = threading.RLock()  # ``low`` builds ``model`` under it
         self.clock = clock
@@ -155,8 +155,7 @@ class DynamoStore:
     def model(self) -> type[CacheItem]:
         """The bound pynamodb model, made on first use; inside a
         :func:`~estimator.deadline.calls_within` scope with less time left than the configured
-        timeout allows, one bound with shorter timeouts, and no retry when even the smallest
-        step does not fit three times (one model per timeout step)."""
+        timeout allows, one bound with shorter timeouts (one model per timeout step)."""
         if self._model is None:
             with self._lock:
                 if self._model is None:
@@ -166,16 +165,13 @@ class DynamoStore:
         timeout = call_timeout(1 + DYNAMODB_RETRIES)
         if timeout is None or timeout >= self.config.dynamodb_timeout_seconds:
             return self._model
-        # At the deadline (not even the smallest step fits three times), one attempt.
-        retries = DYNAMODB_RETRIES if retries_fit(1 + DYNAMODB_RETRIES, timeout) else 0
-        bounded = self._bounded.get((timeout, retries))
+        bounded = self._bounded.get(timeout)
         if bounded is None:
             with self._lock:
-                bounded = self._bounded.get((timeout, retries))
+                bounded = self._bounded.get(timeout)
                 if bounded is None:
                     shorter = self.config.replace(dynamodb_timeout_seconds=timeout)
-                    bounded = item_model(shorter, self.session, retries)
-                    self._bounded[(timeout, retries)] = bounded
+                    bounded = self._bounded[timeout] = item_model(shorter, self.session)
         return bounded
 
     @property

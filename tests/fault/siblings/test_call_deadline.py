@@ -84,23 +84,3 @@ def test_timeouts_fit_the_time_left_in_steps() -> None:
         assert call_timeout() is None  # botocore's own 60 s fit
     with calls_within(None, clock):
         assert time_left() is None
-
-
-def test_near_the_deadline_a_call_is_made_once() -> None:
-    """With too little time left for even the smallest timeout step three times (and botocore's
-    short sleeps between them), the clients make one attempt: a chain-log write after a failed
-    Invoke, with nothing left, ran 0.85 s past the execution's end on three attempts."""
-    from estimator.aws import Clients
-    from estimator.config import Config
-    from estimator.deadline import retries_fit
-
-    clock = SYSTEM_CLOCK
-    clients = Clients(Config(region_name="us-east-1", endpoint_url="http://127.0.0.1:9"))
-    with calls_within(clock.monotonic() + 2.0, clock):
-        assert retries_fit(3, call_timeout(3))  # 3 x 0.5 s + the sleeps fit in 2 s
-        roomy = clients.get("cloudwatch")
-    with calls_within(clock.monotonic() + 0.2, clock):
-        assert not retries_fit(3, call_timeout(3))  # 3 x 0.1 s, the smallest step, does not
-        tight = clients.get("cloudwatch")
-    assert roomy.meta.config.retries["total_max_attempts"] == 4  # STANDARD_RETRIES: 3 retries
-    assert tight.meta.config.retries["total_max_attempts"] == 1

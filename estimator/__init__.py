@@ -12,7 +12,9 @@ shared table build on these modules, the documented extension points:
 config to extend, and its one parser), :mod:`estimator.aws` (the client factory),
 :mod:`estimator.validation` (the function name/ARN parser), :mod:`estimator.polling`,
 :mod:`estimator.deadline` (a scope whose calls time out before a deadline),
-:mod:`estimator.identity` (the clients' account and Region, which every table key carries).
+:mod:`estimator.identity` (the clients' account and Region, which every table key carries),
+:mod:`estimator.failures` (the one classification of an AWS SDK error, every library error's
+``failure``).
 
 Signals, all from one GetMetricData call per refresh (:mod:`estimator.metrics`): Little's law
 (``Estimate.value``), the function's observed peak (``Estimate.observed_peak``) and the
@@ -41,6 +43,7 @@ from estimator.exceptions import (
     TableMissing,
     UnprocessedKeys,
 )
+from estimator.failures import AwsFailure, FailureKind
 from estimator.limits import AccountLimit, ReservedConcurrency
 
 
@@ -60,11 +63,13 @@ __all__ = [
     "__version__",
     "AccountLimit",
     "AccountUnknown",
+    "AwsFailure",
     "ConcurrencyEstimator",
     "ConcurrencySignal",
     "Config",
     "Estimate",
     "EstimateUnavailable",
+    "FailureKind",
     "LambdaSiblingsError",
     "LookupFailed",
     "ReservedConcurrency",

@@ -24,13 +24,6 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from botocore.exceptions import (
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
-
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.exceptions import (
     StoreAccessDenied,
@@ -39,45 +32,17 @@ from estimator.exceptions import (
     StoreUnreachable,
     TableMissing,
     UnprocessedKeys,
-    causes,
 )
+from estimator.failures import FailureKind, classify
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "Throttling",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-    }
-)
-NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
-
 
 def error_code(exc: BaseException | None) -> str | None:
     """The AWS error code behind ``exc`` (pynamodb's wrapper, botocore's ``ClientError``...)."""
-    for error in causes(exc):
-        code = getattr(error, "cause_response_code", None)
-        if isinstance(code, str):
-            return code
-        response = getattr(error, "response", None)
-        if isinstance(response, dict) and isinstance(response.get("Error", {}).get("Code"), str):
-            return str(response["Error"]["Code"])
-    return None
-
-
-def _status(exc: BaseException) -> int:
-    for error in causes(exc):
-        response = getattr(error, "response", None)
-        if isinstance(response, dict):
-            status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            if isinstance(status, int):
-                return status
-    return 0
+    return None if exc is None else classify(exc).code
 
 
 def trips(exc: BaseException) -> bool:
@@ -88,12 +53,10 @@ def trips(exc: BaseException) -> bool:
     """
     if isinstance(exc, UnprocessedKeys) and exc.found:
         return False
-    return (
-        isinstance(exc, StoreThrottled | StoreUnreachable)
-        or any(isinstance(error, NETWORK_ERRORS) for error in causes(exc))
-        or error_code(exc) in THROTTLING_CODES
-        or _status(exc) >= 500
-    )
+    return isinstance(exc, StoreThrottled | StoreUnreachable) or classify(exc).kind in _OUTAGES
+
+
+_OUTAGES = frozenset({FailureKind.THROTTLED, FailureKind.UNREACHABLE, FailureKind.SERVER_ERROR})
 
 
 _ALL = "*"

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
+
+from estimator.failures import AwsFailure, FailureKind, classify
 
 
 class LambdaSiblingsError(Exception):
     """Root of every error the ``lambda-siblings`` distribution raises; packages built on the
-    estimator derive their errors from it. Errors caused by AWS carry the original in ``cause``."""
+    estimator derive their errors from it. Errors caused by AWS carry the original in ``cause``
+    and its classification in ``failure``."""
+
+    failure: AwsFailure | None = None
+    """What kind of AWS failure is behind this error (:func:`estimator.failures.classify`, done
+    once where the library caught it, and handed on by every error wrapping this one), or
+    ``None`` when none is."""
+
+
+def failure_of(cause: BaseException | None, service: str | None = None) -> AwsFailure | None:
+    """The classified failure behind ``cause`` (``None`` for no cause): what a library error
+    stores as its ``failure``."""
+    return None if cause is None else classify(cause, service)
 
 
 class EstimateUnavailable(LambdaSiblingsError):
@@ -20,6 +33,7 @@ class EstimateUnavailable(LambdaSiblingsError):
     def __init__(self, function_name: str, cause: BaseException | None, detail: str = "") -> None:
         self.function_name = function_name
         self.cause = cause
+        self.failure = failure_of(cause, "monitoring")
         reason = detail or (f"{type(cause).__name__}: {cause}" if cause else "unknown")
         super().__init__(f"no concurrency estimate for {function_name!r}: {reason}")
 
@@ -49,6 +63,7 @@ class StoreUnavailable(LambdaSiblingsError):
     ) -> None:
         self.operation = operation
         self.cause = cause
+        self.failure = failure_of(cause, "dynamodb")
         self.code = code
         """The AWS error code (``ProvisionedThroughputExceededException``...), if AWS sent one."""
         super().__init__(
@@ -59,29 +74,15 @@ class StoreUnavailable(LambdaSiblingsError):
 class LookupFailed(LambdaSiblingsError):
     """A cached value's loader failed and no stale value exists to serve instead."""
 
-    def __init__(self, key: str, cause: BaseException | None, detail: str = "") -> None:
+    def __init__(
+        self, key: str, cause: BaseException | None, detail: str = "", service: str | None = None
+    ) -> None:
         self.key = key
         self.cause = cause
+        self.failure = failure_of(cause, service)
         reason = detail or (f"{type(cause).__name__}: {cause}" if cause else "unknown")
         super().__init__(f"no value for {key!r}: {reason}")
 
-
-
-def causes(error: BaseException | None) -> Iterator[BaseException]:
-    """``error`` and every error behind it, outermost first, through the library's ``cause``
-    and ``__cause__`` (pynamodb and botocore wrap each other too). Each error once, so a cycle
-    cannot hang the walk; ``__context__`` is not followed (it may be unrelated)."""
-    pending = [error] if error is not None else []
-    seen: set[int] = set()
-    while pending:
-        current = pending.pop(0)
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        for linked in (getattr(current, "cause", None), current.__cause__):
-            if isinstance(linked, BaseException):
-                pending.append(linked)
 
 
 class StoreThrottled(StoreUnavailable):
@@ -126,6 +127,7 @@ class AccountUnknown(LambdaSiblingsError):
 
     def __init__(self, cause: BaseException) -> None:
         self.cause = cause
+        self.failure = failure_of(cause, "sts")
         super().__init__(
             f"the account of the credentials is unknown (STS GetCallerIdentity: "
             f"{type(cause).__name__}: {cause}); set SIBLINGS_ACCOUNT_ID to need no call"
@@ -138,6 +140,7 @@ class NoRegion(LambdaSiblingsError):
     def __init__(self, service: str) -> None:
         self.service = service
         self.cause = None
+        self.failure = AwsFailure(FailureKind.NO_REGION, self)
         super().__init__(
             f"no AWS Region for {service}: set SIBLINGS_REGION_NAME (or AWS_REGION / "
             "AWS_DEFAULT_REGION), or pass region_name in the config"

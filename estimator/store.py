@@ -29,7 +29,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from estimator.batch_retry import BatchBackoff, read_all, write_all
 from estimator.binding import DYNAMODB_RETRIES, CacheItem, item_model, low_level
-from estimator.breaker import NETWORK_ERRORS, THROTTLING_CODES, Breaker, error_code
+from estimator.breaker import Breaker
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
 from estimator.deadline import call_timeout
@@ -39,8 +39,8 @@ from estimator.exceptions import (
     StoreUnavailable,
     StoreUnreachable,
     TableMissing,
-    causes,
 )
+from estimator.failures import FailureKind, classify
 from estimator.items import StoredItem, decode_item, dumps, encode_item, field_text, ttl_datetime
 from estimator.lowlevel import LowLevel
 
@@ -50,8 +50,6 @@ _CONDITION_FAILED = "ConditionalCheckFailedException"
 # What a DynamoDB call can raise: pynamodb's wrappers, and botocore's own (no region,
 # connection refused...) which pynamodb lets through.
 _STORE_ERRORS = (PynamoDBException, BotoCoreError, ClientError)
-_DENIED = frozenset({"AccessDeniedException", "UnrecognizedClientException",
-                     "ExpiredTokenException", "InvalidSignatureException"})
 T = TypeVar("T")
 
 
@@ -100,22 +98,21 @@ class Store(Protocol):
 
 def translate(operation: str, exc: BaseException) -> StoreUnavailable:
     """The one translation of a DynamoDB failure: the :class:`StoreUnavailable` subclass of
-    its kind, with the AWS error code and the original error as ``cause``."""
+    its kind (:func:`estimator.failures.classify`), with the AWS error code and the original
+    error as ``cause``."""
     if isinstance(exc, StoreUnavailable):
         return exc
-    code = error_code(exc)
-    kind: type[StoreUnavailable] = StoreUnavailable
-    if code in THROTTLING_CODES:
-        kind = StoreThrottled
-    elif code in _DENIED:
-        kind = StoreAccessDenied
-    elif code == "ResourceNotFoundException" or any(
-        type(error).__name__ == "TableDoesNotExist" for error in causes(exc)
-    ):
-        kind = TableMissing
-    elif any(isinstance(error, NETWORK_ERRORS) for error in causes(exc)):
-        kind = StoreUnreachable
-    return kind(operation, exc, code)
+    failure = classify(exc, "dynamodb")
+    return _STORE_ERROR_OF.get(failure.kind, StoreUnavailable)(operation, exc, failure.code)
+
+
+_STORE_ERROR_OF: dict[FailureKind, type[StoreUnavailable]] = {
+    FailureKind.THROTTLED: StoreThrottled,
+    FailureKind.ACCESS_DENIED: StoreAccessDenied,
+    FailureKind.CREDENTIALS_REJECTED: StoreAccessDenied,
+    FailureKind.NOT_FOUND: TableMissing,
+    FailureKind.UNREACHABLE: StoreUnreachable,
+}
 
 
 class DynamoStore:
@@ -208,7 +205,7 @@ class DynamoStore:
                 except _STORE_ERRORS as exc:
                     # Another creator won the race, or our own CreateTable succeeded, its reply
                     # timed out and the SDK's retry found the table: it exists, as asked.
-                    if error_code(exc) != "ResourceInUseException":
+                    if classify(exc).code != "ResourceInUseException":
                         raise
             if not self.low.ttl_enabled():
                 self.model.update_ttl(ignore_update_ttl_errors=False)
@@ -359,7 +356,7 @@ def _conditional(write: Callable[[], Any]) -> Callable[[], bool]:
             write()
             return True
         except _STORE_ERRORS as exc:
-            if error_code(exc) == _CONDITION_FAILED:
+            if classify(exc).code == _CONDITION_FAILED:
                 return False
             raise
 

@@ -1,8 +1,8 @@
 """What went wrong in the user's AWS environment, told in one line with a distinct exit code.
 
-The library wraps AWS failures (:class:`~estimator.exceptions.StoreUnavailable`,
-``EstimateUnavailable``, ``LookupFailed``, each with ``.cause``), and pynamodb wraps botocore's
-errors again, so :func:`diagnose` walks the whole chain to the error that names the problem:
+Every library error caused by AWS carries its classified ``failure``
+(:func:`estimator.failures.classify`, done once where the library caught it); a bare SDK error
+is classified here the same way. :func:`diagnose` maps that one value to the problem it names:
 no Region, no credentials, rejected credentials, access denied, no table, no endpoint.
 Anything else is not an environment problem and is left to the caller.
 """
@@ -16,23 +16,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TextIO
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    CredentialRetrievalError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ProfileNotFound,
-    ReadTimeoutError,
-    SSOError,
-    TokenRetrievalError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
-from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from estimator.config import Config
-from estimator.exceptions import EstimateUnavailable, NoRegion, StoreUnavailable, causes
+from estimator.failures import AwsFailure, FailureKind, classify
 from siblings.iam import iam_action
 
 USAGE_EXIT_CODE = 2
@@ -87,19 +74,6 @@ class Problem(Enum):
         self.template = template
 
 
-_ACCESS_DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"})
-# Credentials AWS does not know, a wrong secret, or an expired session.
-_REJECTED = frozenset(
-    {
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "InvalidSignatureException",
-        "SignatureDoesNotMatch",
-        "ExpiredToken",
-        "ExpiredTokenException",
-    }
-)
-_NOT_FOUND = "ResourceNotFoundException"
 # AWS names the denied action and resource in its message; e.g. "... is not authorized to
 # perform: dynamodb:GetItem on resource: arn:aws:dynamodb:...:table/x because ...".
 _DENIED_ACTION = re.compile(r"perform: ([\w-]+:\w+)(?: on resource: (\S+))?")
@@ -144,13 +118,11 @@ def diagnose(error: BaseException, config: Config | None = None) -> Diagnosis | 
 
     ``config`` (the command's settings) names the table and endpoint in the message.
     """
-    chain = list(causes(error))
-    service = _service(chain)
-    for link in chain:
-        problem = _problem(link, service)
-        if problem is not None:
-            return Diagnosis(problem, link, service, config)
-    return None
+    failure = classify(error)
+    problem = _problem(failure)
+    if problem is None:
+        return None
+    return Diagnosis(problem, failure.error, failure.service, config)
 
 
 def report(
@@ -163,8 +135,8 @@ def report(
 ) -> int | None:
     """Print ``error``'s environment problem to stderr and return its exit code.
 
-    One line, or with ``verbose`` one more per error in the chain. Returns ``None`` (printing
-    nothing) when ``error`` is not an environment problem.
+    One line, or with ``verbose`` one more for the error caught and one for the AWS error
+    behind it. Returns ``None`` (printing nothing) when ``error`` is not an environment problem.
     """
     diagnosis = diagnose(error, config)
     if diagnosis is None:
@@ -172,45 +144,27 @@ def report(
     out = stream or sys.stderr
     print(f"siblings {command}: error: {diagnosis.message()}", file=out)
     if verbose:
-        for link in causes(error):
+        shown = [error] if diagnosis.error is error else [error, diagnosis.error]
+        for link in shown:
             text = " ".join(str(link).split())
             print(f"  - {type(link).__module__}.{type(link).__name__}: {text}", file=out)
     return diagnosis.exit_code
 
 
-def _problem(error: BaseException, service: str | None) -> Problem | None:
-    if isinstance(error, NoRegionError | NoRegion):
-        return Problem.NO_REGION
-    if isinstance(
-        error, NoCredentialsError | PartialCredentialsError | ProfileNotFound | CredentialRetrievalError
-    ):
-        return Problem.NO_CREDENTIALS
-    if isinstance(error, TokenRetrievalError | SSOError):
-        return Problem.CREDENTIALS_REJECTED
-    if isinstance(error, BotoConnectionError | ConnectionClosedError | ReadTimeoutError):
-        return Problem.ENDPOINT_UNREACHABLE
-    if isinstance(error, TableDoesNotExist):
-        return Problem.NO_TABLE
-    if isinstance(error, ClientError):
-        code = _code(error)
-        if code in _ACCESS_DENIED:
-            return Problem.ACCESS_DENIED
-        if code in _REJECTED:
-            return Problem.CREDENTIALS_REJECTED
-        # Only DynamoDB's "not found" means the table: other services use the code too.
-        if code == _NOT_FOUND and service == "dynamodb":
-            return Problem.NO_TABLE
-    return None
+_PROBLEM_OF = {
+    FailureKind.NO_REGION: Problem.NO_REGION,
+    FailureKind.NO_CREDENTIALS: Problem.NO_CREDENTIALS,
+    FailureKind.CREDENTIALS_REJECTED: Problem.CREDENTIALS_REJECTED,
+    FailureKind.UNREACHABLE: Problem.ENDPOINT_UNREACHABLE,
+    FailureKind.ACCESS_DENIED: Problem.ACCESS_DENIED,
+}
 
 
-def _service(chain: list[BaseException]) -> str | None:
-    """Which service failed, from the wrapper the library (or pynamodb) put around the error."""
-    for link in chain:
-        if isinstance(link, StoreUnavailable | PynamoDBException):
-            return "dynamodb"
-        if isinstance(link, EstimateUnavailable):
-            return "monitoring"
-    return None
+def _problem(failure: AwsFailure) -> Problem | None:
+    # Only DynamoDB's "not found" means the table: other services use the code too.
+    if failure.kind is FailureKind.NOT_FOUND:
+        return Problem.NO_TABLE if failure.service == "dynamodb" else None
+    return _PROBLEM_OF.get(failure.kind)
 
 
 def _code(error: ClientError) -> str:
@@ -296,19 +250,15 @@ def one_line_failure(error: BaseException, service: str) -> str:
     """An AWS call's failure in one line: ``service:Operation`` failed, HTTP status, error code,
     AWS's message; never an HTML page or a multi-line body (an endpoint that lacks the API, such
     as plain moto for Lambda's GetAccountSettings, answers with its web server's 404 page)."""
-    from botocore.exceptions import ClientError
-
-    from estimator.exceptions import causes
-
-    for cause in causes(error):
-        if isinstance(cause, ClientError):
-            details = cause.response.get("Error", {})
-            status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = str(details.get("Code", ""))
-            message = str(details.get("Message", "")).strip()
-            if message.startswith("<") or "\n" in message:
-                message = "the endpoint does not implement it" if status == 404 else "no AWS error given"
-            head = f"{service}:{cause.operation_name} failed (HTTP {status}"
-            head += f", {code})" if code and code != str(status) else ")"
-            return f"{head}: {message}" if message else head
+    cause = classify(error).error
+    if isinstance(cause, ClientError):
+        details = cause.response.get("Error", {})
+        status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(details.get("Code", ""))
+        message = str(details.get("Message", "")).strip()
+        if message.startswith("<") or "\n" in message:
+            message = "the endpoint does not implement it" if status == 404 else "no AWS error given"
+        head = f"{service}:{cause.operation_name} failed (HTTP {status}"
+        head += f", {code})" if code and code != str(status) else ")"
+        return f"{head}: {message}" if message else head
     return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -16,6 +16,7 @@ from estimator.exceptions import (
     StoreUnavailable,
     StoreUnreachable,
     TableMissing,
+    failure_of,
 )
 
 SiblingsError = LambdaSiblingsError
@@ -62,6 +63,7 @@ class SpawnFailed(SiblingsError):
     ) -> None:
         self.function_name = function_name
         self.cause = cause
+        self.failure = failure_of(cause, "lambda")
         self.attempts = attempts
         self.maybe_spawned = maybe_spawned or request_id is not None
         self.hint = hint

@@ -37,6 +37,7 @@ from botocore.exceptions import (
 
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.deadline import TIMEOUT_STEPS
+from estimator.failures import classify
 from estimator.validation import parse_function
 from siblings.errors import SpawnFailed
 
@@ -100,10 +101,8 @@ class InvokeOutcome:
 
 
 def error_code(exc: BaseException | None) -> str:
-    """The AWS error code of ``exc`` (``""`` for anything but a ``ClientError``)."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
+    """The AWS error code of ``exc`` (``""`` when AWS sent none)."""
+    return "" if exc is None else classify(exc).code or ""
 
 
 def is_retryable(exc: BaseException) -> bool:

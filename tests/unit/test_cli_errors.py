@@ -15,7 +15,8 @@ from pynamodb.exceptions import GetError, TableDoesNotExist
 
 from estimator.config import Config
 from estimator.exceptions import EstimateUnavailable, LookupFailed, StoreUnavailable
-from siblings.cli_errors import Problem, causes, diagnose
+from estimator.failures import FailureKind
+from siblings.cli_errors import Problem, diagnose
 
 
 def client_error(code: str, operation: str, message: str = "") -> ClientError:
@@ -92,9 +93,19 @@ def test_other_failures_are_not_environment_problems(error: BaseException) -> No
     assert diagnose(error) is None
 
 
-def test_causes_follows_both_links_once() -> None:
+def test_a_failure_is_classified_once_and_handed_on_by_every_wrapper() -> None:
+    denied = client_error("AccessDeniedException", "GetItem", "no")
+    stored = in_store(denied)
+    outer = EstimateUnavailable("worker", LookupFailed("k", stored))
+    assert stored.failure is not None and outer.failure is stored.failure
+    assert (outer.failure.kind, outer.failure.code, outer.failure.service) == (
+        FailureKind.ACCESS_DENIED, "AccessDeniedException", "dynamodb")
+    assert outer.failure.error is denied
+
+
+def test_diagnosis_follows_no_links() -> None:
     inner = NoRegionError()
-    outer = LookupFailed("k", inner)
-    outer.__cause__ = inner
-    inner.__cause__ = outer  # a cycle must not loop forever
-    assert list(causes(outer)) == [outer, inner]
+    outer = LookupFailed("k", None)
+    outer.__cause__ = inner  # only ``failure`` counts: a link the library did not classify is not read
+    inner.__cause__ = outer
+    assert diagnose(outer) is None and diagnose(LookupFailed("k", inner)) is not None

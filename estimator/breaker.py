@@ -53,7 +53,10 @@ def trips(exc: BaseException) -> bool:
     """
     if isinstance(exc, UnprocessedKeys) and exc.found:
         return False
-    return isinstance(exc, StoreThrottled | StoreUnreachable) or classify(exc).kind in _OUTAGES
+    if isinstance(exc, StoreThrottled | StoreUnreachable):
+        return True
+    failure = classify(exc)
+    return failure.kind in _OUTAGES or failure.status >= 500
 
 
 _OUTAGES = frozenset({FailureKind.THROTTLED, FailureKind.UNREACHABLE, FailureKind.SERVER_ERROR})

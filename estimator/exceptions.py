@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from estimator.failures import AwsFailure, FailureKind, classify
+from estimator.failures import AwsFailure, FailureKind, failure_of
 
 
 class LambdaSiblingsError(Exception):
@@ -15,13 +15,7 @@ class LambdaSiblingsError(Exception):
     failure: AwsFailure | None = None
     """What kind of AWS failure is behind this error (:func:`estimator.failures.classify`, done
     once where the library caught it, and handed on by every error wrapping this one), or
-    ``None`` when none is."""
-
-
-def failure_of(cause: BaseException | None, service: str | None = None) -> AwsFailure | None:
-    """The classified failure behind ``cause`` (``None`` for no cause): what a library error
-    stores as its ``failure``."""
-    return None if cause is None else classify(cause, service)
+    ``None`` when no AWS failure is."""
 
 
 class EstimateUnavailable(LambdaSiblingsError):
@@ -58,12 +52,17 @@ class StoreUnavailable(LambdaSiblingsError):
     (:class:`StoreThrottled`, :class:`StoreUnreachable`, :class:`StoreAccessDenied`,
     :class:`TableMissing`), this class itself for any other."""
 
+    kind: FailureKind | None = None
+    """The failure kind of this class, for an error the library found itself (no SDK cause)."""
+
     def __init__(
         self, operation: str, cause: BaseException | None, code: str | None = None
     ) -> None:
         self.operation = operation
         self.cause = cause
         self.failure = failure_of(cause, "dynamodb")
+        if self.failure is None and self.kind is not None:
+            self.failure = AwsFailure(self.kind, self, code, service="dynamodb")
         self.code = code
         """The AWS error code (``ProvisionedThroughputExceededException``...), if AWS sent one."""
         super().__init__(
@@ -74,12 +73,10 @@ class StoreUnavailable(LambdaSiblingsError):
 class LookupFailed(LambdaSiblingsError):
     """A cached value's loader failed and no stale value exists to serve instead."""
 
-    def __init__(
-        self, key: str, cause: BaseException | None, detail: str = "", service: str | None = None
-    ) -> None:
+    def __init__(self, key: str, cause: BaseException | None, detail: str = "") -> None:
         self.key = key
         self.cause = cause
-        self.failure = failure_of(cause, service)
+        self.failure = failure_of(cause)
         reason = detail or (f"{type(cause).__name__}: {cause}" if cause else "unknown")
         super().__init__(f"no value for {key!r}: {reason}")
 
@@ -88,6 +85,8 @@ class LookupFailed(LambdaSiblingsError):
 class StoreThrottled(StoreUnavailable):
     """The table throttled the request (its ``code`` names which limit), or left batch items
     unprocessed after every resend the store makes."""
+
+    kind = FailureKind.THROTTLED
 
 
 class UnprocessedKeys(StoreThrottled):
@@ -112,13 +111,19 @@ class UnprocessedKeys(StoreThrottled):
 class StoreUnreachable(StoreUnavailable):
     """The table's endpoint could not be reached or did not answer in time."""
 
+    kind = FailureKind.UNREACHABLE
+
 
 class StoreAccessDenied(StoreUnavailable):
     """The credentials may not make this request, or were rejected."""
 
+    kind = FailureKind.ACCESS_DENIED
+
 
 class TableMissing(StoreUnavailable):
     """The shared table does not exist (in this Region, at this endpoint)."""
+
+    kind = FailureKind.NOT_FOUND
 
 
 class AccountUnknown(LambdaSiblingsError):

@@ -14,9 +14,12 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from botocore.exceptions import (
+    BotoCoreError,
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     CredentialRetrievalError,
+    EndpointConnectionError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
@@ -40,12 +43,16 @@ class FailureKind(Enum):
     NOT_FOUND = "not_found"
     """The resource asked for does not exist (for DynamoDB: the table)."""
     UNREACHABLE = "unreachable"
-    """No connection, or no answer in time."""
+    """No connection, or no answer in time: an outage (the table's breaker trips on it)."""
+    CONNECTION_FAILED = "connection_failed"
+    """A connection that could not be set up for a reason of its own (TLS, a proxy): a
+    configuration problem, not an outage."""
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     """A 5xx: the service failed, not the request."""
     OTHER = "other"
-    """The request's own problem (a validation error, a failed condition...)."""
+    """Anything else: the request's own problem (a validation error, a failed condition...),
+    or an error that is not the SDK's."""
 
 
 THROTTLING_CODES = frozenset(
@@ -53,7 +60,6 @@ THROTTLING_CODES = frozenset(
         "ProvisionedThroughputExceededException",
         "ThrottlingException",
         "Throttling",
-        "TooManyRequestsException",
         "RequestLimitExceeded",
         "LimitExceededException",
     }
@@ -69,8 +75,10 @@ _REJECTED = frozenset(
         "ExpiredTokenException",
     }
 )
-NETWORK_ERRORS = (BotoConnectionError, ConnectionClosedError, ReadTimeoutError)
-"""botocore's errors of a connection that failed or a reply that did not come in time."""
+NETWORK_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+"""botocore's errors of an endpoint that cannot be reached or did not answer in time."""
+SDK_ERRORS = (BotoCoreError, ClientError, PynamoDBException)
+"""What the SDKs raise; an error of these (or of the library, carrying one) has a failure."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,9 @@ class AwsFailure:
 
     kind: FailureKind
     error: BaseException
-    """The SDK's own error (botocore's, or pynamodb's when it wrapped none), for messages."""
+    """The error that shows it, for messages: the SDK's own (botocore's, or pynamodb's when it
+    wrapped none), or the library's when the library itself found the failure (batch items
+    left unprocessed)."""
     code: str | None = None
     """AWS's error code (``ThrottlingException``...), when AWS sent one."""
     status: int = 0
@@ -102,29 +112,41 @@ class AwsFailure:
 
 def classify(error: BaseException, service: str | None = None) -> AwsFailure:
     """The one classification of ``error``: a library error's own ``failure``, else what the SDK
-    error (or the botocore error pynamodb wrapped) says; ``service`` names who was called."""
+    error (or the botocore error pynamodb wrapped) says; ``service`` names who was called
+    (pynamodb's errors are DynamoDB's whatever the caller says). Never raises."""
     known = getattr(error, "failure", None)
     if isinstance(known, AwsFailure):
         return known.of(service)
     sdk = error
-    inner = getattr(error, "cause", None)
-    if isinstance(error, PynamoDBException) and isinstance(inner, BaseException):
-        sdk = inner
-    if isinstance(error, TableDoesNotExist):
-        service = service or "dynamodb"
     if isinstance(error, PynamoDBException):
-        service = service or "dynamodb"
+        service = "dynamodb"
+        inner = getattr(error, "cause", None)
+        if isinstance(inner, BaseException):
+            sdk = inner
     code, status = _reply_of(sdk)
-    if code is None:
-        code = getattr(error, "cause_response_code", None) if sdk is error else None
+    if code is None and sdk is error:
+        fallback = getattr(error, "cause_response_code", None)
+        code = fallback if isinstance(fallback, str) else None
     return AwsFailure(_kind(sdk, code, status), sdk, code, status, service)
 
 
+def failure_of(cause: BaseException | None, service: str | None = None) -> AwsFailure | None:
+    """The failure an error caused by ``cause`` carries: ``cause``'s classification when it is
+    the SDK's error or carries a failure itself, else ``None`` (no AWS failure behind it)."""
+    if cause is None:
+        return None
+    if isinstance(cause, SDK_ERRORS) or isinstance(getattr(cause, "failure", None), AwsFailure):
+        return classify(cause, service)
+    return None
+
+
 def _reply_of(error: BaseException) -> tuple[str | None, int]:
-    if not isinstance(error, ClientError):
+    response = getattr(error, "response", None) if isinstance(error, ClientError) else None
+    if not isinstance(response, dict):
         return None, 0
-    code = error.response.get("Error", {}).get("Code")
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    details, meta = response.get("Error"), response.get("ResponseMetadata")
+    code = details.get("Code") if isinstance(details, dict) else None
+    status = meta.get("HTTPStatusCode") if isinstance(meta, dict) else None
     return (str(code) if code else None), (status if isinstance(status, int) else 0)
 
 
@@ -139,11 +161,13 @@ def _kind(error: BaseException, code: str | None, status: int) -> FailureKind:
         return FailureKind.CREDENTIALS_REJECTED
     if isinstance(error, NETWORK_ERRORS):
         return FailureKind.UNREACHABLE
+    if isinstance(error, BotoConnectionError):
+        return FailureKind.CONNECTION_FAILED
     if isinstance(error, TableDoesNotExist) or code == "ResourceNotFoundException":
         return FailureKind.NOT_FOUND
     if code in _ACCESS_DENIED:
         return FailureKind.ACCESS_DENIED
-    if code in THROTTLING_CODES or status == 429:
+    if code in THROTTLING_CODES:
         return FailureKind.THROTTLED
     if status >= 500:
         return FailureKind.SERVER_ERROR

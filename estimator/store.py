@@ -99,11 +99,15 @@ class Store(Protocol):
 def translate(operation: str, exc: BaseException) -> StoreUnavailable:
     """The one translation of a DynamoDB failure: the :class:`StoreUnavailable` subclass of
     its kind (:func:`estimator.failures.classify`), with the AWS error code and the original
-    error as ``cause``."""
+    error as ``cause``. Credentials count as denied only when DynamoDB itself rejected them
+    (an error code): one the SDK could not find or refresh is retried at the next call."""
     if isinstance(exc, StoreUnavailable):
         return exc
     failure = classify(exc, "dynamodb")
-    return _STORE_ERROR_OF.get(failure.kind, StoreUnavailable)(operation, exc, failure.code)
+    kind = _STORE_ERROR_OF.get(failure.kind, StoreUnavailable)
+    if failure.kind is FailureKind.CREDENTIALS_REJECTED and failure.code is None:
+        kind = StoreUnavailable
+    return kind(operation, exc, failure.code)
 
 
 _STORE_ERROR_OF: dict[FailureKind, type[StoreUnavailable]] = {

@@ -16,8 +16,8 @@ from estimator.exceptions import (
     StoreUnavailable,
     StoreUnreachable,
     TableMissing,
-    failure_of,
 )
+from estimator.failures import failure_of
 
 SiblingsError = LambdaSiblingsError
 """Root of every error of the library (the estimator's errors included)."""
@@ -60,10 +60,11 @@ class SpawnFailed(SiblingsError):
         maybe_spawned: bool = False,
         hint: str = "",
         request_id: str | None = None,
+        service: str = "lambda",
     ) -> None:
         self.function_name = function_name
         self.cause = cause
-        self.failure = failure_of(cause, "lambda")
+        self.failure = failure_of(cause, service)
         self.attempts = attempts
         self.maybe_spawned = maybe_spawned or request_id is not None
         self.hint = hint
@@ -92,7 +93,15 @@ class PayloadTooLarge(SiblingsError, ValueError):
 
 
 class PayloadUnavailable(SiblingsError):
-    """An offloaded payload could not be read back, or its pointer is not to be trusted."""
+    """An offloaded payload could not be read back, or its pointer is not to be trusted.
+
+    When S3 failed, its error is in ``cause`` (and ``__cause__``) and classified in ``failure``.
+    """
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        self.cause = cause
+        self.failure = failure_of(cause, "s3")
+        super().__init__(message)
 
 
 class DuplicateSibling(SiblingsError):

@@ -204,7 +204,7 @@ def upload(encoded: EncodedEvent, s3_client: Any, function_name: str) -> None:
             ContentType="application/json",
         )
     except (BotoCoreError, ClientError) as exc:
-        raise SpawnFailed(function_name, exc, attempts=1) from exc
+        raise SpawnFailed(function_name, exc, attempts=1, service="s3") from exc
 
 
 def has_pointer(event: Any) -> bool:

@@ -92,7 +92,7 @@ def read_pointer(client: Any, pointer: Pointer) -> dict[str, Any]:
     try:
         body = client.get_object(Bucket=pointer.bucket, Key=pointer.key)["Body"].read()
     except (BotoCoreError, ClientError) as exc:
-        raise PayloadUnavailable(f"cannot read offloaded payload {pointer.url}: {exc}") from exc
+        raise PayloadUnavailable(f"cannot read offloaded payload {pointer.url}: {exc}", exc) from exc
     if (pointer.size is not None and len(body) != pointer.size) or (
         hashlib.sha256(body).hexdigest() != pointer.sha256
     ):

@@ -3,6 +3,8 @@ error caused by AWS carries."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from botocore.exceptions import (
     ClientError,
@@ -31,10 +33,9 @@ from siblings.errors import PayloadUnavailable, SpawnFailed
 
 
 def client_error(code: str, operation: str = "GetItem", status: int = 400) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-        operation,
-    )
+    reply: dict[str, Any] = {"Error": {"Code": code, "Message": "m"},
+                             "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(reply, operation)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -50,9 +51,9 @@ def client_error(code: str, operation: str = "GetItem", status: int = 400) -> Cl
         (client_error("InternalServerError", status=500), FailureKind.SERVER_ERROR, StoreUnavailable),
         (client_error("ValidationException"), FailureKind.OTHER, StoreUnavailable),
         # A TLS or proxy failure is the setup's, not an outage (as before the classification).
-        (SSLError(endpoint_url="https://x", error="bad cert"), FailureKind.CONNECTION_FAILED,
+        (SSLError(endpoint_url="https://x", error=OSError("bad cert")), FailureKind.CONNECTION_FAILED,
          StoreUnavailable),
-        (ProxyConnectionError(proxy_url="http://p", error="no"), FailureKind.CONNECTION_FAILED,
+        (ProxyConnectionError(proxy_url="http://p", error=OSError("no")), FailureKind.CONNECTION_FAILED,
          StoreUnavailable),
         # Credentials the SDK could not find are retried, not blocked as denied.
         (NoCredentialsError(), FailureKind.NO_CREDENTIALS, StoreUnavailable),
@@ -71,7 +72,7 @@ def test_the_store_translates_by_the_one_classification(
 def test_only_outages_trip_the_breaker() -> None:
     assert trips(translate("GetItem", client_error("InternalServerError", status=503)))
     assert trips(translate("GetItem", EndpointConnectionError(endpoint_url="http://x")))
-    assert not trips(translate("GetItem", SSLError(endpoint_url="https://x", error="bad cert")))
+    assert not trips(translate("GetItem", SSLError(endpoint_url="https://x", error=OSError("bad cert"))))
     assert not trips(translate("GetItem", client_error("ValidationException")))
 
 

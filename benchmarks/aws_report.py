@@ -252,7 +252,9 @@ NOTES = [
     "**Sizes.** Every size runs for the full AWS time unless the fleet table says fewer AWS minutes: "
     "the baselines cost one to eight server round trips per decision on this machine, so their "
     "N=1,000 runs are shorter and they do not run at N=5,000. Their calls per decision do not "
-    "depend on N; only throttling grows with it (shown at N=1,000).",
+    "depend on N; only throttling grows with it (shown at N=1,000). sosw at N=100 and ours at "
+    "N=5,000 run shorter too, so that `make bench` fits in 15 minutes on 2 cores (their "
+    "per-minute figures are steady rates, which a shorter run measures as well).",
     "**Cost columns**: CloudWatch metrics requested as metered in each request (GetMetricData: "
     "its queries, 3 per function and the account's for ours, 2 for naive; GetMetricStatistics: 1 "
     "per call) and DynamoDB request units as metered, at the list prices below; throttled "
@@ -263,7 +265,8 @@ NOTES = [
     "TTL refreshes it, and each process reads the item again at a random moment of that window: "
     "at large N the refresh comes as the window opens, one per 0.92 TTL = 1.09x one per TTL. "
     "Steady rates are measured between a series' first and last call after the warm-up.",
-    "**Outage**: every DynamoDB item call is answered with "
+    "**Outage**: from 30 s after the warm-up (so that the steady state after it is one stretch "
+    "long enough to hold two rule-state refreshes), every DynamoDB item call is answered with "
     "ProvisionedThroughputExceededException during the window (injected before the quota layer, "
     "so not counted as quota throttles); the library's breaker, pynamodb's retries and the bounded "
     "outage refresh (each process asks CloudWatch with probability `outage_refresh_per_second` x "

@@ -89,6 +89,16 @@ def main(argv: list[str] | None = None) -> int:
         assert estimator.estimate("bench-fn").source == "cloudwatch"
         assert estimator.estimate("bench-fn").source == "memory"
 
+    report = _render(rows)
+    print(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report)
+    print(f"written to {RESULTS}")
+    return 0
+
+
+def _render(rows: list[tuple[str, list[float]]]) -> str:
+    """The Markdown table of the rows' latencies."""
     lines = [
         "# Estimator latency by tier",
         "",
@@ -104,12 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {len(samples)} | {_fmt(percentile(samples, 0.5))} | "
             f"{_fmt(percentile(samples, 0.99))} | {_fmt(statistics.fmean(samples))} |"
         )
-    report = "\n".join(lines) + "\n"
-    print(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(report)
-    print(f"written to {RESULTS}")
-    return 0
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(seconds: float) -> str:

@@ -232,7 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
         "create-table", parents=[shared], help="create the shared table with TTL (idempotent)"
     )
     create.set_defaults(handler=cmd_create_table)
+    _add_kill_switch(commands, shared)
+    _add_chains(commands, shared)
+    _add_migrate_check(commands)
+    check = commands.add_parser(
+        "doctor", parents=[shared], help="pre-flight checks of a deployed function (exit 0: all pass)"
+    )
+    check.add_argument("function", metavar="FN", help="function name or ARN")
+    check.add_argument(
+        "--principal-arn", help="simulate the IAM actions for this role (iam:SimulatePrincipalPolicy)"
+    )
+    check.set_defaults(handler=cmd_doctor)
+    _add_local(commands)
+    _verbose_anywhere(commands)
+    return parser
 
+
+def _add_kill_switch(commands: Any, shared: argparse.ArgumentParser) -> None:
+    """``disable``, ``enable`` and ``status``."""
     for name, text in (
         ("disable", "stop all spawning of a function (kill switch; applies with force)"),
         ("enable", "allow spawning of a function again"),
@@ -246,25 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--reason", help="why (stored with the switch)")
         sub.set_defaults(handler=cmd_kill_switch)
 
-    _add_chains(commands, shared)
-    _add_migrate_check(commands)
 
-    check = commands.add_parser(
-        "doctor", parents=[shared], help="pre-flight checks of a deployed function (exit 0: all pass)"
-    )
-    check.add_argument("function", metavar="FN", help="function name or ARN")
-    check.add_argument(
-        "--principal-arn", help="simulate the IAM actions for this role (iam:SimulatePrincipalPolicy)"
-    )
-    check.set_defaults(handler=cmd_doctor)
-
+def _add_local(commands: Any) -> None:
+    """``simulate`` and ``local``: their options only, the simulator is imported when one runs."""
     simulate = commands.add_parser(
         "simulate", help="run a local fleet of self-continuing workers (no AWS account needed)"
     )
     local = commands.add_parser(
         "local", help="serve an embedded AWS (table, function, rule) in the foreground; Ctrl-C stops"
     )
-    try:  # only the options: the simulator itself is imported when the command runs
+    try:
         from siblings.local.options import add_arguments, add_local_arguments
     except ImportError:  # the 'local' extra is not installed
         for sub in (simulate, local):
@@ -275,8 +283,6 @@ def build_parser() -> argparse.ArgumentParser:
         simulate.set_defaults(handler=cmd_simulate)
         add_local_arguments(local)
         local.set_defaults(handler=cmd_local)
-    _verbose_anywhere(commands)
-    return parser
 
 
 def _verbose_anywhere(commands: Any) -> None:

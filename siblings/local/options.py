@@ -23,6 +23,13 @@ _DEFAULTS = FleetSettings()
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the command's options to ``parser``."""
+    _add_workload(parser)
+    _add_guards(parser)
+    _add_faults(parser)
+    _add_run(parser)
+
+
+def _add_workload(parser: argparse.ArgumentParser) -> None:
     workload = parser.add_argument_group("workload")
     workload.add_argument("--chains", type=int, default=_DEFAULTS.chains,
                           help="independent cursors (default %(default)s)")
@@ -36,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                "(default %(default)s)")
     workload.add_argument("--shutdown-seconds", type=float, default=_DEFAULTS.shutdown_seconds,
                           help="time kept back to commit and spawn (default %(default)s)")
+
+
+def _add_guards(parser: argparse.ArgumentParser) -> None:
     guards = parser.add_argument_group("guards and limits")
     guards.add_argument("--max-concurrency", type=int, default=_DEFAULTS.max_concurrency,
                         help="refuse to spawn at or above this estimated concurrency; 0 turns "
@@ -53,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "or terminate (Lambda's default: every spawn is refused before "
                              "hand-off, the schedule resumes the parked chains; default "
                              "%(default)s)")
+
+
+def _add_faults(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("faults")
     faults.add_argument("--fault-rate", type=float, default=_DEFAULTS.fault_rate,
                         help="share of Invoke calls answered 429, of GetMetricData calls "
@@ -64,6 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              + ", ".join(FaultKind) + " (repeatable)")
     faults.add_argument("--seed", type=int, default=_DEFAULTS.seed,
                         help="seed of request ids and faults (default %(default)s)")
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--time-scale", type=float, default=_DEFAULTS.time_scale,
                      help="CloudWatch time runs this many times faster than the wall clock, so "

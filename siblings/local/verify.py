@@ -108,13 +108,9 @@ def verify(
             0, f"stopped by --timeout ({timed_out_after:g} s) before every chain finished: "
             "the records it left were never reached (a longer --timeout, or fewer --records)",
         )
-    details: dict[str, Any] = {}
-    if records.missing:
-        details["missing"] = records.missing[:_SHOWN]
-    if records.duplicated:
-        details["duplicated"] = records.duplicated[:_SHOWN]
-    if steps.started_twice:
-        details["started_twice"] = steps.started_twice[:_SHOWN]
+    shown = {"missing": records.missing, "duplicated": records.duplicated,
+             "started_twice": steps.started_twice}
+    details: dict[str, Any] = {name: found[:_SHOWN] for name, found in shown.items() if found}
     return Verification(
         ok=not problems,
         problems=problems,

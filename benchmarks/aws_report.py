@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from aws_jobs import PRICES
@@ -161,6 +162,10 @@ def _ratio_table(fleets: list[dict[str, Any]]) -> list[str]:
             requests = other["requests_per_decision"] / max(mine["requests_per_decision"], 1e-12)
             control = steady_rate(other) / max(steady_rate(mine), 1e-12)
             note = f" ({other['throttled']:,} throttled)" if other["throttled"] else ""
+            if math.isnan(control):  # a run no longer than the warm-up has no steady state
+                whole = "control_plane_per_function_minute"
+                control = other[whole] / max(mine[whole], 1e-12)
+                note = f" (whole runs: it ran no longer than the warm-up; {other['throttled']:,} throttled)"
             cells.append(f"{requests:,.1f}x requests, {control:,.0f}x control plane{note}")
         rows.append(f"| {mine['size']:,} | " + " | ".join(cells) + " |")
     return rows

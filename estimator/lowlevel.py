@@ -1,12 +1,22 @@
 """The DynamoDB calls pynamodb's public API does not offer, on one botocore client of our own.
 
-pynamodb's ``Model`` has no way to ask for ``ReturnValuesOnConditionCheckFailure=ALL_OLD`` (the
-claim of a step returns the holder's record in the same request) or ``DescribeTimeToLive``, and
-its reads (``Model.get``, ``Model.batch_get``) raise on an item of the wrong shape, where the
-library decodes defensively (:func:`estimator.items.decode_item`: a foreign or damaged item is
-marked corrupt, never an error). Those calls go through :class:`LowLevel`, made with the same
-settings as the bound model (Region, endpoint, timeouts, retries, credentials), its client made
-on the first call. Nothing here touches pynamodb's private attributes.
+What pynamodb 6 lacks, call by call (everything else goes through the bound ``Model``):
+
+* **PutItem returning the holder's record** (``ReturnValuesOnConditionCheckFailure=ALL_OLD``,
+  how a step's claim learns who holds it in the same request): pynamodb offers it only inside
+  ``TransactWrite``, which costs twice the write units.
+* **BatchGetItem and BatchWriteItem with backoff**: ``Model.batch_get`` sends unprocessed keys
+  again at once and without a bound, ``Model.batch_write`` sends unprocessed items again with
+  no wait (AWS asks for exponential backoff, :mod:`estimator.batch_retry`) and fails without
+  saying which; here each call returns what is left, and the store resends it.
+* **GetItem of any item**: ``Model.get`` and ``batch_get`` raise on an attribute of a foreign
+  type; the library decodes defensively (:func:`estimator.items.decode_item`: a damaged item
+  is marked corrupt and repaired, never an error).
+* **DescribeTimeToLive**: pynamodb can switch TTL on, not tell whether it is.
+
+:class:`LowLevel` is made with the same settings as the bound model (Region, endpoint,
+timeouts, retries, credentials), its client made on the first call. Nothing here touches
+pynamodb's private attributes.
 """
 
 from __future__ import annotations

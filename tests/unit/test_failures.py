@@ -16,17 +16,9 @@ from botocore.exceptions import (
 )
 from pynamodb.exceptions import GetError, TableDoesNotExist
 
+from estimator import exceptions as errors
 from estimator.breaker import trips
-from estimator.exceptions import (
-    EstimateUnavailable,
-    LookupFailed,
-    StoreAccessDenied,
-    StoreThrottled,
-    StoreUnavailable,
-    StoreUnreachable,
-    TableMissing,
-    UnprocessedKeys,
-)
+from estimator.exceptions import EstimateUnavailable, LookupFailed, StoreUnavailable
 from estimator.failures import FailureKind, classify
 from estimator.store import translate
 from siblings.errors import PayloadUnavailable, SpawnFailed
@@ -41,13 +33,15 @@ def client_error(code: str, operation: str = "GetItem", status: int = 400) -> Cl
 @pytest.mark.parametrize(
     ("error", "kind", "store_class"),
     [
-        (client_error("ProvisionedThroughputExceededException"), FailureKind.THROTTLED, StoreThrottled),
-        (client_error("AccessDeniedException"), FailureKind.ACCESS_DENIED, StoreAccessDenied),
-        (client_error("UnrecognizedClientException"), FailureKind.CREDENTIALS_REJECTED, StoreAccessDenied),
-        (client_error("ResourceNotFoundException"), FailureKind.NOT_FOUND, TableMissing),
-        (TableDoesNotExist("t"), FailureKind.NOT_FOUND, TableMissing),
-        (EndpointConnectionError(endpoint_url="http://x"), FailureKind.UNREACHABLE, StoreUnreachable),
-        (ConnectTimeoutError(endpoint_url="http://x"), FailureKind.UNREACHABLE, StoreUnreachable),
+        (client_error("ProvisionedThroughputExceededException"), FailureKind.THROTTLED,
+         errors.StoreThrottled),
+        (client_error("AccessDeniedException"), FailureKind.ACCESS_DENIED, errors.StoreAccessDenied),
+        (client_error("UnrecognizedClientException"), FailureKind.CREDENTIALS_REJECTED,
+         errors.StoreAccessDenied),
+        (client_error("ResourceNotFoundException"), FailureKind.NOT_FOUND, errors.TableMissing),
+        (TableDoesNotExist("t"), FailureKind.NOT_FOUND, errors.TableMissing),
+        (EndpointConnectionError(endpoint_url="http://x"), FailureKind.UNREACHABLE, errors.StoreUnreachable),
+        (ConnectTimeoutError(endpoint_url="http://x"), FailureKind.UNREACHABLE, errors.StoreUnreachable),
         (client_error("InternalServerError", status=500), FailureKind.SERVER_ERROR, StoreUnavailable),
         (client_error("ValidationException"), FailureKind.OTHER, StoreUnavailable),
         # A TLS or proxy failure is the setup's, not an outage (as before the classification).
@@ -83,7 +77,7 @@ def test_pynamodb_errors_stay_dynamodb_whoever_wraps_them() -> None:
 
 
 def test_a_failure_the_library_found_itself_has_its_class_kind() -> None:
-    unprocessed = UnprocessedKeys({}, ["k"], 5)
+    unprocessed = errors.UnprocessedKeys({}, ["k"], 5)
     assert unprocessed.failure is not None and unprocessed.failure.kind is FailureKind.THROTTLED
     assert unprocessed.failure.error is unprocessed
 

@@ -156,6 +156,7 @@ _PROBLEM_OF = {
     FailureKind.NO_CREDENTIALS: Problem.NO_CREDENTIALS,
     FailureKind.CREDENTIALS_REJECTED: Problem.CREDENTIALS_REJECTED,
     FailureKind.UNREACHABLE: Problem.ENDPOINT_UNREACHABLE,
+    FailureKind.CONNECTION_FAILED: Problem.ENDPOINT_UNREACHABLE,  # TLS, a proxy: still the endpoint
     FailureKind.ACCESS_DENIED: Problem.ACCESS_DENIED,
 }
 

@@ -9,6 +9,7 @@ from botocore.exceptions import (
     NoRegionError,
     ProfileNotFound,
     ReadTimeoutError,
+    SSLError,
     SSOTokenLoadError,
 )
 from pynamodb.exceptions import GetError, TableDoesNotExist
@@ -54,6 +55,8 @@ def test_every_problem_has_its_own_exit_code() -> None:
          Problem.ENDPOINT_UNREACHABLE, "https://monitoring.example (ConnectTimeoutError)"),
         (in_store(ReadTimeoutError(endpoint_url="http://127.0.0.1:1")),
          Problem.ENDPOINT_UNREACHABLE, "http://127.0.0.1:1"),
+        (in_estimate(SSLError(endpoint_url="https://monitoring.example", error=OSError("cert"))),
+         Problem.ENDPOINT_UNREACHABLE, "https://monitoring.example (SSLError)"),
         (in_store(TableDoesNotExist("t")), Problem.NO_TABLE, "'lambda-siblings'"),
         (in_store(client_error("ResourceNotFoundException", "PutItem")), Problem.NO_TABLE,
          "siblings create-table"),

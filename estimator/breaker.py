@@ -56,10 +56,11 @@ def trips(exc: BaseException) -> bool:
     if isinstance(exc, StoreThrottled | StoreUnreachable):
         return True
     failure = classify(exc)
+    # Any 5xx, whatever its code says (SERVER_ERROR is only the 5xx no other kind claimed).
     return failure.kind in _OUTAGES or failure.status >= 500
 
 
-_OUTAGES = frozenset({FailureKind.THROTTLED, FailureKind.UNREACHABLE, FailureKind.SERVER_ERROR})
+_OUTAGES = frozenset({FailureKind.THROTTLED, FailureKind.UNREACHABLE})
 
 
 _ALL = "*"

@@ -97,12 +97,6 @@ class AwsFailure:
     service: str | None = None
     """The SigV4 name of the service that failed (``dynamodb``, ``monitoring``), when known."""
 
-    @property
-    def operation(self) -> str | None:
-        """The API operation that failed (``GetMetricData``), when the error names it."""
-        name = getattr(self.error, "operation_name", None)
-        return name if isinstance(name, str) else None
-
     def of(self, service: str | None) -> AwsFailure:
         """This failure, attributed to ``service`` unless it already names one."""
         if self.service is not None or service is None:

@@ -14,7 +14,8 @@ config to extend, and its one parser), :mod:`estimator.aws` (the client factory)
 :mod:`estimator.deadline` (a scope whose calls time out before a deadline),
 :mod:`estimator.identity` (the clients' account and Region, which every table key carries),
 :mod:`estimator.failures` (the one classification of an AWS SDK error, every library error's
-``failure``).
+``failure``), :mod:`estimator.item_kinds` (one pynamodb ``Model`` per item kind: its key
+prefix, its value's typed fields and their bounds).
 
 Signals, all from one GetMetricData call per refresh (:mod:`estimator.metrics`): Little's law
 (``Estimate.value``), the function's observed peak (``Estimate.observed_peak``) and the

@@ -8,21 +8,17 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
+from pynamodb.attributes import NumberAttribute
+
+from estimator.item_kinds import ItemKind, ItemValue, number_in, whole_count
+from estimator.keys import ESTIMATE_PREFIX
 from estimator.memory import Cached
 from estimator.validation import FunctionRef
 
 MAX_ESTIMATE = 10_000_000
 """The largest concurrency believed from a shared item (far above any account's quota)."""
 
-# Each field of a shared estimate: its types and the range a believable value lies in.
-_VALUE_FIELDS: dict[str, tuple[type | tuple[type, ...], float, float]] = {
-    "value": (int, 0, MAX_ESTIMATE),
-    "invocations": ((int, float), 0, 1e12),
-    "period_s": (int, 60, 1440 * 60),
-}
 _MAX_DURATION_MS = 900_000.0  # Lambda's 15-minute limit
-# Added later: items written before them lack them and still read (as None).
-_OPTIONAL_INT_FIELDS = ("observed_peak", "account_concurrency", "claimed_concurrency")
 
 
 class ConcurrencySignal(StrEnum):
@@ -81,27 +77,38 @@ class Estimate:
         return asdict(self)
 
 
-def valid_value(value: dict[str, Any]) -> bool:
-    """A shared estimate value has our fields, with the right types, in believable ranges (anything else
-    is foreign or damaged, and is refreshed instead of served)."""
-    for name, (kind, low, high) in _VALUE_FIELDS.items():
-        if not _in_range(value.get(name), kind, low, high):
-            return False
-    for name in _OPTIONAL_INT_FIELDS:
-        optional = value.get(name)
-        if optional is not None and (
-            isinstance(optional, bool) or not isinstance(optional, int) or optional < 0
-        ):
-            return False
-    avg = value.get("avg_duration_ms")
-    return avg is None or _in_range(avg, (int, float), 0, _MAX_DURATION_MS)
+class EstimateValue(ItemValue):
+    """A shared estimate's value: what :meth:`Estimate.to_dict` stores of it."""
+
+    value = NumberAttribute()
+    invocations = NumberAttribute()
+    period_s = NumberAttribute()
+    avg_duration_ms = NumberAttribute(null=True)
+    # Added later: items written before them lack them and still read (as None).
+    observed_peak = NumberAttribute(null=True)
+    account_concurrency = NumberAttribute(null=True)
+    claimed_concurrency = NumberAttribute(null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """Counts are whole and believable; the window is 1 minute to a day; the duration
+        within Lambda's 15 minutes."""
+        optional = (fields.observed_peak, fields.account_concurrency, fields.claimed_concurrency)
+        return (
+            whole_count(fields.value, MAX_ESTIMATE)
+            and number_in(fields.invocations, 0, 1e12)
+            and isinstance(fields.period_s, int) and number_in(fields.period_s, 60, 1440 * 60)
+            and (fields.avg_duration_ms is None or number_in(fields.avg_duration_ms, 0, _MAX_DURATION_MS))
+            and all(count is None or whole_count(count, math.inf) for count in optional)
+        )
 
 
-def _in_range(value: Any, kind: type | tuple[type, ...], low: float, high: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, kind):
-        return False
-    number = float(value)  # type: ignore[arg-type]
-    return math.isfinite(number) and low <= number <= high
+class EstimateItem(ItemKind):
+    """``estimate#<scope>[:q]#<minutes>``: one function's cached estimate over one window
+    (anything else under the key is foreign or damaged, and is refreshed instead of served)."""
+
+    prefix = ESTIMATE_PREFIX
+    schema = EstimateValue
 
 
 def to_estimate(ref: FunctionRef, cached: Cached) -> Estimate:

@@ -14,7 +14,7 @@ from estimator.account import AccountRefresher
 from estimator.aws import Clients
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.config import Config
-from estimator.estimate import ConcurrencySignal, Estimate, to_estimate, valid_value
+from estimator.estimate import ConcurrencySignal, Estimate, EstimateItem, to_estimate
 from estimator.exceptions import AccountUnknown, EstimateUnavailable, LookupFailed
 from estimator.identity import Home, check_home, home_of, in_home
 from estimator.keys import estimate_key
@@ -73,7 +73,7 @@ class ConcurrencyEstimator:
         self.clock = clock
         self._home: Home | None = None
         self.account = AccountRefresher(
-            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, valid_value
+            cache, self._fetch, estimate_key, self.config.cache_ttl_seconds, EstimateItem.valid
         )
         """The account-wide refresher: one GetMetricData per TTL for every function asking."""
         self.limits = LimitLookup(self.config, cache, self._clients)
@@ -117,7 +117,7 @@ class ConcurrencyEstimator:
         key = estimate_key(self._ref(function_name), self.config.minutes_back)
         if self.cache.memory.get(key) is not None:
             return None
-        return key, self.config.cache_ttl_seconds, valid_value
+        return key, self.config.cache_ttl_seconds, EstimateItem.valid
 
     def estimate_many(
         self,
@@ -215,7 +215,7 @@ class ConcurrencyEstimator:
                 load_many,
                 ttl=self.config.cache_ttl_seconds,
                 origin=ORIGIN,
-                validate=valid_value,
+                validate=EstimateItem.valid,
                 max_wait=max_wait,
             )
         estimates: dict[FunctionRef, Estimate] = {}

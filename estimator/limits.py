@@ -12,10 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pynamodb.attributes import NumberAttribute
+
 from estimator.aws import Clients
 from estimator.config import Config
 from estimator.identity import Home
-from estimator.keys import account_limit_key, function_concurrency_key
+from estimator.item_kinds import ItemKind, ItemValue, whole_count
+from estimator.keys import LIMITS_PREFIX, account_limit_key, function_concurrency_key
 from estimator.memory import Cached
 from estimator.shared_cache import TwoTierCache
 from estimator.validation import FunctionRef
@@ -57,19 +60,47 @@ _MAX_LIMIT = 10_000_000  # far above any account's quota: a larger one is a dama
 
 def _count(value: Any) -> int | None:
     """A believable non-negative count, or ``None`` for anything else."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_LIMIT:
-        return None
-    return value
+    return value if whole_count(value, _MAX_LIMIT) else None
 
 
-def _valid_account(value: dict[str, Any]) -> bool:
-    unreserved = value.get("unreserved")
-    return _count(value.get("limit")) is not None and (unreserved is None or _count(unreserved) is not None)
+class AccountLimits(ItemValue):
+    """The cached account limit: ``GetAccountSettings``' two counts."""
+
+    limit = NumberAttribute()
+    unreserved = NumberAttribute(null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """Both are believable counts."""
+        return _count(fields.limit) is not None and (
+            fields.unreserved is None or _count(fields.unreserved) is not None
+        )
 
 
-def _valid_function(value: dict[str, Any]) -> bool:
-    reserved = value.get("reserved", "missing")
-    return reserved is None or _count(reserved) is not None
+class AccountLimitsItem(ItemKind):
+    """``limits#account#<account>:<region>``: the account's concurrency limit in one Region."""
+
+    prefix = f"{LIMITS_PREFIX}account#"
+    schema = AccountLimits
+
+
+class FunctionLimits(ItemValue):
+    """The cached reserved concurrency of one function (null: none is set)."""
+
+    present = frozenset({"reserved"})
+    reserved = NumberAttribute(null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """A believable count, or none."""
+        return fields.reserved is None or _count(fields.reserved) is not None
+
+
+class FunctionLimitsItem(ItemKind):
+    """``limits#function#<scope>``: one function's reserved concurrency."""
+
+    prefix = f"{LIMITS_PREFIX}function#"
+    schema = FunctionLimits
 
 
 class LimitLookup:
@@ -87,7 +118,7 @@ class LimitLookup:
     def account_limit(self, home: Home, *, max_wait: float | None = None) -> AccountLimit:
         """The concurrency limit of the account in ``home`` (the clients'), from
         ``GetAccountSettings`` at most once an hour."""
-        cached = self._get(account_limit_key(home), self._fetch_account, _valid_account, max_wait)
+        cached = self._get(account_limit_key(home), self._fetch_account, AccountLimitsItem.valid, max_wait)
         value = cached.value
         return AccountLimit(
             int(value["limit"]),
@@ -104,7 +135,7 @@ class LimitLookup:
         cached = self._get(
             function_concurrency_key(ref),
             lambda: self._fetch_function(ref),
-            _valid_function,
+            FunctionLimitsItem.valid,
             max_wait,
         )
         reserved = cached.value.get("reserved")

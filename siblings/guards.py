@@ -36,8 +36,8 @@ from siblings.keys import rule_names_key, rules_key, schedule_key
 from siblings.killswitch import KillSwitch
 from siblings.recursion import RecursionLookup, RecursiveLoop
 from siblings.result import Reason
-from siblings.rules import RuleLookup
-from siblings.schedules import ScheduleLookup, valid_schedule
+from siblings.rules import RuleLookup, RuleNamesItem, RulesItem
+from siblings.schedules import ScheduleItem, ScheduleLookup
 
 GuardFailure = LookupFailed | EstimateUnavailable | StoreUnavailable
 
@@ -52,23 +52,6 @@ class Verdict:
     detail: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     """What the guard saw (value, source, error), copied into ``SpawnResult.guards``."""
-
-
-def _valid_rules(value: dict[str, Any]) -> bool:
-    """A cached rule state as :class:`~siblings.rules.RuleLookup` writes it."""
-    checked = value.get("checked", [])
-    return (
-        isinstance(value.get("enabled"), bool)
-        and all(isinstance(value.get(name), str | None) for name in ("rule", "target"))
-        and isinstance(checked, list)
-        and all(isinstance(name, str) for name in checked)
-    )
-
-
-def _valid_names(value: dict[str, Any]) -> bool:
-    """Cached rule names as :meth:`Guards._load_rules_state` writes them."""
-    names = value.get("names")
-    return isinstance(names, list) and all(isinstance(name, str) for name in names)
 
 
 class Guards:
@@ -141,11 +124,11 @@ class Guards:
         if not self.config.auto_spawning:
             key = rules_key(info.ref)
             if self.cache.memory.get(key) is None:
-                cold[key] = (self.config.rules_cache_ttl_seconds, _valid_rules)
+                cold[key] = (self.config.rules_cache_ttl_seconds, RulesItem.valid)
             for schedule in self.config.trigger_schedules:
                 key = schedule_key(info.ref, schedule)
                 if self.cache.memory.get(key) is None:
-                    cold[key] = (self.config.rules_cache_ttl_seconds, valid_schedule)
+                    cold[key] = (self.config.rules_cache_ttl_seconds, ScheduleItem.valid)
         if self.config.max_concurrency is not None:
             try:
                 entry = self._estimator().shared_entry(info.unqualified_arn)
@@ -171,7 +154,7 @@ class Guards:
             lambda: self._load_rules_state(info),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="eventbridge",
-            validate=_valid_rules,
+            validate=RulesItem.valid,
             max_wait=max_wait(info),
         )
 
@@ -189,7 +172,7 @@ class Guards:
                     cached = self.cache.reload(key, listed, ttl=ttl, origin="eventbridge")
                 else:
                     cached = self.cache.get(key, listed, ttl=ttl, origin="eventbridge",
-                                            validate=_valid_names, max_wait=max_wait(info))
+                                            validate=RuleNamesItem.valid, max_wait=max_wait(info))
             except LookupFailed as exc:  # the rule state's own failure is EventBridge's error
                 if exc.cause is not None:
                     raise exc.cause from exc
@@ -208,7 +191,7 @@ class Guards:
             lambda: lookup().state(schedule),
             ttl=self.config.rules_cache_ttl_seconds,
             origin="scheduler",
-            validate=valid_schedule,
+            validate=ScheduleItem.valid,
             max_wait=max_wait(info),
         )
 

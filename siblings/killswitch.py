@@ -25,15 +25,18 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pynamodb.attributes import BooleanAttribute, NumberAttribute, UnicodeAttribute
+
 from estimator.breaker import trips
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.exceptions import StoreUnavailable, UnprocessedKeys
 from estimator.identity import at_home
+from estimator.item_kinds import ItemKind, ItemValue
 from estimator.items import StoredItem
 from estimator.store import DynamoStore, Store
 from estimator.validation import FunctionRef, parse_function
 from siblings.config import SiblingsConfig
-from siblings.keys import kill_key, legacy_kill_key, rules_key
+from siblings.keys import KILL_PREFIX, kill_key, legacy_kill_key, rules_key
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,29 @@ READ_CONSISTENT = False
 
 # The switch must outlive any TTL sweep: keep it for a century.
 _FOREVER_S = 100 * 365 * 24 * 3600.0
+
+
+class KillSwitchValue(ItemValue):
+    """A kill switch as :meth:`KillSwitch.set` writes it. (Its time is only shown, never acted
+    on, so an operator's skewed clock does not make it corrupt.)"""
+
+    optional = frozenset({"reason"})
+    disabled = BooleanAttribute()
+    reason = UnicodeAttribute()
+    changed_by = UnicodeAttribute(null=True)
+    changed_at = NumberAttribute(null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """A finite time, if any (JSON's ``1e400`` decodes to infinity)."""
+        return fields.changed_at is None or math.isfinite(fields.changed_at)
+
+
+class KillItem(ItemKind):
+    """``kill#<scope>``: one function's kill switch (a corrupt one refuses every spawn)."""
+
+    prefix = KILL_PREFIX
+    schema = KillSwitchValue
 
 
 @dataclass(frozen=True)
@@ -134,7 +160,7 @@ class KillSwitch:
         function_name = ref.name
         if item is None or item.is_gone(self.clock.now()):
             state = KillState(function_name, disabled=False)
-        elif item.corrupt or not self._valid(item.value):
+        elif item.corrupt or not KillItem.valid(item.value):
             state = KillState(
                 function_name,
                 disabled=True,
@@ -154,22 +180,6 @@ class KillSwitch:
         with self._lock:
             self._last[kill_key(ref)] = (state, self.clock.now())
         return state
-
-    def _valid(self, value: dict[str, Any] | None) -> bool:
-        """A switch as :meth:`set` writes it. (Its time is only shown, never acted on, so an
-        operator's skewed clock does not make it corrupt.)"""
-        if not isinstance(value, dict) or not isinstance(value.get("disabled"), bool):
-            return False
-        reason, by, changed_at = value.get("reason", ""), value.get("changed_by"), value.get("changed_at")
-        if not isinstance(reason, str) or not isinstance(by, str | None):
-            return False
-        if changed_at is None:
-            return True
-        return (
-            not isinstance(changed_at, bool)
-            and isinstance(changed_at, int | float)
-            and math.isfinite(changed_at)
-        )
 
     def _warn_once(self, key: str, value: Any) -> None:
         with self._lock:

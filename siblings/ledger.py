@@ -39,19 +39,52 @@ from enum import StrEnum
 from typing import Any
 
 from cachetools import LRUCache
+from pynamodb.attributes import MapAttribute, NumberAttribute, UnicodeAttribute
 
 from estimator.clock import SYSTEM_CLOCK, Clock
+from estimator.item_kinds import ItemKind, ItemValue
 from estimator.items import StoredItem, believable_time
 from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
 from estimator.store import Store
 from siblings.config import SiblingsConfig
+from siblings.keys import SPAWN_PREFIX
 from siblings.metadata import ChainMetadata
 
 log = logging.getLogger(__name__)
 
 _MEMORY_MAX = 1024
 _STATES = ("pending", "invoked")
+
+
+class SpawnRecord(ItemValue):
+    """A step's spawn record: pending (claimed by ``owner`` with ``token``) or invoked (with
+    the first Invoke's ``result``)."""
+
+    loose = frozenset({"claimed_at", "invoked_at", "result"})  # each only in its own state
+    state = UnicodeAttribute()
+    owner = UnicodeAttribute(null=True)
+    token = UnicodeAttribute(null=True)
+    claimed_at = NumberAttribute(null=True)
+    invoked_at = NumberAttribute(null=True)
+    result = MapAttribute[str, Any](null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """A known state, its time believable, and an invoked record's result present."""
+        if fields.state not in _STATES:
+            return False
+        stamp = fields.claimed_at if fields.state == "pending" else fields.invoked_at
+        return believable_time(stamp, now, skew) and (
+            fields.state == "pending" or isinstance(fields.result, dict)
+        )
+
+
+class SpawnItem(ItemKind):
+    """``spawn#<scope>#<chain>#<gen>``: who claimed a step, and what its Invoke returned."""
+
+    prefix = SPAWN_PREFIX
+    schema = SpawnRecord
 
 
 class ClaimStatus(StrEnum):
@@ -176,14 +209,7 @@ class SpawnLedger:
 
     def valid_record(self, value: dict[str, Any] | None) -> bool:
         """A spawn record as this library writes it, with times the clock can believe."""
-        if not isinstance(value, dict) or value.get("state") not in _STATES:
-            return False
-        if not all(isinstance(value.get(name), str | None) for name in ("owner", "token")):
-            return False
-        stamp = value.get("claimed_at") if value["state"] == "pending" else value.get("invoked_at")
-        if not believable_time(stamp, self.clock.now(), self.config.max_clock_skew_seconds):
-            return False
-        return value["state"] == "pending" or isinstance(value.get("result"), dict)
+        return SpawnItem.valid(value, self.clock.now(), self.config.max_clock_skew_seconds)
 
     def complete(
         self,

@@ -25,11 +25,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from pynamodb.attributes import UnicodeAttribute
+
 from estimator.aws import Clients
 from estimator.config import Config
+from estimator.item_kinds import ItemKind, ItemValue
 from estimator.shared_cache import TwoTierCache, Validate
 from estimator.validation import FunctionRef
-from siblings.keys import recursion_key
+from siblings.keys import RECURSION_PREFIX, recursion_key
 
 ORIGIN = "lambda"
 """``source`` of a setting fetched by this call."""
@@ -66,9 +69,26 @@ def loop_setting(value: Any) -> RecursiveLoop | None:
         return None
 
 
-def valid_recursion(value: dict[str, Any]) -> bool:
-    """A cached setting as :class:`RecursionLookup` writes it."""
-    return loop_setting(value.get("recursive_loop")) is not None
+class RecursionSetting(ItemValue):
+    """A cached ``RecursiveLoop`` setting as :class:`RecursionLookup` writes it."""
+
+    recursive_loop = UnicodeAttribute()
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """One of Lambda's values."""
+        return loop_setting(fields.recursive_loop) is not None
+
+
+class RecursionItem(ItemKind):
+    """``recursion#<scope>``: the recursive-loop guard's cached setting."""
+
+    prefix = RECURSION_PREFIX
+    schema = RecursionSetting
+
+
+valid_recursion = RecursionItem.valid
+"""A cached setting as :class:`RecursionLookup` writes it (:meth:`RecursionItem.valid`)."""
 
 
 class RecursionLookup:
@@ -85,7 +105,7 @@ class RecursionLookup:
 
     def shared_entry(self, ref: FunctionRef) -> tuple[str, float, Validate]:
         """Key, TTL and validator of the setting's shared item (for a cold container's batch read)."""
-        return recursion_key(ref), self.config.limits_cache_ttl_seconds, valid_recursion
+        return recursion_key(ref), self.config.limits_cache_ttl_seconds, RecursionItem.valid
 
     def recursion_config(self, ref: FunctionRef, *, max_wait: float | None = None) -> RecursionConfig:
         """The ``RecursiveLoop`` of ``ref``'s function, from Lambda at most once per TTL."""
@@ -94,7 +114,7 @@ class RecursionLookup:
             lambda: self._fetch(ref),
             ttl=self.config.limits_cache_ttl_seconds,
             origin=ORIGIN,
-            validate=valid_recursion,
+            validate=RecursionItem.valid,
             max_wait=max_wait,
         )
         return RecursionConfig(

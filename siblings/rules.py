@@ -25,11 +25,45 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pynamodb.attributes import BooleanAttribute, ListAttribute, UnicodeAttribute
 
+from estimator.item_kinds import ItemKind, ItemValue
 from siblings.context import InvocationInfo
+from siblings.keys import RULE_NAMES_PREFIX, RULES_PREFIX
 
 NamesOf = Callable[[str, bool], list[str]]
 """``(target ARN, relist)`` -> the names of the rules targeting it (relisted if asked)."""
+
+
+class RuleState(ItemValue):
+    """A cached rule state as :class:`RuleLookup` writes it: is a rule targeting the ARN
+    enabled, which one (with its target), and the names it looked at."""
+
+    optional = frozenset({"checked"})
+    enabled = BooleanAttribute()
+    rule = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)
+    checked = ListAttribute(of=UnicodeAttribute)
+
+
+class RulesItem(ItemKind):
+    """``rules#<scope>[:q]``: the EventBridge guard's answer for one ARN."""
+
+    prefix = RULES_PREFIX
+    schema = RuleState
+
+
+class RuleNames(ItemValue):
+    """The names of the rules targeting one ARN, as the rule-state refresher lists them."""
+
+    names = ListAttribute(of=UnicodeAttribute)
+
+
+class RuleNamesItem(ItemKind):
+    """``rulenames#<scope>[:q]``: the rule names, relisted hourly or when one is gone."""
+
+    prefix = RULE_NAMES_PREFIX
+    schema = RuleNames
 
 
 def target_arns(info: InvocationInfo) -> list[str]:

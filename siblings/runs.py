@@ -18,8 +18,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+
 from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.deadline import time_left
+from estimator.item_kinds import ItemKind, ItemValue
 from estimator.items import believable_time
 from estimator.memory_store import MemoryStore
 from estimator.polling import Backoff
@@ -27,7 +30,7 @@ from estimator.store import Store
 from siblings.config import GuardErrorPolicy, SiblingsConfig
 from siblings.context import InvocationInfo, remaining_seconds
 from siblings.errors import DuplicateSibling
-from siblings.keys import invocation_key, run_key
+from siblings.keys import INVOCATION_PREFIX, RUN_PREFIX, invocation_key, run_key
 from siblings.metadata import ChainMetadata, parse_metadata
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,55 @@ def lookup_patience(info: InvocationInfo, config: SiblingsConfig) -> float:
     # Never more than a quarter of the spawn's time left: the rest is the spawn's own.
     left = time_left()
     return LOOKUP_PATIENCE_S if left is None else min(LOOKUP_PATIENCE_S, left / 4)
+
+
+class RunClaim(ItemValue):
+    """Which execution runs a step, and since when."""
+
+    runner = UnicodeAttribute()
+    started_at = NumberAttribute()
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """A start the clock can believe."""
+        return believable_time(fields.started_at, now, skew)
+
+
+class RunItem(ItemKind):
+    """``run#<scope>#<chain>#<gen>``: the claim of a step by the execution that runs it (a
+    second execution of the step gets :class:`DuplicateSibling`)."""
+
+    prefix = RUN_PREFIX
+    schema = RunClaim
+
+
+class ChildPosition(ItemValue):
+    """A child's place in its chain, as :meth:`ChainMetadata.to_dict` writes it."""
+
+    optional = frozenset({"v"})
+    v = NumberAttribute()
+    chain_id = UnicodeAttribute()
+    generation = NumberAttribute()
+    parent_request_id = UnicodeAttribute(null=True)
+    spawned_at = NumberAttribute(null=True)
+    chain_started_at = NumberAttribute(null=True)
+
+    @classmethod
+    def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
+        """What the reserved key of an event must be (:func:`parse_metadata`, the one parser)."""
+        try:
+            parse_metadata({name: value for name, value in vars(fields).items() if value is not None})
+        except ValueError:
+            return False
+        return True
+
+
+class ReqItem(ItemKind):
+    """``req#<scope>#<request id>``: where the request an Invoke returned sits in its chain,
+    for a child that never read its event (:meth:`RunClaims.lookup`)."""
+
+    prefix = INVOCATION_PREFIX
+    schema = ChildPosition
 
 
 class RunClaims:
@@ -80,7 +132,9 @@ class RunClaims:
         holder = existing.value.get("runner") if existing.value else None
         if holder == request_id:
             return  # Lambda's retry of this same execution
-        if self._valid(existing.value) and not existing.corrupt:
+        if not existing.corrupt and RunItem.valid(
+            existing.value, self.clock.now(), self.config.max_clock_skew_seconds
+        ):
             raise DuplicateSibling(metadata.chain_id, metadata.generation, str(holder))
         log.warning("run claim %r is not one of ours: %r", key, existing.value)
         if self.config.on_guard_error is GuardErrorPolicy.ALLOW:
@@ -114,9 +168,3 @@ class RunClaims:
         except ValueError as exc:
             log.warning("chain position of request %s is unreadable: %s", request_id, exc)
             return None
-
-    def _valid(self, value: dict[str, Any] | None) -> bool:
-        if not isinstance(value, dict) or not isinstance(value.get("runner"), str):
-            return False
-        skew = self.config.max_clock_skew_seconds
-        return believable_time(value.get("started_at"), self.clock.now(), skew)

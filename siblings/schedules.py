@@ -21,6 +21,10 @@ import re
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pynamodb.attributes import UnicodeAttribute
+
+from estimator.item_kinds import ItemKind, ItemValue
+from siblings.keys import SCHEDULE_PREFIX
 
 DEFAULT_GROUP = "default"
 # Scheduler's name and group name pattern: 1-64 of [0-9a-zA-Z-_.].
@@ -45,9 +49,19 @@ def normalize_schedule(text: str) -> str:
     return f"{group}/{name}"
 
 
-def valid_schedule(value: dict[str, Any]) -> bool:
-    """A cached schedule state as :class:`ScheduleLookup` writes it."""
-    return isinstance(value.get("state"), str | None) and isinstance(value.get("target"), str | None)
+class ScheduleState(ItemValue):
+    """A cached schedule state as :class:`ScheduleLookup` writes it (null state: no such
+    schedule)."""
+
+    state = UnicodeAttribute(null=True)
+    target = UnicodeAttribute(null=True)
+
+
+class ScheduleItem(ItemKind):
+    """``schedule#<account>:<region>:<group>/<name>``: one EventBridge Scheduler schedule."""
+
+    prefix = SCHEDULE_PREFIX
+    schema = ScheduleState
 
 
 class ScheduleLookup:

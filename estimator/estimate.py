@@ -10,7 +10,8 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute
 
-from estimator.item_kinds import ItemKind, ItemValue, number_in, whole_count
+from estimator.item_kinds import ItemKind, ItemValue, whole_count
+from estimator.items import number_in
 from estimator.keys import ESTIMATE_PREFIX
 from estimator.memory import Cached
 from estimator.validation import FunctionRef

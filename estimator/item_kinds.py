@@ -171,8 +171,3 @@ def whole_count(value: Any, high: float) -> bool:
     and ``1e2`` decode to floats) in ``0..high``."""
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= high
 
-
-def number_in(value: Any, low: float, high: float) -> bool:
-    """``value`` is a finite number in ``low..high``."""
-    return (isinstance(value, int | float) and not isinstance(value, bool)
-            and math.isfinite(value) and low <= value <= high)

@@ -118,9 +118,14 @@ def _no_constant(name: str) -> float:
 def believable_time(stamp: Any, now: float, skew: float) -> TypeGuard[float]:
     """``stamp`` is epoch seconds a writer could have set by ``now``: a finite number no later
     than ``now`` plus the clock-skew allowance (every item kind's times are checked so)."""
-    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
-        return False
-    return math.isfinite(stamp) and stamp <= now + skew
+    return number_in(stamp, -math.inf, now + skew)
+
+
+def number_in(value: Any, low: float, high: float) -> TypeGuard[float]:
+    """``value`` is a finite number (not a bool, which Python counts as an int) in
+    ``low..high``."""
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and low <= value <= high)
 
 
 def encode_item(key: str, value: dict[str, Any], fresh_until: float, keep_until: float) -> dict[str, Any]:

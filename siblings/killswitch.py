@@ -32,7 +32,7 @@ from estimator.clock import SYSTEM_CLOCK, Clock
 from estimator.exceptions import StoreUnavailable, UnprocessedKeys
 from estimator.identity import at_home
 from estimator.item_kinds import ItemKind, ItemValue
-from estimator.items import StoredItem
+from estimator.items import StoredItem, number_in
 from estimator.store import DynamoStore, Store
 from estimator.validation import FunctionRef, parse_function
 from siblings.config import SiblingsConfig
@@ -60,7 +60,7 @@ class KillSwitchValue(ItemValue):
     @classmethod
     def in_bounds(cls, fields: Any, now: float, skew: float) -> bool:
         """A finite time, if any (JSON's ``1e400`` decodes to infinity)."""
-        return fields.changed_at is None or math.isfinite(fields.changed_at)
+        return fields.changed_at is None or number_in(fields.changed_at, -math.inf, math.inf)
 
 
 class KillItem(ItemKind):
